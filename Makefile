@@ -1,0 +1,23 @@
+# The two commands of the README:
+#   make demo   - set up if needed, generate the synthetic dataset, train + evaluate CFAD, render a demo video
+#   make test   - set up if needed, run the test suite
+# Both create/refresh the virtual environment in ./.venv first (tools/setup_env.sh; about 15 min on a fresh
+# machine, seconds afterwards).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test clean-demo
+
+setup:
+	@bash tools/setup_env.sh
+
+demo: setup
+	$(PY) tools/run_synthetic_demo.py
+
+test: setup
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+clean-demo:
+	rm -rf data/synth work_dirs/synthetic_demo

@@ -1,0 +1,151 @@
+"""Dataset presets: :class:`TubeDataset` with the class names and file layouts of the common benchmarks.
+
+=====================  ============================  =================  ===============================
+preset                 default ``ann_file``          ``data_prefix``    media
+=====================  ============================  =================  ===============================
+``UCF101_24Dataset``   ``UCF101v2-GT.pkl``           ``rgb-images``     frames ``{video}/{:05d}.jpg``
+``JHMDB21Dataset``     ``JHMDB-GT.pkl``              ``Frames``         frames ``{video}/{:05d}.png``
+``UCFSportsDataset``   ``UCFSports-GT.pkl``          ``Frames``         frames ``{video}/{:05d}.jpg``
+``SyntheticTubeDataset`` ``annotations.pkl``         ``videos``         video files ``{video}.mp4``
+=====================  ============================  =================  ===============================
+
+All paths are relative to ``data_root`` (e.g. ``data/ucf101_24``); every argument of :class:`TubeDataset` can
+be overridden (e.g. ``source='video', video_ext='.avi'`` for UCF101-24 videos instead of frames). The class
+names below are the ``labels`` of the published ACT/MOC pickles; the names in the annotation file win (a
+different number of classes raises, different spellings only warn).
+"""
+from typing import Optional
+
+from mmaction.registry import DATASETS
+from .tube_dataset import TubeDataset
+
+UCF101_24_CLASSES = ('Basketball', 'BasketballDunk', 'Biking', 'CliffDiving', 'CricketBowling', 'Diving',
+                     'Fencing', 'FloorGymnastics', 'GolfSwing', 'HorseRiding', 'IceDancing', 'LongJump',
+                     'PoleVault', 'RopeClimbing', 'SalsaSpin', 'SkateBoarding', 'Skiing', 'Skijet',
+                     'SoccerJuggling', 'Surfing', 'TennisSwing', 'TrampolineJumping', 'VolleyballSpiking',
+                     'WalkingWithDog')
+
+JHMDB21_CLASSES = ('brush_hair', 'catch', 'clap', 'climb_stairs', 'golf', 'jump', 'kick_ball', 'pick', 'pour',
+                   'pullup', 'push', 'run', 'shoot_ball', 'shoot_bow', 'shoot_gun', 'sit', 'stand',
+                   'swing_baseball', 'throw', 'walk', 'wave')
+
+UCFSPORTS_CLASSES = ('Diving', 'Golf', 'Kicking', 'Lifting', 'Riding', 'Run', 'SkateBoarding', 'Swing1',
+                     'Swing2', 'Walk')
+
+
+def _prefix(data_prefix: Optional[dict], default: str) -> dict:
+    return dict(video=default) if data_prefix is None else data_prefix
+
+
+@DATASETS.register_module()
+class UCF101_24Dataset(TubeDataset):
+    """UCF101-24 (untrimmed, 24 classes, 1 split): ``data_root/rgb-images/{video}/{:05d}.jpg``.
+
+    Args:
+        ann_file (str): Defaults to ``'UCF101v2-GT.pkl'``.
+        pipeline (list): Transforms. Defaults to ``[]``.
+        data_prefix (dict, optional): Defaults to ``dict(video='rgb-images')``.
+        **kwargs: Any argument of :class:`TubeDataset`.
+    """
+
+    METAINFO = dict(classes=UCF101_24_CLASSES)
+    DEFAULT_SOURCE = 'frames'
+
+    def __init__(self,
+                 ann_file: str = 'UCF101v2-GT.pkl',
+                 pipeline=(),
+                 data_prefix: Optional[dict] = None,
+                 filename_tmpl: str = '{:05d}.jpg',
+                 **kwargs):
+        super().__init__(
+            ann_file=ann_file,
+            pipeline=list(pipeline),
+            data_prefix=_prefix(data_prefix, 'rgb-images'),
+            filename_tmpl=filename_tmpl,
+            **kwargs)
+
+
+@DATASETS.register_module()
+class JHMDB21Dataset(TubeDataset):
+    """JHMDB-21 (trimmed, 21 classes, 3 splits): ``data_root/Frames/{video}/{:05d}.png``.
+
+    Args:
+        ann_file (str): Defaults to ``'JHMDB-GT.pkl'``.
+        pipeline (list): Transforms. Defaults to ``[]``.
+        data_prefix (dict, optional): Defaults to ``dict(video='Frames')``.
+        filename_tmpl (str): Defaults to ``'{:05d}.png'``.
+        **kwargs: Any argument of :class:`TubeDataset`.
+    """
+
+    METAINFO = dict(classes=JHMDB21_CLASSES)
+    DEFAULT_SOURCE = 'frames'
+
+    def __init__(self,
+                 ann_file: str = 'JHMDB-GT.pkl',
+                 pipeline=(),
+                 data_prefix: Optional[dict] = None,
+                 filename_tmpl: str = '{:05d}.png',
+                 **kwargs):
+        super().__init__(
+            ann_file=ann_file,
+            pipeline=list(pipeline),
+            data_prefix=_prefix(data_prefix, 'Frames'),
+            filename_tmpl=filename_tmpl,
+            **kwargs)
+
+
+@DATASETS.register_module()
+class UCFSportsDataset(TubeDataset):
+    """UCFSports (trimmed, 10 classes, 1 split): ``data_root/Frames/{video}/{:05d}.jpg``.
+
+    Args:
+        ann_file (str): Defaults to ``'UCFSports-GT.pkl'``.
+        pipeline (list): Transforms. Defaults to ``[]``.
+        data_prefix (dict, optional): Defaults to ``dict(video='Frames')``.
+        **kwargs: Any argument of :class:`TubeDataset`.
+    """
+
+    METAINFO = dict(classes=UCFSPORTS_CLASSES)
+    DEFAULT_SOURCE = 'frames'
+
+    def __init__(self,
+                 ann_file: str = 'UCFSports-GT.pkl',
+                 pipeline=(),
+                 data_prefix: Optional[dict] = None,
+                 filename_tmpl: str = '{:05d}.jpg',
+                 **kwargs):
+        super().__init__(
+            ann_file=ann_file,
+            pipeline=list(pipeline),
+            data_prefix=_prefix(data_prefix, 'Frames'),
+            filename_tmpl=filename_tmpl,
+            **kwargs)
+
+
+@DATASETS.register_module()
+class SyntheticTubeDataset(TubeDataset):
+    """The synthetic dataset of ``tools/data/make_synthetic.py``: ``data_root/videos/{video}.mp4``.
+
+    The class names are read from the annotation file (the generator writes them).
+
+    Args:
+        ann_file (str): Defaults to ``'annotations.pkl'``.
+        pipeline (list): Transforms. Defaults to ``[]``.
+        data_prefix (dict, optional): Defaults to ``dict(video='videos')``.
+        **kwargs: Any argument of :class:`TubeDataset`.
+    """
+
+    DEFAULT_SOURCE = 'video'
+
+    def __init__(self,
+                 ann_file: str = 'annotations.pkl',
+                 pipeline=(),
+                 data_prefix: Optional[dict] = None,
+                 video_ext: str = '.mp4',
+                 **kwargs):
+        super().__init__(
+            ann_file=ann_file,
+            pipeline=list(pipeline),
+            data_prefix=_prefix(data_prefix, 'videos'),
+            video_ext=video_ext,
+            **kwargs)

@@ -1,0 +1,3 @@
+from .cfad import CFAD
+
+__all__ = ['CFAD']

@@ -1,0 +1,253 @@
+"""CFAD: Coarse-to-Fine Action Detector (Li et al., ECCV 2020), as an mmengine ``BaseModel``."""
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from mmaction.registry import MODELS, TASK_UTILS
+from mmengine.model import BaseModel
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from cfad_mm.structures.tube_ops import tube_nms
+from ..heads.coarse_tube_head import tube_box_losses
+from ..heads.key_timestamp_selector import feature_step_frames
+
+
+@MODELS.register_module()
+class CFAD(BaseModel):
+    """Coarse-to-Fine Action Detector: whole action tubes from one clip, refined at a few key timestamps.
+
+    ::
+
+        clip (N, C, T, H, W) -> data_preprocessor -> backbone -> F (N, C', T', H', W')
+          -> TemporalProposalHead: actionness (N, T') -> segments (+ whole clip) -> temporal RoI pool
+          -> CoarseTubeHead: heatmap / coefficients / extent per cell -> top-k coarse tubes
+          -> KeyTimestampSelector: error score per feature step along each tube -> M key frames
+          -> RefineTubeHead: refined key boxes -> closed-form trajectory re-fit; class re-scoring
+          -> decode boxes at every clip frame -> class-wise tube NMS -> boxes mapped to original pixels
+
+    Args:
+        backbone (dict): Any mmaction 3-D backbone returning ``(N, C', T', H', W')`` (or a tuple ending with it).
+        proposal_head (dict): :class:`TemporalProposalHead` config (``in_channels`` filled from ``feat_channels``).
+        coarse_head (dict): :class:`CoarseTubeHead` config.
+        key_selector (dict): :class:`KeyTimestampSelector` config.
+        refine_head (dict): :class:`RefineTubeHead` config.
+        feat_channels (int): ``C'`` of the backbone output.
+        assigner (dict): :class:`TubeAssigner` config matching coarse tubes to GT for the refine stage.
+        refine (bool): ``False`` gives the coarse-only ablation (no selector / refine stage at all).
+        train_cfg (dict, optional): ``topk`` coarse tubes per clip fed to the refine stage in training
+            (besides the tubes at the GT centres). Defaults to ``dict(topk=8)``.
+        test_cfg (dict, optional): ``topk`` coarse tubes per clip, ``score_thr``, ``nms_iou`` (spatio-temporal),
+            ``max_per_clip``. Defaults to ``dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10)``.
+        data_preprocessor (dict, optional): e.g. ``ActionDataPreprocessor`` with ``format_shape='NCTHW'``.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self, backbone: dict, proposal_head: dict, coarse_head: dict, key_selector: dict,
+                 refine_head: dict, feat_channels: int, num_classes: int,
+                 assigner: dict = dict(type='TubeAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4),
+                 refine: bool = True, train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None, init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.num_classes = num_classes
+        self.refine = refine
+        self.train_cfg = dict(dict(topk=8), **(train_cfg or {}))
+        self.test_cfg = dict(dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10), **(test_cfg or {}))
+        self.backbone = MODELS.build(backbone)
+        self.proposal_head = MODELS.build(dict(proposal_head, in_channels=feat_channels))
+        num_bins = self.proposal_head.num_bins
+        self.coarse_head = MODELS.build(dict(coarse_head, in_channels=feat_channels * num_bins,
+                                             num_classes=num_classes))
+        self.coder = self.coarse_head.coder
+        self.key_selector = MODELS.build(dict(key_selector, in_channels=feat_channels))
+        self.refine_head = MODELS.build(dict(refine_head, in_channels=feat_channels, num_classes=num_classes,
+                                             tube_feat_dim=self.key_selector.feat_dim))
+        self.assigner = TASK_UTILS.build(assigner)
+
+    # ------------------------------------------------------------------ shared pieces
+    def extract_feat(self, inputs: Tensor) -> Tensor:
+        """Backbone features ``(N, C', T', H', W')`` of clips ``(N, C, T, H, W)``."""
+        feats = self.backbone(inputs)
+        if isinstance(feats, (tuple, list)):
+            feats = feats[-1]
+        if feats.dim() != 5:
+            raise ValueError(f'CFAD needs a 3-D backbone returning (N, C, T, H, W) features, got '
+                             f'{tuple(feats.shape)}')
+        return feats
+
+    def _geometry(self, inputs: Tensor, feats: Tensor):
+        num_frames = inputs.shape[2]
+        img_shape = tuple(inputs.shape[-2:])
+        return num_frames, img_shape, num_frames / feats.shape[2], feats.shape[-1] / inputs.shape[-1]
+
+    def _coarse(self, feats, num_frames, stride_t, gt_masks=None):
+        logits = self.proposal_head(feats)
+        batch_inds, segments = self.proposal_head.get_proposals(logits, num_frames, stride_t, gt_masks)
+        pooled = self.proposal_head.pool(feats, batch_inds, segments, stride_t)
+        return logits, batch_inds, segments, self.coarse_head(pooled)
+
+    def _refine(self, feats: Tensor, batch_inds: Tensor, coeffs: Tensor, extents: Tensor, num_frames: int,
+                img_shape, stride_t: float, spatial_scale: float) -> Dict[str, Tensor]:
+        """Run key-timestamp selection + refinement on coarse tubes ``coeffs (R, 4, D+1)``, ``extents (R, 2)``."""
+        step_frames = feature_step_frames(feats.shape[2], stride_t, num_frames, feats.device)
+        step_boxes, step_in = self.coder.decode(coeffs, extents, img_shape, times=step_frames.to(coeffs.dtype))
+        step_boxes = clip_boxes(step_boxes, img_shape)
+        # A tube whose extent falls between two steps still gets its nearest step.
+        none_in = ~step_in.any(1)
+        if bool(none_in.any()):
+            mid = (extents[none_in].mean(1, keepdim=True) - step_frames[None].to(extents.dtype)).abs().argmin(1)
+            step_in[none_in] = torch.nn.functional.one_hot(mid, step_frames.numel()).bool()
+        error_logits, roi_feats = self.key_selector(feats, batch_inds, step_boxes, spatial_scale)
+        key_steps, key_valid = self.key_selector.select(error_logits, step_in)
+        key_boxes = step_boxes.gather(1, key_steps[..., None].expand(-1, -1, 4))
+        refined = self.refine_head.refine_key_boxes(feats, batch_inds, key_steps, key_boxes, spatial_scale,
+                                                    img_shape)
+        key_frames = step_frames[key_steps].to(coeffs.dtype)
+        new_coeffs = self.coder.fit_update(coeffs, extents, key_frames, refined, key_valid.to(coeffs.dtype),
+                                           self.refine_head.prior_strength, img_shape)
+        w = step_in.to(roi_feats.dtype)[..., None]
+        tube_feats = (roi_feats * w).sum(1) / w.sum(1).clamp(min=1)
+        return dict(step_frames=step_frames, step_boxes=step_boxes, step_in=step_in, error_logits=error_logits,
+                    key_steps=key_steps, key_valid=key_valid, key_frames=key_frames, refined=refined,
+                    coeffs=new_coeffs, cls_logits=self.refine_head.classify(tube_feats))
+
+    # ------------------------------------------------------------------ modes
+    def forward(self, inputs: Tensor, data_samples: Optional[list] = None, mode: str = 'tensor'):
+        """``mode='loss'`` -> dict of losses; ``'predict'`` -> data samples with ``pred_instances``;
+        ``'tensor'`` -> raw outputs (see :meth:`_forward`)."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._forward(inputs)
+        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
+
+    def _forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        """Raw network outputs on the whole-clip proposal (export / benchmarking path, no post-processing).
+
+        Returns:
+            tuple: actionness logits ``(N, T')``, heatmap logits ``(N, K, H', W')``, coefficient map
+            ``(N, 4*(D+1), H', W')``, extent map ``(N, 2, H', W')``.
+        """
+        feats = self.extract_feat(inputs)
+        num_frames, _, stride_t, _ = self._geometry(inputs, feats)
+        logits = self.proposal_head(feats)
+        n = inputs.shape[0]
+        segments = inputs.new_tensor([[0.0, num_frames - 1.0]]).expand(n, 2)
+        pooled = self.proposal_head.pool(feats, torch.arange(n, device=inputs.device), segments, stride_t)
+        heat, coeff_map, extent_map = self.coarse_head(pooled)
+        return logits, heat, coeff_map, extent_map
+
+    def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
+        feats = self.extract_feat(inputs)
+        num_frames, img_shape, stride_t, spatial_scale = self._geometry(inputs, feats)
+        gts = [ds.gt_instances for ds in data_samples]
+        gt_masks = [g.tube_masks for g in gts]
+        logits, batch_inds, segments, outs = self._coarse(feats, num_frames, stride_t, gt_masks)
+        losses = self.proposal_head.loss(logits, gt_masks, stride_t)
+        coarse_losses, pos, pos_coeffs, pos_extents = self.coarse_head.loss(outs, batch_inds, segments, gts,
+                                                                            num_frames, img_shape)
+        losses.update(coarse_losses)
+        if not self.refine:
+            return losses
+        # Tubes for the refine stage: the coarse tubes at the GT centres + the top-k detections (detached).
+        preds = self.coarse_head.predict_tubes([o.detach() for o in outs], batch_inds, segments, len(gts),
+                                               num_frames, self.train_cfg['topk'])
+        coeffs = torch.cat([pos_coeffs.detach()] + [p['coeffs'] for p in preds])
+        extents = torch.cat([pos_extents.detach()] + [p['extents'] for p in preds])
+        tube_batch = torch.cat([pos['batch_inds']] + [torch.full_like(p['labels'], i) for i, p in enumerate(preds)])
+        ref = self._refine(feats, tube_batch, coeffs, extents, num_frames, img_shape, stride_t, spatial_scale)
+
+        # Match every refined-stage tube to the GT of its clip (by its coarse tube).
+        coarse_tubes, coarse_masks = self.coder.decode(coeffs, extents, img_shape, num_frames=num_frames)
+        labels = coeffs.new_full((coeffs.shape[0], ), -1, dtype=torch.long)
+        gt_tubes = coeffs.new_zeros((coeffs.shape[0], num_frames, 4))
+        gt_masks_r = torch.zeros((coeffs.shape[0], num_frames), dtype=torch.bool, device=coeffs.device)
+        for b, gt in enumerate(gts):
+            idx = torch.nonzero(tube_batch == b).flatten()
+            res = self.assigner.assign(coarse_tubes[idx], coarse_masks[idx], gt.tubes.to(coeffs.dtype),
+                                       gt.tube_masks, gt.labels)
+            lab = torch.where(res.gt_inds == 0, torch.full_like(res.labels, self.num_classes), res.labels)
+            labels[idx] = torch.where(res.gt_inds < 0, torch.full_like(lab, -1), lab)
+            p = res.gt_inds > 0
+            gt_tubes[idx[p]] = gt.tubes[res.gt_inds[p] - 1].to(coeffs.dtype)
+            gt_masks_r[idx[p]] = gt.tube_masks[res.gt_inds[p] - 1]
+        positive = (labels >= 0) & (labels < self.num_classes)
+        losses.update(self.refine_head.loss_cls_targets(ref['cls_logits'], labels))
+        sf = ref['step_frames']
+        losses.update(self.key_selector.loss(ref['error_logits'][positive], ref['step_boxes'][positive],
+                                             ref['step_in'][positive], gt_tubes[positive][:, sf],
+                                             gt_masks_r[positive][:, sf]))
+        kf = ref['key_frames'].long()
+        key_gt = gt_tubes.gather(1, kf[..., None].expand(-1, -1, 4))
+        key_gt_valid = gt_masks_r.gather(1, kf) & ref['key_valid'] & positive[:, None]
+        losses.update(self.refine_head.loss_key_boxes(ref['refined'], key_gt, key_gt_valid, img_shape))
+        l1, giou = tube_box_losses(self.coder, ref['coeffs'][positive], extents[positive], gt_tubes[positive],
+                                   gt_masks_r[positive], img_shape, self.refine_head.loss_box,
+                                   self.refine_head.loss_giou)
+        losses.update(loss_refine_tube_box=l1, loss_refine_tube_giou=giou)
+        return losses
+
+    def predict(self, inputs: Tensor, data_samples: list) -> list:
+        """Detect tubes in each clip; fills ``pred_instances`` (original video pixels) of each data sample."""
+        feats = self.extract_feat(inputs)
+        num_frames, img_shape, stride_t, spatial_scale = self._geometry(inputs, feats)
+        logits, batch_inds, segments, outs = self._coarse(feats, num_frames, stride_t)
+        preds = self.coarse_head.predict_tubes(outs, batch_inds, segments, inputs.shape[0], num_frames,
+                                               self.test_cfg['topk'])
+        coeffs = torch.cat([p['coeffs'] for p in preds])
+        extents = torch.cat([p['extents'] for p in preds])
+        scores = torch.cat([p['scores'] for p in preds])
+        labels = torch.cat([p['labels'] for p in preds])
+        tube_batch = torch.cat([torch.full_like(p['labels'], i) for i, p in enumerate(preds)])
+        if self.refine and coeffs.shape[0]:
+            ref = self._refine(feats, tube_batch, coeffs, extents, num_frames, img_shape, stride_t, spatial_scale)
+            coeffs = ref['coeffs']
+            scores = self.refine_head.combine_scores(scores, ref['cls_logits'], labels)
+        tubes, masks = self.coder.decode(coeffs, extents, img_shape, num_frames=num_frames)
+        tubes = clip_boxes(tubes, img_shape)
+        frame_act = self.proposal_head.frame_actionness(logits, num_frames, stride_t)
+        for i, ds in enumerate(data_samples):
+            sel = tube_batch == i
+            ds.pred_instances = self._postprocess(tubes[sel], masks[sel], scores[sel], labels[sel],
+                                                  frame_act[i], ds)
+        return data_samples
+
+    def _postprocess(self, tubes: Tensor, masks: Tensor, scores: Tensor, labels: Tensor, frame_act: Tensor,
+                     data_sample) -> InstanceData:
+        """Score threshold, class-wise tube NMS, top ``max_per_clip``, mapping back to original pixels."""
+        from cfad_mm.datasets.transforms.box_mapping import boxes_to_original
+        cfg = self.test_cfg
+        meta = data_sample.metainfo
+        if 'frame_valid' in meta:
+            masks = masks & torch.as_tensor(meta['frame_valid'], device=masks.device, dtype=torch.bool)[None]
+        keep = (scores >= cfg['score_thr']) & masks.any(1)
+        tubes, masks, scores, labels = tubes[keep], masks[keep], scores[keep], labels[keep]
+        kept = []
+        for c in labels.unique().tolist():
+            idx = torch.nonzero(labels == c).flatten()
+            k = tube_nms(tubes[idx], masks[idx], scores[idx], cfg['nms_iou'])
+            kept.append(idx[torch.as_tensor(k, device=idx.device, dtype=torch.long)])
+        if kept:
+            order = torch.cat(kept)
+            order = order[scores[order].argsort(descending=True)][:cfg['max_per_clip']]
+        else:
+            order = labels.new_zeros((0, ))
+        out = InstanceData()
+        tubes = tubes[order].detach()
+        out.tubes = boxes_to_original(tubes, meta) if tubes.numel() else tubes
+        out.tube_masks = masks[order]
+        out.scores = scores[order].detach()
+        out.labels = labels[order]
+        out.frame_scores = frame_act.detach()[None].expand(order.numel(), -1).clone()
+        return out
+
+
+def clip_boxes(boxes: Tensor, img_shape) -> Tensor:
+    """Clip xyxy boxes ``(..., 4)`` to an image of ``(H, W)`` and keep them at least 1 px wide."""
+    h, w = img_shape
+    x1 = boxes[..., 0].clamp(0, w - 1)
+    y1 = boxes[..., 1].clamp(0, h - 1)
+    x2 = torch.maximum(boxes[..., 2].clamp(0, w), x1 + 1)
+    y2 = torch.maximum(boxes[..., 3].clamp(0, h), y1 + 1)
+    return torch.stack([x1, y1, x2, y2], dim=-1)

@@ -1,0 +1,6 @@
+from .coarse_tube_head import CoarseTubeHead
+from .key_timestamp_selector import KeyTimestampSelector
+from .refine_tube_head import RefineTubeHead
+from .temporal_proposal_head import TemporalProposalHead
+
+__all__ = ['TemporalProposalHead', 'CoarseTubeHead', 'KeyTimestampSelector', 'RefineTubeHead']

@@ -1,0 +1,114 @@
+"""RefineTubeHead: refine boxes at key timestamps and update the whole tube (the Refine Module)."""
+from typing import Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmaction.registry import MODELS, TASK_UTILS
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from ..utils import sample_tube_rois
+
+
+@MODELS.register_module()
+class RefineTubeHead(BaseModule):
+    """Refine a coarse tube at its key timestamps, re-fit its trajectory, re-score its class.
+
+    ::
+
+        key boxes (R, M, 4), enlarged x enlarge -> RoIAlign at the key steps (R, M, C, r, r)
+            -> MLP -> deltas (R, M, 4) -> refined key boxes b_k (mmdet DeltaXYWHBBoxCoder)
+        theta' = argmin_theta sum_k w_k ||B(t_k; theta) - b_k||^2 + lambda ||theta - theta_coarse||^2
+            (PolyTubeCoder.fit_update, closed form, differentiable)
+        tube-pooled features (R, C*r'*r') -> Linear -> class logits (R, num_classes + 1) (last = background)
+
+    Args:
+        in_channels (int): Channels of the backbone features.
+        num_classes (int): Number of action classes.
+        tube_feat_dim (int): Dimension of the tube-pooled features (from :class:`KeyTimestampSelector`).
+        roi_size (int): RoIAlign output size at the key timestamps. Defaults to 5.
+        hidden_channels (int): MLP width. Defaults to 256.
+        enlarge (float): Scale of the coarse box used as the RoI (context). Defaults to 1.3.
+        prior_strength (float): ``lambda`` of the re-fit. Defaults to 0.1.
+        bbox_coder (dict): Delta coder for key boxes.
+        loss_box, loss_giou, loss_cls (dict): loss configs.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, tube_feat_dim: int, roi_size: int = 5,
+                 hidden_channels: int = 256, enlarge: float = 1.3, prior_strength: float = 0.1,
+                 bbox_coder: dict = dict(type='mmdet.DeltaXYWHBBoxCoder', target_means=(0., 0., 0., 0.),
+                                         target_stds=(0.1, 0.1, 0.2, 0.2)),
+                 loss_box: dict = dict(type='mmdet.L1Loss', loss_weight=2.0),
+                 loss_giou: dict = dict(type='mmdet.GIoULoss', loss_weight=1.0),
+                 loss_cls: dict = dict(type='mmdet.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.num_classes = num_classes
+        self.roi_size = roi_size
+        self.enlarge = enlarge
+        self.prior_strength = prior_strength
+        self.box_branch = nn.Sequential(nn.Linear(in_channels * roi_size * roi_size, hidden_channels),
+                                        nn.ReLU(inplace=True), nn.Linear(hidden_channels, 4))
+        self.cls_branch = nn.Sequential(nn.Linear(tube_feat_dim, hidden_channels), nn.ReLU(inplace=True),
+                                        nn.Linear(hidden_channels, num_classes + 1))
+        self.bbox_coder = TASK_UTILS.build(bbox_coder)
+        self.loss_box = MODELS.build(loss_box)
+        self.loss_giou = MODELS.build(loss_giou)
+        self.loss_cls = MODELS.build(loss_cls)
+
+    def init_weights(self):
+        super().init_weights()
+        nn.init.normal_(self.box_branch[-1].weight, std=0.001)
+        nn.init.constant_(self.box_branch[-1].bias, 0)
+
+    def enlarge_boxes(self, boxes: Tensor, img_shape: Tuple[int, int]) -> Tensor:
+        """Scale boxes ``(..., 4)`` about their centre by ``enlarge``, clipped to the image."""
+        c = (boxes[..., :2] + boxes[..., 2:]) / 2
+        half = (boxes[..., 2:] - boxes[..., :2]) / 2 * self.enlarge
+        out = torch.cat([c - half, c + half], dim=-1)
+        h, w = img_shape
+        return torch.stack([out[..., 0].clamp(0, w), out[..., 1].clamp(0, h),
+                            out[..., 2].clamp(0, w), out[..., 3].clamp(0, h)], dim=-1)
+
+    def refine_key_boxes(self, feats: Tensor, batch_inds: Tensor, key_steps: Tensor, key_boxes: Tensor,
+                         spatial_scale: float, img_shape: Tuple[int, int]) -> Tensor:
+        """Refined key boxes ``(R, M, 4)`` from coarse key boxes ``(R, M, 4)`` at feature steps ``(R, M)``."""
+        rois = self.enlarge_boxes(key_boxes, img_shape)
+        feat = sample_tube_rois(feats, batch_inds, key_steps, rois, (self.roi_size, self.roi_size),
+                                spatial_scale).flatten(2)
+        deltas = self.box_branch(feat)
+        r, m = key_steps.shape
+        h, w = img_shape
+        refined = self.bbox_coder.decode(key_boxes.reshape(-1, 4), deltas.reshape(-1, 4), max_shape=(h, w))
+        return refined.reshape(r, m, 4)
+
+    def classify(self, tube_feats: Tensor) -> Tensor:
+        """Class logits ``(R, num_classes + 1)`` from tube-pooled features ``(R, D)``."""
+        return self.cls_branch(tube_feats)
+
+    def loss_cls_targets(self, cls_logits: Tensor, labels: Tensor) -> Dict[str, Tensor]:
+        """Cross-entropy; ``labels`` (R,) with ``num_classes`` = background and -1 = ignored."""
+        keep = labels >= 0
+        if not bool(keep.any()):
+            return dict(loss_refine_cls=cls_logits.sum() * 0)
+        return dict(loss_refine_cls=self.loss_cls(cls_logits[keep], labels[keep]))
+
+    def loss_key_boxes(self, refined: Tensor, gt_boxes: Tensor, valid: Tensor,
+                       img_shape: Tuple[int, int]) -> Dict[str, Tensor]:
+        """L1 (normalised) + GIoU of refined key boxes against GT boxes at the key frames."""
+        if not bool(valid.any()):
+            zero = refined.sum() * 0
+            return dict(loss_refine_key_box=zero, loss_refine_key_giou=zero)
+        pred, target = refined[valid], gt_boxes[valid]
+        h, w = img_shape
+        scale = pred.new_tensor([w, h, w, h])
+        n = pred.shape[0]
+        return dict(loss_refine_key_box=self.loss_box(pred / scale, target / scale, avg_factor=n * 4),
+                    loss_refine_key_giou=self.loss_giou(pred, target, avg_factor=n))
+
+    @staticmethod
+    def combine_scores(coarse_scores: Tensor, cls_logits: Tensor, labels: Tensor) -> Tensor:
+        """Final tube score: geometric mean of the coarse heatmap score and the refined class probability."""
+        prob = F.softmax(cls_logits, dim=-1).gather(1, labels[:, None]).squeeze(1)
+        return (coarse_scores.clamp(min=0) * prob).sqrt()

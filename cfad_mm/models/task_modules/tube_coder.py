@@ -1,0 +1,434 @@
+"""PolyTubeCoder: a tube as a temporal extent plus Legendre-polynomial box trajectories.
+
+A tube with temporal extent ``(t_start, t_end)`` (clip-frame units, 0-based) is described by ``4 x (K + 1)``
+coefficients: each of the normalized box parameters
+
+    ``p = (cx / W, cy / H, log(w / W), log(h / H))``    (``W, H`` = clip width / height in pixels)
+
+is a polynomial of degree ``K`` in the normalized tube time
+
+    ``tau(t) = 2 (t - t_start) / (t_end - t_start) - 1``  in ``[-1, 1]``,
+
+written in the Legendre basis ``P_0 .. P_K``: ``p_c(t) = sum_k coeffs[c, k] * P_k(tau(t))``. The Legendre
+basis is orthogonal on ``[-1, 1]``, so the normal equations of the least-squares fit are well conditioned and
+the coefficients of different orders are nearly independent regression targets.
+
+Choices (documented in ``docs/tube_parameterization.md``):
+
+- **Outside the extent** ``tau`` is clamped to ``[-1, 1]``: the box is held at its end value instead of
+  extrapolating the polynomial (which explodes, and ``exp`` of it overflows).
+- **Zero-length extent** (``t_start == t_end``): ``tau = 0`` at every time, the tube is a constant box.
+- **Few valid frames**: a tube with ``n < K + 1`` valid frames is fitted with the first ``n`` basis functions
+  only (degree ``n - 1``; the higher coefficients are exactly 0): 1 frame -> a constant box, 2 frames -> a
+  linear trajectory through both boxes. No NaN, no ridge bias on well-determined tubes.
+- **Holes** in the mask are simply frames without a residual; the extent is still first..last valid frame.
+- **Empty tubes** (all-False mask) and boxes with ``w <= 0`` or ``h <= 0`` (or non-finite values) on valid
+  frames raise ``ValueError`` naming the tube (and frame): a tube without a box has no trajectory.
+- **Decoded sizes**: ``log(w / W)`` and ``log(h / H)`` are clamped to ``log_size_range`` before ``exp`` so
+  that untrained coefficients cannot overflow.
+- **Mask of a decoded tube**: time ``t`` is inside when
+  ``t_start - extent_margin <= t <= t_end + extent_margin``. With the default ``extent_margin=0.5`` the
+  integer frames of a fractional (predicted) extent are the frames within half a frame of it, i.e.
+  ``round(t_start) .. round(t_end)``; integer extents give exactly ``t_start .. t_end``.
+"""
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmaction.registry import TASK_UTILS
+from mmdet.models.task_modules.coders import BaseBBoxCoder
+from torch import Tensor
+
+ShapeLike = Union[Sequence[int], Tensor]
+
+__all__ = ['PolyTubeCoder', 'legendre_basis', 'xyxy_to_cxcy_logwh', 'cxcy_logwh_to_xyxy']
+
+
+def _img_wh(img_shape: ShapeLike, func: str) -> Tuple[float, float]:
+    """``(W, H)`` from an ``(H, W)`` image shape, validated."""
+    try:
+        shape = [float(s) for s in (img_shape.tolist() if isinstance(img_shape, Tensor) else img_shape)]
+    except TypeError:
+        raise ValueError(f'{func}: img_shape must be (height, width), got {img_shape!r}') from None
+    if len(shape) < 2 or not all(np.isfinite(s) and s > 0 for s in shape[:2]):
+        raise ValueError(f'{func}: img_shape must be (height, width) with positive sizes, got {img_shape!r}')
+    return shape[1], shape[0]
+
+
+def legendre_basis(tau: Tensor, degree: int) -> Tensor:
+    """Legendre polynomials ``P_0 .. P_degree`` evaluated at ``tau``.
+
+    Uses Bonnet's recursion ``(n + 1) P_{n+1} = (2n + 1) tau P_n - n P_{n-1}``.
+
+    Args:
+        tau (Tensor): ``(...)`` points, normally in ``[-1, 1]``.
+        degree (int): Highest degree ``K >= 0``.
+
+    Returns:
+        Tensor: ``(..., degree + 1)`` basis values.
+    """
+    polys = [torch.ones_like(tau)]
+    if degree >= 1:
+        polys.append(tau)
+    for n in range(1, degree):
+        polys.append(((2 * n + 1) * tau * polys[n] - n * polys[n - 1]) / (n + 1))
+    return torch.stack(polys, dim=-1)
+
+
+def xyxy_to_cxcy_logwh(boxes: Tensor, img_shape: ShapeLike) -> Tensor:
+    """Pixel xyxy boxes -> normalized ``(cx / W, cy / H, log(w / W), log(h / H))``.
+
+    Args:
+        boxes (Tensor): ``(..., 4)`` xyxy pixel boxes with positive width and height.
+        img_shape (tuple[int, int]): ``(H, W)`` of the clip.
+
+    Returns:
+        Tensor: ``(..., 4)`` normalized parameters.
+    """
+    img_w, img_h = _img_wh(img_shape, 'xyxy_to_cxcy_logwh')
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack([(x1 + x2) / (2 * img_w), (y1 + y2) / (2 * img_h),
+                        torch.log((x2 - x1) / img_w),
+                        torch.log((y2 - y1) / img_h)],
+                       dim=-1)
+
+
+def cxcy_logwh_to_xyxy(params: Tensor,
+                       img_shape: ShapeLike,
+                       log_size_range: Tuple[float, float] = (-10.0, 4.0)) -> Tensor:
+    """Normalized ``(cx / W, cy / H, log(w / W), log(h / H))`` -> pixel xyxy boxes.
+
+    Args:
+        params (Tensor): ``(..., 4)`` normalized parameters.
+        img_shape (tuple[int, int]): ``(H, W)`` of the clip.
+        log_size_range (tuple[float, float]): Clamp of the log sizes before ``exp``. Defaults to (-10.0, 4.0).
+
+    Returns:
+        Tensor: ``(..., 4)`` xyxy pixel boxes.
+    """
+    img_w, img_h = _img_wh(img_shape, 'cxcy_logwh_to_xyxy')
+    cx, cy, log_w, log_h = params.unbind(-1)
+    half_w = torch.exp(log_w.clamp(*log_size_range)) * (img_w / 2)
+    half_h = torch.exp(log_h.clamp(*log_size_range)) * (img_h / 2)
+    cx, cy = cx * img_w, cy * img_h
+    return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)
+
+
+def _to_tensor(x, name: str, func: str, like: Optional[Tensor] = None) -> Tensor:
+    if isinstance(x, Tensor):
+        return x if like is None else x.to(like.device)
+    if isinstance(x, (np.ndarray, list, tuple, float, int)):
+        t = torch.as_tensor(np.asarray(x))
+        return t if like is None else t.to(like.device)
+    raise TypeError(f'{func}: {name} must be a torch.Tensor or numpy array, got {type(x).__name__}')
+
+
+def _float(x: Tensor) -> Tensor:
+    return x if x.is_floating_point() else x.to(torch.get_default_dtype())
+
+
+@TASK_UTILS.register_module()
+class PolyTubeCoder(BaseBBoxCoder):
+    """Encode dense box tubes as Legendre-polynomial trajectories over their temporal extent, and back.
+
+    See the module docstring for the parameterization. Every method is batched over tubes (no Python loop over
+    tubes), differentiable w.r.t. its floating-point inputs, and accepts numpy arrays too (returning numpy).
+
+    Args:
+        degree (int): Polynomial degree ``K`` per box parameter (``K + 1`` coefficients). Defaults to 3.
+        extent_margin (float): A time ``t`` is inside a tube when
+            ``t_start - extent_margin <= t <= t_end + extent_margin``. Defaults to 0.5 (the integer frames
+            nearest to the extent).
+        log_size_range (tuple[float, float]): Clamp of decoded ``log(w / W)``, ``log(h / H)``.
+            Defaults to (-10.0, 4.0).
+        min_key_size (float): Key boxes given to :meth:`fit_update` have their width and height clamped to at
+            least this many pixels (they are model outputs, possibly degenerate after clipping to the image).
+            Defaults to 1e-2.
+    """
+
+    def __init__(self,
+                 degree: int = 3,
+                 extent_margin: float = 0.5,
+                 log_size_range: Tuple[float, float] = (-10.0, 4.0),
+                 min_key_size: float = 1e-2,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(degree, (int, np.integer)) or isinstance(degree, bool) or degree < 0:
+            raise ValueError(f'PolyTubeCoder: degree must be an int >= 0, got {degree!r}')
+        if extent_margin < 0:
+            raise ValueError(f'PolyTubeCoder: extent_margin must be >= 0, got {extent_margin}')
+        if not log_size_range[0] < log_size_range[1]:
+            raise ValueError(f'PolyTubeCoder: log_size_range must be (low, high) with low < high, '
+                             f'got {log_size_range}')
+        if min_key_size <= 0:
+            raise ValueError(f'PolyTubeCoder: min_key_size must be > 0, got {min_key_size}')
+        self.degree = int(degree)
+        self.extent_margin = float(extent_margin)
+        self.log_size_range = (float(log_size_range[0]), float(log_size_range[1]))
+        self.min_key_size = float(min_key_size)
+        self.encode_size = 4 * (self.degree + 1)
+
+    @property
+    def num_coeffs(self) -> int:
+        """Number of coefficients per box parameter, ``degree + 1``."""
+        return self.degree + 1
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(degree={self.degree}, extent_margin={self.extent_margin}, '
+                f'log_size_range={self.log_size_range}, min_key_size={self.min_key_size})')
+
+    # ------------------------------------------------------------------ time axis
+    @staticmethod
+    def extents_from_masks(masks: Tensor, dtype: Optional[torch.dtype] = None) -> Tensor:
+        """First and last True frame of each tube.
+
+        Args:
+            masks (Tensor): ``(N, T)`` bool; every row must have a True entry.
+            dtype (torch.dtype, optional): Output dtype. Defaults to torch's default dtype.
+
+        Returns:
+            Tensor: ``(N, 2)`` ``(t_start, t_end)``.
+        """
+        masks = masks.bool()
+        num_frames = masks.shape[1]
+        idx = torch.arange(num_frames, device=masks.device)
+        start = torch.where(masks, idx, torch.full_like(idx, num_frames)).amin(dim=1)
+        end = torch.where(masks, idx, torch.full_like(idx, -1)).amax(dim=1)
+        return torch.stack([start, end], dim=1).to(dtype or torch.get_default_dtype())
+
+    @staticmethod
+    def normalized_time(times: Tensor, extents: Tensor) -> Tensor:
+        """``tau(t) = 2 (t - t_start) / (t_end - t_start) - 1``, clamped to ``[-1, 1]``; 0 for zero-length.
+
+        Args:
+            times (Tensor): ``(N, S)`` clip-frame times.
+            extents (Tensor): ``(N, 2)`` ``(t_start, t_end)``.
+
+        Returns:
+            Tensor: ``(N, S)`` normalized times.
+        """
+        start, end = extents[:, :1], extents[:, 1:]
+        length = end - start
+        positive = length > 0
+        safe_length = torch.where(positive, length, torch.ones_like(length))
+        tau = 2 * (times - start) / safe_length - 1
+        return torch.where(positive, tau.clamp(-1, 1), torch.zeros_like(tau))
+
+    def basis(self, times: Tensor, extents: Tensor) -> Tensor:
+        """Legendre basis ``(N, S, K + 1)`` of the tubes at clip-frame ``times (N, S)``."""
+        return legendre_basis(self.normalized_time(times, extents), self.degree)
+
+    # ------------------------------------------------------------------ validation
+    def _check_coeffs_extents(self, coeffs: Tensor, extents: Tensor, func: str) -> None:
+        if coeffs.dim() != 3 or coeffs.shape[1:] != (4, self.num_coeffs):
+            raise ValueError(f'PolyTubeCoder.{func}: coeffs must have shape (N, 4, {self.num_coeffs}) for '
+                             f'degree {self.degree}, got {tuple(coeffs.shape)}')
+        if extents.shape != (coeffs.shape[0], 2):
+            raise ValueError(f'PolyTubeCoder.{func}: extents must have shape ({coeffs.shape[0]}, 2) '
+                             f'(t_start, t_end), got {tuple(extents.shape)}')
+        if extents.numel():
+            if not bool(torch.isfinite(extents).all()):
+                bad = torch.nonzero(~torch.isfinite(extents).all(1)).flatten()[0].item()
+                raise ValueError(f'PolyTubeCoder.{func}: extents of tube {bad} are not finite: '
+                                 f'{extents[bad].tolist()}')
+            if bool((extents[:, 1] < extents[:, 0]).any()):
+                bad = torch.nonzero(extents[:, 1] < extents[:, 0]).flatten()[0].item()
+                raise ValueError(f'PolyTubeCoder.{func}: extents of tube {bad} have t_end < t_start: '
+                                 f'{extents[bad].tolist()}')
+
+    # ------------------------------------------------------------------ encode / decode
+    def encode(self, tubes, masks, img_shape: ShapeLike):
+        """Fit the coefficients of dense tubes by masked least squares (batched, differentiable).
+
+        Args:
+            tubes (Tensor | np.ndarray): ``(N, T, 4)`` xyxy pixel boxes; values on masked-out frames are
+                ignored.
+            masks (Tensor | np.ndarray): ``(N, T)`` bool, True where the tube has a box. Holes are allowed.
+            img_shape (tuple[int, int]): ``(H, W)`` of the clip.
+
+        Returns:
+            tuple: ``coeffs`` ``(N, 4, K + 1)`` and ``extents`` ``(N, 2)`` (first and last valid frame,
+            0-based clip frames), both in the floating dtype of ``tubes``.
+
+        Raises:
+            ValueError: wrong shapes, an empty tube (all-False mask), or a valid box with ``w <= 0``,
+                ``h <= 0`` or non-finite coordinates.
+        """
+        is_np = isinstance(tubes, np.ndarray)
+        tubes = _float(_to_tensor(tubes, 'tubes', 'PolyTubeCoder.encode'))
+        masks = _to_tensor(masks, 'masks', 'PolyTubeCoder.encode', like=tubes)
+        coeffs, extents = self._encode(tubes, masks, img_shape)
+        if is_np:
+            return coeffs.detach().cpu().numpy(), extents.detach().cpu().numpy()
+        return coeffs, extents
+
+    def _encode(self, tubes: Tensor, masks: Tensor, img_shape: ShapeLike) -> Tuple[Tensor, Tensor]:
+        if tubes.dim() != 3 or tubes.shape[-1] != 4:
+            raise ValueError(
+                f'PolyTubeCoder.encode: tubes must have shape (N, T, 4), got {tuple(tubes.shape)}')
+        if tuple(masks.shape) != tuple(tubes.shape[:2]):
+            raise ValueError(f'PolyTubeCoder.encode: masks must have shape {tuple(tubes.shape[:2])} to match '
+                             f'tubes {tuple(tubes.shape)}, got {tuple(masks.shape)}')
+        _img_wh(img_shape, 'PolyTubeCoder.encode')
+        masks = masks.bool()
+        num_tubes, num_frames = masks.shape
+        dtype, device = tubes.dtype, tubes.device
+        if num_tubes == 0:
+            return tubes.new_zeros((0, 4, self.num_coeffs)), tubes.new_zeros((0, 2))
+        empty = ~masks.any(dim=1)
+        if bool(empty.any()):
+            raise ValueError(
+                f'PolyTubeCoder.encode: tube {torch.nonzero(empty).flatten()[0].item()} has no valid '
+                'frame (all-False mask); an empty tube has no trajectory to encode')
+        self._check_valid_boxes(tubes, masks)
+
+        extents = self.extents_from_masks(masks, dtype)
+        times = torch.arange(num_frames, device=device, dtype=dtype).expand(num_tubes, num_frames)
+        basis = self.basis(times, extents)  # (N, T, K+1)
+        safe = torch.where(masks[..., None], tubes, tubes.new_tensor([0.0, 0.0, 1.0, 1.0]))
+        targets = xyxy_to_cxcy_logwh(safe, img_shape)  # (N, T, 4)
+        weights = masks.to(dtype)
+        gram = torch.einsum('ntk,nt,ntl->nkl', basis, weights, basis)
+        rhs = torch.einsum('ntk,nt,ntc->nkc', basis, weights, targets)
+        # Tubes with n < K+1 valid frames: keep only the first n basis functions (exact lower-degree fit).
+        keep = torch.arange(self.num_coeffs, device=device)[None] < masks.sum(dim=1, keepdim=True)  # (N, K+1)
+        keep_f = keep.to(dtype)
+        gram = gram * keep_f[:, :, None] * keep_f[:, None, :] + torch.diag_embed(1 - keep_f)
+        rhs = rhs * keep_f[..., None]
+        coeffs = torch.linalg.solve(gram, rhs)  # (N, K+1, 4)
+        return coeffs.transpose(1, 2), extents
+
+    @staticmethod
+    def _check_valid_boxes(tubes: Tensor, masks: Tensor) -> None:
+        x1, y1, x2, y2 = tubes.detach().unbind(-1)
+        bad = masks & ~(torch.isfinite(tubes.detach()).all(-1) & (x2 > x1) & (y2 > y1))
+        if bool(bad.any()):
+            n, t = torch.nonzero(bad)[0].tolist()
+            raise ValueError(f'PolyTubeCoder.encode: tube {n} has an invalid box on valid frame {t}: '
+                             f'{tubes[n, t].tolist()} (needs finite values with x2 > x1 and y2 > y1)')
+
+    def decode(self, coeffs, extents, img_shape: ShapeLike, times=None, num_frames: Optional[int] = None):
+        """Boxes of the tubes at the clip frames ``0 .. num_frames - 1`` or at given (fractional) times.
+
+        Give exactly one of ``times`` and ``num_frames``.
+
+        Args:
+            coeffs (Tensor | np.ndarray): ``(N, 4, K + 1)`` coefficients.
+            extents (Tensor | np.ndarray): ``(N, 2)`` ``(t_start, t_end)`` in clip frames,
+                ``t_end >= t_start``.
+            img_shape (tuple[int, int]): ``(H, W)`` of the clip.
+            times (Tensor | np.ndarray, optional): ``(S,)`` times shared by all tubes or ``(N, S)`` per
+                tube, in clip frames. Defaults to None.
+            num_frames (int, optional): Decode at frames ``0 .. num_frames - 1``. Defaults to None.
+
+        Returns:
+            tuple: ``tubes`` ``(N, S, 4)`` xyxy pixel boxes (held at the end boxes outside the extent) and
+            ``masks`` ``(N, S)`` bool, True inside the extent (see ``extent_margin``).
+        """
+        is_np = isinstance(coeffs, np.ndarray)
+        coeffs = _float(_to_tensor(coeffs, 'coeffs', 'PolyTubeCoder.decode'))
+        extents = _to_tensor(extents, 'extents', 'PolyTubeCoder.decode', like=coeffs).to(coeffs.dtype)
+        self._check_coeffs_extents(coeffs, extents, 'decode')
+        _img_wh(img_shape, 'PolyTubeCoder.decode')
+        num_tubes = coeffs.shape[0]
+        if (times is None) == (num_frames is None):
+            raise ValueError('PolyTubeCoder.decode: give exactly one of times and num_frames')
+        if num_frames is not None:
+            if int(num_frames) != num_frames or num_frames < 0:
+                raise ValueError(f'PolyTubeCoder.decode: num_frames must be an int >= 0, got {num_frames!r}')
+            times = torch.arange(int(num_frames), device=coeffs.device, dtype=coeffs.dtype)
+        else:
+            times = _to_tensor(times, 'times', 'PolyTubeCoder.decode', like=coeffs).to(coeffs.dtype)
+        if times.dim() == 1:
+            times = times.expand(num_tubes, times.shape[0])
+        elif times.dim() != 2 or times.shape[0] != num_tubes:
+            raise ValueError(f'PolyTubeCoder.decode: times must have shape (S,) or ({num_tubes}, S), got '
+                             f'{tuple(times.shape)}')
+        basis = self.basis(times, extents)  # (N, S, K+1)
+        params = torch.einsum('nsk,nck->nsc', basis, coeffs)
+        boxes = cxcy_logwh_to_xyxy(params, img_shape, self.log_size_range)
+        inside = (times >= extents[:, :1] - self.extent_margin) & (
+            times <= extents[:, 1:] + self.extent_margin)
+        if is_np:
+            return boxes.detach().cpu().numpy(), inside.cpu().numpy()
+        return boxes, inside
+
+    # ------------------------------------------------------------------ refinement
+    def fit_update(self, coeffs, extents, key_times, key_boxes, weights, prior_strength,
+                   img_shape: ShapeLike):
+        """Closed-form regularized re-fit of coarse tubes to (refined) key boxes (batched, differentiable).
+
+        ``theta' = argmin_theta sum_k w_k ||B(t_k) theta - p(b_k)||^2 + lambda ||theta - theta_coarse||^2``,
+        with ``p`` the normalized ``(cx, cy, log w, log h)`` of a key box and ``B(t)`` the Legendre basis of
+        the coarse tube's extent (kept unchanged) at time ``t`` (clamped to the extent like :meth:`decode`).
+        Solved per tube and coordinate from ``(B^T W B + lambda I) theta' = B^T W p + lambda theta_coarse``.
+        ``weights = 0`` returns ``theta_coarse``; ``lambda -> 0`` with ``>= K + 1`` distinct key times
+        interpolates the key boxes.
+
+        Args:
+            coeffs (Tensor | np.ndarray): ``(N, 4, K + 1)`` coarse coefficients ``theta_coarse``.
+            extents (Tensor | np.ndarray): ``(N, 2)`` ``(t_start, t_end)`` clip frames.
+            key_times (Tensor | np.ndarray): ``(N, M)`` (or ``(M,)`` shared) key times in clip frames.
+            key_boxes (Tensor | np.ndarray): ``(N, M, 4)`` xyxy pixel key boxes (width / height clamped to at
+                least ``min_key_size`` pixels).
+            weights (Tensor | np.ndarray): ``(N, M)`` non-negative weights (0 = ignore the key box).
+            prior_strength (float | Tensor): ``lambda > 0``, a number or an ``(N,)`` tensor.
+            img_shape (tuple[int, int]): ``(H, W)`` of the clip.
+
+        Returns:
+            Tensor | np.ndarray: ``(N, 4, K + 1)`` updated coefficients.
+        """
+        func = 'PolyTubeCoder.fit_update'
+        is_np = isinstance(coeffs, np.ndarray)
+        coeffs = _float(_to_tensor(coeffs, 'coeffs', func))
+        dtype = coeffs.dtype
+        extents = _to_tensor(extents, 'extents', func, like=coeffs).to(dtype)
+        key_times = _to_tensor(key_times, 'key_times', func, like=coeffs).to(dtype)
+        key_boxes = _to_tensor(key_boxes, 'key_boxes', func, like=coeffs).to(dtype)
+        weights = _to_tensor(weights, 'weights', func, like=coeffs).to(dtype)
+        self._check_coeffs_extents(coeffs, extents, 'fit_update')
+        _img_wh(img_shape, func)
+        num_tubes = coeffs.shape[0]
+        if key_times.dim() == 1:
+            key_times = key_times.expand(num_tubes, key_times.shape[0])
+        if key_times.dim() != 2 or key_times.shape[0] != num_tubes:
+            raise ValueError(f'{func}: key_times must have shape ({num_tubes}, M) or (M,), got '
+                             f'{tuple(key_times.shape)}')
+        num_keys = key_times.shape[1]
+        if tuple(key_boxes.shape) != (num_tubes, num_keys, 4):
+            raise ValueError(f'{func}: key_boxes must have shape ({num_tubes}, {num_keys}, 4), got '
+                             f'{tuple(key_boxes.shape)}')
+        if tuple(weights.shape) != (num_tubes, num_keys):
+            raise ValueError(f'{func}: weights must have shape ({num_tubes}, {num_keys}), got '
+                             f'{tuple(weights.shape)}')
+        if weights.numel() and not bool((weights.detach() >= 0).all()):
+            raise ValueError(f'{func}: weights must be >= 0 (and not NaN)')
+        lam = _to_tensor(prior_strength, 'prior_strength', func, like=coeffs).to(dtype)
+        if lam.dim() == 0:
+            lam = lam.expand(num_tubes)
+        if lam.shape != (num_tubes, ):
+            raise ValueError(f'{func}: prior_strength must be a number or have shape ({num_tubes},), got '
+                             f'{tuple(lam.shape)}')
+        if lam.numel() and not bool((lam.detach() > 0).all()):
+            raise ValueError(f'{func}: prior_strength (lambda) must be > 0, got {lam.detach().min().item()}')
+        if num_tubes == 0:
+            return coeffs.detach().cpu().numpy() if is_np else coeffs.clone()
+        used = weights > 0
+        if bool((used & ~torch.isfinite(key_boxes.detach()).all(-1)).any()) or \
+                bool((used & ~torch.isfinite(key_times.detach())).any()):
+            raise ValueError(f'{func}: key boxes / key times with weight > 0 must be finite')
+
+        # Degenerate key boxes (e.g. clipped to the image border) keep a minimal size.
+        ctr = (key_boxes[..., :2] + key_boxes[..., 2:]) / 2
+        half = ((key_boxes[..., 2:] - key_boxes[..., :2]).clamp(min=self.min_key_size)) / 2
+        key_boxes = torch.cat([ctr - half, ctr + half], dim=-1)
+        safe = torch.where(used[..., None], key_boxes, key_boxes.new_tensor([0.0, 0.0, 1.0, 1.0]))
+        targets = xyxy_to_cxcy_logwh(safe, img_shape)  # (N, M, 4)
+        safe_times = torch.where(used, key_times, torch.zeros_like(key_times))
+        basis = self.basis(safe_times, extents)  # (N, M, K+1)
+        eye = torch.eye(self.num_coeffs, dtype=dtype, device=coeffs.device)
+        gram = torch.einsum('nmk,nm,nml->nkl', basis, weights, basis) + lam[:, None, None] * eye
+        rhs = torch.einsum('nmk,nm,nmc->nkc', basis, weights,
+                           targets) + lam[:, None, None] * coeffs.transpose(1, 2)
+        new_coeffs = torch.linalg.solve(gram, rhs).transpose(1, 2)
+        return new_coeffs.detach().cpu().numpy() if is_np else new_coeffs

@@ -1,0 +1,4 @@
+from .feature_sampling import (clip_time_to_feature, feature_time_to_clip, sample_tube_rois,
+                               temporal_roi_pool)
+
+__all__ = ['clip_time_to_feature', 'feature_time_to_clip', 'sample_tube_rois', 'temporal_roi_pool']

@@ -1,0 +1,85 @@
+"""Sampling of 3-D feature maps along time and along tubes (used by the proposal, key-timestamp and refine stages).
+
+Time conventions: a clip has ``T`` frames indexed ``0..T-1`` ("clip frames"); the backbone outputs ``T'`` feature
+steps with temporal stride ``s = T / T'``. Feature step ``u`` covers clip frames ``[u*s, (u+1)*s)`` and is centred at
+clip time ``(u + 0.5) * s - 0.5``.
+"""
+from typing import Tuple
+
+import torch
+from mmcv.ops import roi_align
+from torch import Tensor
+
+
+def feature_time_to_clip(u: Tensor, stride_t: float) -> Tensor:
+    """Centre of feature step(s) ``u`` in clip-frame time."""
+    return (u + 0.5) * stride_t - 0.5
+
+
+def clip_time_to_feature(t: Tensor, stride_t: float) -> Tensor:
+    """Clip-frame time(s) ``t`` as a continuous feature-step coordinate (inverse of :func:`feature_time_to_clip`)."""
+    return (t + 0.5) / stride_t - 0.5
+
+
+def temporal_roi_pool(feats: Tensor, batch_inds: Tensor, segments: Tensor, num_bins: int,
+                      stride_t: float) -> Tensor:
+    """Temporal RoI-Align: sample a 3-D feature map at ``num_bins`` evenly spaced times inside each segment.
+
+    Linear interpolation between the two nearest feature steps (clamped at the clip borders). The bins are
+    stacked into the channel dimension so that a 2-D head sees the motion inside the segment.
+
+    Args:
+        feats (Tensor): Features ``(N, C, T', H', W')``.
+        batch_inds (Tensor): Clip index of each segment ``(P,)`` int64.
+        segments (Tensor): ``(P, 2)`` segment ``(start, end)`` in clip frames (inclusive, float).
+        num_bins (int): Number of temporal samples per segment.
+        stride_t (float): Temporal stride of ``feats`` w.r.t. clip frames.
+
+    Returns:
+        Tensor: ``(P, C * num_bins, H', W')``.
+    """
+    n, c, tf, h, w = feats.shape
+    p = segments.shape[0]
+    if p == 0:
+        return feats.new_zeros((0, c * num_bins, h, w))
+    frac = (torch.arange(num_bins, device=feats.device, dtype=feats.dtype) + 0.5) / num_bins
+    start, end = segments[:, :1], segments[:, 1:]
+    # Bin centres spread over the inclusive frame range [start - 0.5, end + 0.5].
+    t = (start - 0.5) + (end - start + 1.0) * frac[None]  # (P, num_bins)
+    u = clip_time_to_feature(t, stride_t).clamp(0, tf - 1)
+    u0 = u.floor().long().clamp(max=tf - 1)
+    u1 = (u0 + 1).clamp(max=tf - 1)
+    a = (u - u0.to(u.dtype))[:, :, None, None, None]  # (P, bins, 1, 1, 1)
+    per_seg = feats[batch_inds].transpose(1, 2)  # (P, T', C, H', W')
+    idx0 = u0[:, :, None, None, None].expand(-1, -1, c, h, w)
+    idx1 = u1[:, :, None, None, None].expand(-1, -1, c, h, w)
+    f0 = per_seg.gather(1, idx0)
+    f1 = per_seg.gather(1, idx1)
+    pooled = f0 * (1 - a) + f1 * a  # (P, bins, C, H', W')
+    return pooled.transpose(1, 2).reshape(p, c * num_bins, h, w)
+
+
+def sample_tube_rois(feats: Tensor, batch_inds: Tensor, feat_steps: Tensor, boxes: Tensor,
+                     output_size: Tuple[int, int], spatial_scale: float) -> Tensor:
+    """RoI-Align boxes on given feature time steps, all tubes and times in ONE batched call.
+
+    Args:
+        feats (Tensor): Features ``(N, C, T', H', W')``.
+        batch_inds (Tensor): Clip index of each tube ``(R,)`` int64.
+        feat_steps (Tensor): Integer feature steps to sample ``(R, S)`` int64 in ``[0, T')``.
+        boxes (Tensor): Boxes ``(R, S, 4)`` xyxy in input pixels.
+        output_size (tuple[int, int]): RoI output size ``(h, w)``.
+        spatial_scale (float): ``1 / spatial stride`` of ``feats``.
+
+    Returns:
+        Tensor: ``(R, S, C, h, w)``.
+    """
+    n, c, tf, h, w = feats.shape
+    r, s = feat_steps.shape
+    if r * s == 0:
+        return feats.new_zeros((r, s, c) + tuple(output_size))
+    frames = feats.transpose(1, 2).reshape(n * tf, c, h, w)
+    img_inds = (batch_inds[:, None] * tf + feat_steps).reshape(-1, 1).to(boxes.dtype)
+    rois = torch.cat([img_inds, boxes.reshape(-1, 4)], dim=1)
+    out = roi_align(frames, rois.to(frames.dtype), tuple(output_size), spatial_scale, 2, 'avg', True)
+    return out.reshape(r, s, c, *output_size)

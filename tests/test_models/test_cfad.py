@@ -1,0 +1,148 @@
+"""CFAD detector: head output shapes, one loss step, predict on an untrained model, overfitting one clip."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import cfad_mm  # noqa: F401
+from mmaction.registry import MODELS
+from mmaction.structures import ActionDataSample
+from mmengine.registry import DefaultScope
+from mmengine.structures import InstanceData
+
+from cfad_mm.structures.tube_ops import tube_st_iou
+
+T, H, W = 8, 64, 64
+
+DefaultScope.get_instance('test_cfad', scope_name='mmaction')
+NUM_CLASSES = 3
+
+
+def tiny_model_cfg(refine=True, mode='learned'):
+    return dict(
+        type='CFAD', num_classes=NUM_CLASSES, feat_channels=32, refine=refine,
+        backbone=dict(type='ResNet3d', depth=18, pretrained=None, pretrained2d=False, base_channels=8,
+                      num_stages=3, out_indices=(2, ), spatial_strides=(1, 2, 2), temporal_strides=(1, 1, 2),
+                      dilations=(1, 1, 1), conv1_kernel=(3, 7, 7), conv1_stride_s=2, with_pool1=False,
+                      with_pool2=False, inflate=(1, 1, 1), zero_init_residual=False),
+        proposal_head=dict(type='TemporalProposalHead', feat_channels=32, num_bins=2),
+        coarse_head=dict(type='CoarseTubeHead', feat_channels=32, tube_coder=dict(type='PolyTubeCoder', degree=2)),
+        key_selector=dict(type='KeyTimestampSelector', num_keys=2, mode=mode, hidden_channels=32),
+        refine_head=dict(type='RefineTubeHead', roi_size=3, hidden_channels=64),
+        test_cfg=dict(topk=10, score_thr=0.0, nms_iou=0.5, max_per_clip=5),
+        data_preprocessor=dict(type='ActionDataPreprocessor', mean=[127.5] * 3, std=[64.0] * 3,
+                               format_shape='NCTHW'))
+
+
+def moving_square_clip(seed=0):
+    """A textured square moving right on a noisy background; returns inputs (3, T, H, W) uint8 and a sample."""
+    rng = np.random.default_rng(seed)
+    clip = rng.integers(0, 60, size=(T, H, W, 3), dtype=np.uint8)
+    tex = rng.integers(150, 255, size=(20, 20, 3), dtype=np.uint8)
+    tubes = np.zeros((1, T, 4), np.float32)
+    masks = np.zeros((1, T), bool)
+    for t in range(1, T):  # the action starts at frame 1
+        x1, y1 = 8 + 3 * t, 20 + t
+        clip[t, y1:y1 + 20, x1:x1 + 20] = tex
+        tubes[0, t] = (x1, y1, x1 + 20, y1 + 20)
+        masks[0, t] = True
+    ds = ActionDataSample()
+    ds.gt_instances = InstanceData(tubes=torch.from_numpy(tubes), tube_masks=torch.from_numpy(masks),
+                                   labels=torch.tensor([1]))
+    ds.set_metainfo(dict(video_id='v', frame_inds=np.arange(1, T + 1), frame_valid=np.ones(T, bool),
+                         img_shape=(H, W), ori_shape=(2 * H, 2 * W), scale_factor=(0.5, 0.5)))
+    return torch.from_numpy(clip).permute(3, 0, 1, 2).contiguous(), ds
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    m = MODELS.build(tiny_model_cfg())
+    m.init_weights()
+    return m
+
+
+def test_head_output_shapes(model):
+    inputs, ds = moving_square_clip()
+    data = model.data_preprocessor(dict(inputs=[inputs, inputs], data_samples=[ds, copy.deepcopy(ds)]), False)
+    act, heat, coeffs, extent = model(data['inputs'], mode='tensor')
+    # backbone: spatial stride 8, temporal stride 2 -> (T'=4, 8x8)
+    assert act.shape == (2, T // 2)
+    assert heat.shape == (2, NUM_CLASSES, H // 8, W // 8)
+    assert coeffs.shape == (2, 4 * 3, H // 8, W // 8)
+    assert extent.shape == (2, 2, H // 8, W // 8)
+
+
+def test_loss_step_finite_and_gradients_everywhere(model):
+    inputs, ds = moving_square_clip()
+    data = model.data_preprocessor(dict(inputs=[inputs], data_samples=[ds]), True)
+    losses = model(data['inputs'], data['data_samples'], mode='loss')
+    expected = {'loss_actionness', 'loss_heatmap', 'loss_coarse_box', 'loss_coarse_giou', 'loss_extent',
+                'loss_refine_cls', 'loss_key_error', 'loss_refine_key_box', 'loss_refine_key_giou',
+                'loss_refine_tube_box', 'loss_refine_tube_giou'}
+    assert expected <= set(losses)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    for name in ('backbone', 'coarse_head', 'key_selector', 'refine_head', 'proposal_head'):
+        grads = [p.grad.abs().sum() for p in getattr(model, name).parameters() if p.grad is not None]
+        assert grads and float(sum(grads)) > 0, name
+
+
+def test_coarse_only_ablation_has_no_refine_losses():
+    torch.manual_seed(0)
+    m = MODELS.build(tiny_model_cfg(refine=False))
+    inputs, ds = moving_square_clip()
+    data = m.data_preprocessor(dict(inputs=[inputs], data_samples=[ds]), True)
+    losses = m(data['inputs'], data['data_samples'], mode='loss')
+    assert not any(k.startswith('loss_refine') or k == 'loss_key_error' for k in losses)
+
+
+@pytest.mark.parametrize('mode', ['learned', 'uniform', 'random'])
+def test_predict_untrained_is_well_formed(mode):
+    torch.manual_seed(0)
+    m = MODELS.build(tiny_model_cfg(mode=mode))
+    m.init_weights()
+    m.eval()
+    inputs, ds = moving_square_clip()
+    data = m.data_preprocessor(dict(inputs=[inputs], data_samples=[ds]), False)
+    with torch.no_grad():
+        out = m(data['inputs'], data['data_samples'], mode='predict')
+    pred = out[0].pred_instances
+    n = len(pred)
+    assert n <= 5
+    assert pred.tubes.shape == (n, T, 4) and pred.tube_masks.shape == (n, T)
+    assert pred.scores.shape == (n, ) and pred.labels.shape == (n, ) and pred.frame_scores.shape == (n, T)
+    assert torch.isfinite(pred.tubes).all()
+    assert ((pred.labels >= 0) & (pred.labels < NUM_CLASSES)).all()
+    assert (pred.scores[:-1] >= pred.scores[1:]).all()
+    # original pixels: the metainfo says the input is half the original size
+    assert float(pred.tubes[pred.tube_masks].max()) <= 2 * W + 1e-3
+
+
+def test_overfit_one_clip_recovers_gt_tube(model):
+    torch.manual_seed(0)
+    inputs, ds = moving_square_clip()
+    optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    first = None
+    for it in range(30):
+        data = model.data_preprocessor(dict(inputs=[inputs], data_samples=[copy.deepcopy(ds)]), True)
+        losses = model(data['inputs'], data['data_samples'], mode='loss')
+        total = sum(losses.values())
+        optim.zero_grad()
+        total.backward()
+        optim.step()
+        if first is None:
+            first = float(total)
+    assert float(total) < first / 3, (first, float(total))
+    model.eval()
+    data = model.data_preprocessor(dict(inputs=[inputs], data_samples=[copy.deepcopy(ds)]), False)
+    with torch.no_grad():
+        pred = model(data['inputs'], data['data_samples'], mode='predict')[0].pred_instances
+    assert len(pred) >= 1
+    assert int(pred.labels[0]) == 1
+    gt = ds.gt_instances.tubes * 2  # original pixels
+    iou = tube_st_iou(pred.tubes[:1], pred.tube_masks[:1], gt, ds.gt_instances.tube_masks)
+    assert float(iou) >= 0.5, float(iou)

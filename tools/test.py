@@ -1,0 +1,75 @@
+"""Test a CFAD checkpoint with mmengine's Runner (same flags as mmaction2's tools/test.py).
+
+Examples:
+    python tools/test.py CONFIG CHECKPOINT
+    python tools/test.py CONFIG CHECKPOINT --dump results.pkl      # then tools/analysis/eval_results.py
+    bash tools/dist_test.sh CONFIG CHECKPOINT 2
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import cfad_mm  # noqa: E402,F401
+from mmengine.config import Config, DictAction  # noqa: E402
+
+from cfad_mm.apis import build_runner, default_work_dir  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a CFAD checkpoint')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
+    parser.add_argument('--dump', type=str, help='dump predictions to a pickle file for offline evaluation')
+    parser.add_argument('--show-dir', help='directory where rendered clips are saved')
+    parser.add_argument('--show', action='store_true', help='show prediction results (needs a display)')
+    parser.add_argument('--interval', type=int, default=1, help='visualize every k-th sample')
+    parser.add_argument('--wait-time', type=float, default=2, help='display time of every window (s)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value pairs')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def merge_args(cfg, args):
+    """Merge command-line arguments into the config (mmaction2's semantics)."""
+    if args.show or args.show_dir is not None:
+        if 'visualization' not in cfg.default_hooks:
+            raise KeyError('--show/--show-dir need default_hooks.visualization in the config '
+                           '(e.g. dict(type="VisualizationHook"))')
+        vis = cfg.default_hooks.visualization
+        vis.enable = True
+        vis.show = args.show
+        vis.wait_time = args.wait_time
+        vis.out_dir = args.show_dir
+        vis.interval = args.interval
+    if args.dump is not None:
+        if not args.dump.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--dump must name a .pkl file, got {args.dump!r}')
+        dump_metric = dict(type='DumpResults', out_file_path=args.dump)
+        if isinstance(cfg.test_evaluator, (list, tuple)):
+            cfg.test_evaluator = list(cfg.test_evaluator) + [dump_metric]
+        else:
+            cfg.test_evaluator = [cfg.test_evaluator, dump_metric]
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    cfg.load_from = args.checkpoint
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = merge_args(Config.fromfile(args.config), args)
+    runner = build_runner(cfg, args.launcher)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()
