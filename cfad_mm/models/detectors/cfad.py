@@ -35,7 +35,8 @@ class CFAD(BaseModel):
         assigner (dict): :class:`TubeAssigner` config matching coarse tubes to GT for the refine stage.
         refine (bool): ``False`` gives the coarse-only ablation (no selector / refine stage at all).
         train_cfg (dict, optional): ``topk`` coarse tubes per clip fed to the refine stage in training
-            (besides the tubes at the GT centres). Defaults to ``dict(topk=8)``.
+            (besides the tubes at the GT centres) and ``gt_jitter`` (std of the noise on jittered GT tubes, see
+            :meth:`_jittered_gt_tubes`). Defaults to ``dict(topk=8, gt_jitter=(0.03, 0.1))``.
         test_cfg (dict, optional): ``topk`` coarse tubes per clip, ``score_thr``, ``nms_iou`` (spatio-temporal),
             ``max_per_clip``. Defaults to ``dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10)``.
         data_preprocessor (dict, optional): e.g. ``ActionDataPreprocessor`` with ``format_shape='NCTHW'``.
@@ -50,7 +51,7 @@ class CFAD(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.num_classes = num_classes
         self.refine = refine
-        self.train_cfg = dict(dict(topk=8), **(train_cfg or {}))
+        self.train_cfg = dict(dict(topk=8, gt_jitter=(0.03, 0.1)), **(train_cfg or {}))
         self.test_cfg = dict(dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10), **(test_cfg or {}))
         self.backbone = MODELS.build(backbone)
         self.proposal_head = MODELS.build(dict(proposal_head, in_channels=feat_channels))
@@ -150,12 +151,16 @@ class CFAD(BaseModel):
         losses.update(coarse_losses)
         if not self.refine:
             return losses
-        # Tubes for the refine stage: the coarse tubes at the GT centres + the top-k detections (detached).
+        # Tubes for the refine stage (all detached): jittered GT tubes (positives from the first iteration on,
+        # like GT boxes added to the proposals of two-stage detectors), the coarse tubes at the GT centres and
+        # the top-k coarse detections.
         preds = self.coarse_head.predict_tubes([o.detach() for o in outs], batch_inds, segments, len(gts),
                                                num_frames, self.train_cfg['topk'])
-        coeffs = torch.cat([pos_coeffs.detach()] + [p['coeffs'] for p in preds])
-        extents = torch.cat([pos_extents.detach()] + [p['extents'] for p in preds])
-        tube_batch = torch.cat([pos['batch_inds']] + [torch.full_like(p['labels'], i) for i, p in enumerate(preds)])
+        jit_coeffs, jit_extents, jit_batch = self._jittered_gt_tubes(gts, img_shape, pos_coeffs)
+        coeffs = torch.cat([jit_coeffs, pos_coeffs.detach()] + [p['coeffs'] for p in preds])
+        extents = torch.cat([jit_extents, pos_extents.detach()] + [p['extents'] for p in preds])
+        tube_batch = torch.cat([jit_batch, pos['batch_inds']] +
+                               [torch.full_like(p['labels'], i) for i, p in enumerate(preds)])
         ref = self._refine(feats, tube_batch, coeffs, extents, num_frames, img_shape, stride_t, spatial_scale)
 
         # Match every refined-stage tube to the GT of its clip (by its coarse tube).
@@ -187,6 +192,31 @@ class CFAD(BaseModel):
                                    self.refine_head.loss_giou)
         losses.update(loss_refine_tube_box=l1, loss_refine_tube_giou=giou)
         return losses
+
+    def _jittered_gt_tubes(self, gts: list, img_shape, like: Tensor):
+        """GT tubes encoded by the coder, with Gaussian noise on the coefficients (``train_cfg.gt_jitter``:
+        std of the constant term of (cx, cy) and (log w, log h), in normalised units; higher orders get half).
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: coeffs ``(G, 4, D+1)``, extents ``(G, 2)``, clip index ``(G,)``.
+        """
+        std_xy, std_wh = self.train_cfg.get('gt_jitter', (0.03, 0.1))
+        coeffs, extents, batch = [], [], []
+        for b, gt in enumerate(gts):
+            keep = gt.tube_masks.any(1)
+            if not bool(keep.any()):
+                continue
+            c, e = self.coder.encode(gt.tubes[keep].to(like.dtype), gt.tube_masks[keep], img_shape)
+            coeffs.append(c)
+            extents.append(e.to(like.dtype))
+            batch.append(torch.full((c.shape[0], ), b, dtype=torch.long, device=like.device))
+        if not coeffs:
+            return like.new_zeros((0, ) + tuple(like.shape[1:])), like.new_zeros((0, 2)), \
+                torch.zeros((0, ), dtype=torch.long, device=like.device)
+        coeffs = torch.cat(coeffs)
+        std = coeffs.new_tensor([std_xy, std_xy, std_wh, std_wh])[None, :, None].expand_as(coeffs).clone()
+        std[:, :, 1:] *= 0.5
+        return (coeffs + torch.randn_like(coeffs) * std).detach(), torch.cat(extents), torch.cat(batch)
 
     def predict(self, inputs: Tensor, data_samples: list) -> list:
         """Detect tubes in each clip; fills ``pred_instances`` (original video pixels) of each data sample."""

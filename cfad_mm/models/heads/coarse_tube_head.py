@@ -52,7 +52,7 @@ class CoarseTubeHead(BaseModule):
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', loss_weight=1.0),
                  loss_box: dict = dict(type='mmdet.L1Loss', loss_weight=2.0),
                  loss_giou: dict = dict(type='mmdet.GIoULoss', loss_weight=1.0),
-                 loss_extent: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
+                 loss_extent: dict = dict(type='mmdet.L1Loss', loss_weight=5.0),
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.num_classes = num_classes
