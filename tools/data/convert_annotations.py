@@ -1,0 +1,160 @@
+"""Validate a tube annotation pickle, print its statistics and optionally write a JSON copy.
+
+Usage::
+
+    python tools/data/convert_annotations.py data/jhmdb/JHMDB-GT.pkl
+    python tools/data/convert_annotations.py data/synth/annotations.pkl --json data/synth/annotations.json
+    python tools/data/convert_annotations.py data/ucf101_24/UCF101v2-GT.pkl \
+        --check-media data/ucf101_24/rgb-images --source frames --filename-tmpl '{:05d}.jpg'
+
+The JSON copy has the same keys as the pickle; label keys become strings, tube arrays become lists of
+``[frame, x1, y1, x2, y2]`` rows and resolutions ``[height, width]``.
+
+``--check-media`` checks that every video of every split has its media: a video file ``{DIR}/{video}{ext}``
+with at least ``nframes`` frames (read with decord), or a frame folder ``{DIR}/{video}/`` holding the files
+``filename_tmpl.format(i)`` for i = start .. start + nframes - 1. Exit status 1 on any problem.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+
+from cfad_mm.datasets.annotation import AnnotationError, load_annotations, tube_statistics  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Validate a tube annotation pickle (ACT format), print '
+                                     'statistics, write a JSON copy.')
+    parser.add_argument('ann_file', help='annotation pickle')
+    parser.add_argument('--json', metavar='OUT', help='write a JSON copy to OUT')
+    parser.add_argument(
+        '--check-media',
+        metavar='DATA_PREFIX',
+        help='folder holding the video files or frame folders; check each video is there')
+    parser.add_argument(
+        '--source',
+        choices=('auto', 'video', 'frames'),
+        default='auto',
+        help='media kind for --check-media (auto: a frame folder if one exists, else a video '
+        'file). Default: auto')
+    parser.add_argument('--ext', default='.mp4', help='video file extension. Default: .mp4')
+    parser.add_argument(
+        '--filename-tmpl', default='{:05d}.jpg', help='frame file template. Default: {:05d}.jpg')
+    parser.add_argument(
+        '--frame-start-index', type=int, default=1, help='file number of the first frame. Default: 1')
+    parser.add_argument(
+        '--box-tolerance',
+        type=float,
+        default=0.05,
+        help='allowed box overshoot outside the frame, fraction of the side (at least 8 px). '
+        'Default: 0.05')
+    return parser.parse_args(argv)
+
+
+def to_json_dict(ann: dict) -> dict:
+    """A JSON-serialisable copy of a validated annotation dict."""
+    gttubes = {}
+    for video, per_label in ann['gttubes'].items():
+        gttubes[video] = {
+            str(label): [[[int(row[0])] + [round(float(v), 3) for v in row[1:]] for row in tube]
+                         for tube in tubes]
+            for label, tubes in per_label.items()
+        }
+    return dict(
+        labels=list(ann['labels']),
+        gttubes=gttubes,
+        nframes=dict(ann['nframes']),
+        resolution={
+            v: [int(h), int(w)]
+            for v, (h, w) in ann['resolution'].items()
+        },
+        train_videos=[list(s) for s in ann['train_videos']],
+        test_videos=[list(s) for s in ann['test_videos']])
+
+
+def check_media(ann: dict, prefix: str, source: str, ext: str, tmpl: str, start: int) -> list:
+    """Problems with the media of every video of every split (an empty list when all is well)."""
+    videos = sorted({v for splits in ('train_videos', 'test_videos') for s in ann[splits] for v in s})
+    problems = []
+    for video in videos:
+        nframes = ann['nframes'][video]
+        folder = osp.join(prefix, video)
+        kind = source
+        if kind == 'auto':
+            kind = 'frames' if osp.isdir(folder) else 'video'
+        if kind == 'frames':
+            if not osp.isdir(folder):
+                problems.append(f'{video}: frame folder not found: {folder}')
+                continue
+            missing = [
+                i for i in range(start, start + nframes) if not osp.isfile(osp.join(folder, tmpl.format(i)))
+            ]
+            if missing:
+                problems.append(
+                    f'{video}: {len(missing)} of {nframes} frame files missing in {folder}, first '
+                    f'{tmpl.format(missing[0])}')
+            continue
+        path = folder + ext
+        if not osp.isfile(path):
+            problems.append(f'{video}: video file not found: {path}')
+            continue
+        try:
+            import decord
+            length = len(decord.VideoReader(path, num_threads=1))
+        except Exception as err:  # unreadable file
+            problems.append(f'{video}: cannot read {path}: {err}')
+            continue
+        if length < nframes:
+            problems.append(f'{video}: {path} has {length} frames but the annotation says nframes={nframes}')
+    return problems
+
+
+def format_statistics(stats: dict) -> str:
+    lines = [f"videos: {stats['num_videos']}, classes: {stats['num_classes']}, tubes: {stats['num_tubes']}"]
+    for i, split in enumerate(stats['splits']):
+        lines.append(f"split {i}: {split['train']} train videos, {split['test']} test videos")
+    tl, nf = stats['tube_length'], stats['nframes']
+    lines.append(f"tube length (annotated frames): min {tl['min']}, mean {tl['mean']}, max {tl['max']}")
+    lines.append(f"video length (frames): min {nf['min']}, mean {nf['mean']}, max {nf['max']}")
+    lines.append('resolutions (HxW: videos): ' + ', '.join(f'{k}: {v}'
+                                                           for k, v in sorted(stats['resolutions'].items())))
+    if stats['videos_without_tubes']:
+        lines.append(f"videos without tubes: {len(stats['videos_without_tubes'])}")
+    lines.append('tubes per class:')
+    width = max(len(name) for name in stats['tubes_per_class'])
+    for name, count in stats['tubes_per_class'].items():
+        lines.append(f'  {name:<{width}}  {count}')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        ann = load_annotations(args.ann_file, box_tolerance=args.box_tolerance)
+    except (AnnotationError, FileNotFoundError) as err:
+        print(f'ERROR: {err}', file=sys.stderr)
+        return 1
+    print(f'{args.ann_file}: valid')
+    print(format_statistics(tube_statistics(ann)))
+    status = 0
+    if args.check_media:
+        problems = check_media(ann, args.check_media, args.source, args.ext, args.filename_tmpl,
+                               args.frame_start_index)
+        if problems:
+            print(f'media check: {len(problems)} problem(s)', file=sys.stderr)
+            for problem in problems:
+                print(f'  {problem}', file=sys.stderr)
+            status = 1
+        else:
+            print(f'media check: all videos found under {args.check_media}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(to_json_dict(ann), f)
+        print(f'JSON copy written to {args.json}')
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())
