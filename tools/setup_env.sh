@@ -36,7 +36,11 @@ PIP=("$VENV/bin/python" -m pip)
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 log "step 1/4: build requirements (torch CPU wheel, numpy, setuptools) -- must precede the mmcv build"
-"${PIP[@]}" install -r "$REPO/requirements/build.txt"
+# The CPU torch wheel lies in a local wheel folder on these machines (PIP_FIND_LINKS usually points there too);
+# without it pip would fetch a multi-GB CUDA build from PyPI.
+FIND_LINKS=()
+for d in ${CFAD_WHEEL_DIRS:-/opt/wheels}; do [[ -d "$d" ]] && FIND_LINKS+=(--find-links "$d"); done
+"${PIP[@]}" install "${FIND_LINKS[@]}" -r "$REPO/requirements/build.txt"
 
 if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops" 2>/dev/null; then
     log "step 2/4: compiling mmcv 2.1.0 with ops (about 11 minutes on 2 cores the first time)"
