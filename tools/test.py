@@ -49,6 +49,8 @@ def merge_args(cfg, args):
         vis.wait_time = args.wait_time
         vis.out_dir = args.show_dir
         vis.interval = args.interval
+    if args.cfg_options is not None:  # before --dump turns test_evaluator into a list
+        cfg.merge_from_dict(args.cfg_options)
     if args.dump is not None:
         if not args.dump.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--dump must name a .pkl file, got {args.dump!r}')
@@ -57,8 +59,6 @@ def merge_args(cfg, args):
             cfg.test_evaluator = list(cfg.test_evaluator) + [dump_metric]
         else:
             cfg.test_evaluator = [cfg.test_evaluator, dump_metric]
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
     cfg.load_from = args.checkpoint
     return cfg
