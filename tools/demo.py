@@ -31,7 +31,7 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cpu', help='cpu or cuda:0')
     p.add_argument('--clip-len', type=int, default=None, help='frames per window (default: config)')
     p.add_argument('--stride', type=int, default=None, help='window stride (default: config test_stride)')
-    p.add_argument('--score-thr', type=float, default=0.3, help='drop video tubes scoring below this')
+    p.add_argument('--score-thr', type=float, default=0.05, help='drop video tubes scoring below this')
     p.add_argument('--fps', type=float, default=None, help='fps of the rendered video (default: the input\'s)')
     p.add_argument('--gif', action='store_true', help='also write a GIF')
     p.add_argument('--no-render', action='store_true', help='only write tubes.json')

@@ -90,7 +90,10 @@ def main(argv=None):
 
     step('4/4 demo on a test video')
     from cfad_mm.datasets.annotation import load_annotations
-    video = load_annotations(ann)['test_videos'][0][0]
+    annotations = load_annotations(ann)
+    # the test video with the most actors (deterministic; shows linking of several tubes)
+    video = max(annotations['test_videos'][0],
+                key=lambda v: (sum(len(t) for t in annotations['gttubes'][v].values()), v))
     video_path = osp.join(args.data_root, 'videos', video + '.mp4')
     demo_dir = osp.join(args.work_dir, 'demo')
     import demo as demo_tool
