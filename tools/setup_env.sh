@@ -46,7 +46,8 @@ if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops" 2>/dev/null; then
     log "step 2/4: compiling mmcv 2.1.0 with ops (about 11 minutes on 2 cores the first time)"
     # Without torch present or with build isolation the build silently yields mmcv WITHOUT ops.
     MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-2}" \
-        "${PIP[@]}" install --no-build-isolation "mmcv==2.1.0"
+        "${PIP[@]}" install --no-build-isolation "mmcv==2.1.0" \
+            -c "$REPO/requirements/build.txt" -c "$REPO/requirements/runtime.txt"
     if ! "$VENV/bin/python" -c "import mmcv.ops" ; then
         log "ERROR: mmcv was installed without its compiled ops (mmcv._ext). A cached wheel built without"
         log "       torch may be the cause: run 'pip cache remove mmcv' and 'bash tools/setup_env.sh --force'."
