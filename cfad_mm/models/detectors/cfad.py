@@ -10,6 +10,7 @@ from torch import Tensor
 from cfad_mm.structures.tube_ops import tube_nms
 from ..heads.coarse_tube_head import tube_box_losses
 from ..heads.key_timestamp_selector import feature_step_frames
+from ..utils.pretrained import load_pretrained_backbone
 
 
 @MODELS.register_module()
@@ -64,6 +65,12 @@ class CFAD(BaseModel):
                                              tube_feat_dim=self.key_selector.feat_dim))
         self.assigner = TASK_UTILS.build(assigner)
 
+    def init_weights(self):
+        """Initialise every part; then load the backbone's ``init_cfg=dict(type='Pretrained', ...)`` checkpoint,
+        which mmaction's 3-D backbones would ignore (see :func:`load_pretrained_backbone`)."""
+        super().init_weights()
+        load_pretrained_backbone(self.backbone, getattr(self.backbone, 'init_cfg', None))
+
     # ------------------------------------------------------------------ shared pieces
     def extract_feat(self, inputs: Tensor) -> Tensor:
         """Backbone features ``(N, C', T', H', W')`` of clips ``(N, C, T, H, W)``."""
@@ -93,10 +100,10 @@ class CFAD(BaseModel):
         step_boxes, step_in = self.coder.decode(coeffs, extents, img_shape, times=step_frames.to(coeffs.dtype))
         step_boxes = clip_boxes(step_boxes, img_shape)
         # A tube whose extent falls between two steps still gets its nearest step.
-        none_in = ~step_in.any(1)
-        if bool(none_in.any()):
-            mid = (extents[none_in].mean(1, keepdim=True) - step_frames[None].to(extents.dtype)).abs().argmin(1)
-            step_in[none_in] = torch.nn.functional.one_hot(mid, step_frames.numel()).bool()
+        # Branch-free (no data-dependent Python control flow), so that the ONNX graph of ``_forward`` keeps it.
+        none_in = ~step_in.any(1, keepdim=True)
+        mid = (extents.mean(1, keepdim=True) - step_frames[None].to(extents.dtype)).abs().argmin(1)
+        step_in = step_in | (none_in & torch.nn.functional.one_hot(mid, step_frames.numel()).bool())
         error_logits, roi_feats = self.key_selector(feats, batch_inds, step_boxes, spatial_scale)
         key_steps, key_valid = self.key_selector.select(error_logits, step_in)
         key_boxes = step_boxes.gather(1, key_steps[..., None].expand(-1, -1, 4))
@@ -124,20 +131,84 @@ class CFAD(BaseModel):
         raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
 
     def _forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
-        """Raw network outputs on the whole-clip proposal (export / benchmarking path, no post-processing).
+        """Raw network outputs with fixed shapes: backbone + coarse + refine, without Python post-processing.
+
+        This is the export (ONNX) and benchmarking path. It uses the whole-clip proposal only (``predict``
+        also pools the actionness segments; with ``proposal_head.max_proposals=1`` both see the same
+        proposals) and only torch ops, no data-dependent control flow. With ``N`` clips, ``K`` classes,
+        polynomial degree ``D``, ``k = min(test_cfg.topk, K * H' * W')`` coarse tubes per clip:
 
         Returns:
-            tuple: actionness logits ``(N, T')``, heatmap logits ``(N, K, H', W')``, coefficient map
-            ``(N, 4*(D+1), H', W')``, extent map ``(N, 2, H', W')``.
+            tuple[Tensor]: in this order
+
+            - ``actionness`` ``(N, T')``: actionness logits per feature step.
+            - ``heatmap`` ``(N, K, H', W')``: tube-centre heatmap logits.
+            - ``coeff_map`` ``(N, 4*(D+1), H', W')``: raw coefficient map (no cell/size priors).
+            - ``extent_map`` ``(N, 2, H', W')``: extent offsets (units of the clip length).
+            - ``scores`` ``(N, k)``: coarse scores, sigmoid of the heatmap at its 3x3 local maxima,
+              descending (0 at non-maxima).
+            - ``labels`` ``(N, k)`` int64: class of each coarse tube.
+            - ``coeffs`` ``(N, k, 4, D+1)``: coarse tube coefficients (priors added, see
+              :meth:`CoarseTubeHead.cell_coeffs`).
+            - ``extents`` ``(N, k, 2)``: ``(t_start, t_end)`` in clip frames (float).
+
+            and, when ``refine=True``:
+
+            - ``refined_coeffs`` ``(N, k, 4, D+1)``: coefficients after the key-timestamp re-fit.
+            - ``cls_logits`` ``(N, k, K+1)``: refined class logits (last = background).
+
+            The final tube score is ``sqrt(scores * softmax(cls_logits)[label])``
+            (:meth:`RefineTubeHead.combine_scores`); boxes are ``PolyTubeCoder.decode(coeffs, extents,
+            (H, W), num_frames=T)`` clipped to the clip; score threshold, class-wise tube NMS and the mapping to
+            original pixels follow as in :meth:`_postprocess` (see ``docs/deployment.md``).
         """
         feats = self.extract_feat(inputs)
-        num_frames, _, stride_t, _ = self._geometry(inputs, feats)
+        num_frames, img_shape, stride_t, spatial_scale = self._geometry(inputs, feats)
+        # Python numbers, not traced sizes: the exported graph has fixed shapes.
+        num_frames, stride_t, spatial_scale = int(num_frames), float(stride_t), float(spatial_scale)
+        img_shape = (int(img_shape[0]), int(img_shape[1]))
         logits = self.proposal_head(feats)
-        n = inputs.shape[0]
+        n = int(inputs.shape[0])
         segments = inputs.new_tensor([[0.0, num_frames - 1.0]]).expand(n, 2)
-        pooled = self.proposal_head.pool(feats, torch.arange(n, device=inputs.device), segments, stride_t)
+        batch_inds = torch.arange(n, device=inputs.device)
+        pooled = self.proposal_head.pool(feats, batch_inds, segments, stride_t)
         heat, coeff_map, extent_map = self.coarse_head(pooled)
-        return logits, heat, coeff_map, extent_map
+        outs = [logits, heat, coeff_map, extent_map]
+        scores, labels, coeffs, extents, tube_batch = self._topk_coarse_tubes(heat, coeff_map, extent_map,
+                                                                               segments, num_frames)
+        k = scores.shape[1]
+        outs += [scores, labels, coeffs.reshape(n, k, 4, -1), extents.reshape(n, k, 2)]
+        if self.refine:
+            ref = self._refine(feats, tube_batch, coeffs, extents, num_frames, img_shape, stride_t, spatial_scale)
+            outs += [ref['coeffs'].reshape(n, k, 4, -1), ref['cls_logits'].reshape(n, k, -1)]
+        return tuple(outs)
+
+    def _topk_coarse_tubes(self, heat: Tensor, coeff_map: Tensor, extent_map: Tensor, segments: Tensor,
+                           num_frames: int) -> Tuple[Tensor, ...]:
+        """Top-k coarse tubes of one proposal per clip with fixed shapes (the tensor counterpart of
+        :meth:`CoarseTubeHead.predict_tubes`, which loops over clips with a variable number of proposals).
+
+        Args:
+            heat, coeff_map, extent_map (Tensor): coarse maps ``(N, K | 4*(D+1) | 2, H', W')``.
+            segments (Tensor): the proposal of each clip ``(N, 2)``.
+            num_frames (int): clip length ``T``.
+
+        Returns:
+            tuple[Tensor]: ``scores (N, k)``, ``labels (N, k)``, ``coeffs (N*k, 4, D+1)``, ``extents (N*k, 2)``,
+            ``tube_batch (N*k,)`` (clip index of each tube), with ``k = min(test_cfg.topk, K*H'*W')``.
+        """
+        from mmdet.models.utils.gaussian_target import get_local_maximum
+        n, num_cls, h, w = heat.shape
+        flat = get_local_maximum(heat.sigmoid()).reshape(n, -1)
+        k = min(int(self.test_cfg['topk']), flat.shape[1])
+        scores, top = flat.topk(k, dim=1)
+        labels = top // (h * w)
+        ys, xs = (top % (h * w)) // w, top % w
+        tube_batch = torch.arange(n, device=heat.device)[:, None].expand(n, k).reshape(-1)
+        ys, xs = ys.reshape(-1), xs.reshape(-1)
+        coeffs = self.coarse_head.cell_coeffs(coeff_map, tube_batch, ys, xs)
+        extents = self.coarse_head.cell_extents(extent_map, segments, tube_batch, ys, xs, num_frames)
+        return scores, labels, coeffs, extents, tube_batch
 
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         feats = self.extract_feat(inputs)

@@ -10,6 +10,7 @@ data_root = 'data/ucf101_24'
 ann_file = f'{data_root}/UCF101v2-GT.pkl'
 frame_prefix = f'{data_root}/rgb-images'
 clip_len = 16
+split = 0
 
 train_pipeline = [
     dict(type='RawFrameDecode'),
@@ -38,7 +39,7 @@ train_dataloader = dict(
         data_prefix=dict(video=frame_prefix),
         source='frames',
         filename_tmpl='{:05d}.jpg',
-        split=0,
+        split=split,
         subset='train',
         clip_len=clip_len,
         frame_interval=1,
@@ -57,7 +58,7 @@ val_dataloader = dict(
         data_prefix=dict(video=frame_prefix),
         source='frames',
         filename_tmpl='{:05d}.jpg',
-        split=0,
+        split=split,
         subset='test',
         clip_len=clip_len,
         frame_interval=1,

@@ -16,6 +16,7 @@ model = dict(
         out_indices=(2, ),
         spatial_strides=(1, 2, 2),
         temporal_strides=(1, 1, 1),
+        dilations=(1, 1, 1),
         conv1_kernel=(5, 7, 7),
         conv1_stride_t=1,
         pool1_stride_t=1,
