@@ -14,4 +14,5 @@ from . import structures  # noqa: E402,F401
 from . import datasets  # noqa: E402,F401
 from . import evaluation  # noqa: E402,F401
 from . import models  # noqa: E402,F401
+from . import engine  # noqa: E402,F401
 from .version import __version__  # noqa: E402,F401

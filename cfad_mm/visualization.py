@@ -13,17 +13,23 @@ def tube_colour(tube_id: int) -> tuple:
     return int(b * 255), int(g * 255), int(r * 255)
 
 
-def draw_tubes(frame_rgb: np.ndarray, frame_number: int, tubes: List[Dict]) -> np.ndarray:
+def draw_tubes(frame_rgb: np.ndarray, frame_number: int, tubes: List[Dict],
+               box_scale: Sequence[float] = (1.0, 1.0)) -> np.ndarray:
     """Draw the boxes of ``tubes`` (from :func:`cfad_mm.apis.tubes_to_json`) present at 1-based
-    ``frame_number`` on a copy of an RGB frame; returns a BGR frame."""
+    ``frame_number`` on a copy of an RGB frame; returns a BGR frame.
+
+    ``box_scale`` (sx, sy) maps the boxes to the frame (frames decoded downscaled, see
+    :class:`cfad_mm.apis.VideoFrames`). Defaults to (1.0, 1.0).
+    """
     img = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+    sx, sy = box_scale
     scale = max(0.35, min(img.shape[:2]) / 400)
     thick = max(1, int(round(2 * scale)))
     for tube in tubes:
         for row in tube['boxes']:
             if row[0] != frame_number:
                 continue
-            x1, y1, x2, y2 = (int(round(v)) for v in row[1:])
+            x1, y1, x2, y2 = (int(round(v * s)) for v, s in zip(row[1:], (sx, sy, sx, sy)))
             colour = tube_colour(tube['tube_id'])
             cv2.rectangle(img, (x1, y1), (x2, y2), colour, thick)
             text = f"#{tube['tube_id']} {tube['label_name']} {tube['score']:.2f}"
@@ -45,7 +51,8 @@ def render_video(frames, tubes: List[Dict], out_path: str, fps: float = 10.0,
         tubes (list[dict]): tubes of :func:`cfad_mm.apis.tubes_to_json`.
         out_path (str): the mp4 to write. fps (float): frame rate. gif_path (str, optional): also a GIF.
     """
-    h, w = frames.shape
+    h, w = getattr(frames, 'decode_shape', None) or frames.shape  # frames as decoded (maybe downscaled)
+    box_scale = (w / frames.shape[1], h / frames.shape[0])
     writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
     if not writer.isOpened():
         raise OSError(f'cannot open {out_path} for writing (mp4v)')
@@ -54,7 +61,7 @@ def render_video(frames, tubes: List[Dict], out_path: str, fps: float = 10.0,
     for s in range(0, frames.num_frames, step):
         idx = list(range(s, min(frames.num_frames, s + step)))
         for i, f in zip(idx, frames.get(idx)):
-            img = draw_tubes(f, i + 1, tubes)
+            img = draw_tubes(f, i + 1, tubes, box_scale)
             writer.write(img)
             if gif_path and len(gif_frames) < max_gif_frames:
                 gif_frames.append(img[:, :, ::-1].copy())

@@ -33,6 +33,9 @@ def parse_args(argv=None):
     p.add_argument('--stride', type=int, default=None, help='window stride (default: config test_stride)')
     p.add_argument('--score-thr', type=float, default=0.05, help='drop video tubes scoring below this')
     p.add_argument('--fps', type=float, default=None, help='fps of the rendered video (default: the input\'s)')
+    p.add_argument('--max-side', type=int, default=1280,
+                   help='decode frames with a longer side downscaled to this size (0: full size); the tubes are '
+                   'reported in original pixels')
     p.add_argument('--gif', action='store_true', help='also write a GIF')
     p.add_argument('--no-render', action='store_true', help='only write tubes.json')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
@@ -44,10 +47,11 @@ def main(argv=None):
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise SystemExit(f'error: {what} not found: {path}')
-    frames = VideoFrames(args.video)  # fails early, naming the file, if it is unreadable
+    frames = VideoFrames(args.video, args.max_side or None)  # fails early, naming the file, if unreadable
     model = init_detector(args.config, args.checkpoint, args.device, args.cfg_options)
-    print(f'{args.video}: {frames.num_frames} frames, {frames.shape[1]}x{frames.shape[0]}')
-    result = inference_video(model, args.video, clip_len=args.clip_len, stride=args.stride)
+    print(f'{args.video}: {frames.num_frames} frames, {frames.shape[1]}x{frames.shape[0]}' +
+          (f' (decoded at {frames.decode_shape[1]}x{frames.decode_shape[0]})' if frames.downscaled else ''))
+    result = inference_video(model, frames, clip_len=args.clip_len, stride=args.stride)
     classes = class_names(model)
     tubes = tubes_to_json(result, classes, args.score_thr)
     os.makedirs(args.out, exist_ok=True)

@@ -42,6 +42,15 @@ def parse_args(argv=None):
     return args
 
 
+# optimizer wrapper type -> its mixed-precision counterpart (--amp)
+AMP_WRAPPERS = {
+    'OptimWrapper': 'AmpOptimWrapper',
+    'AmpOptimWrapper': 'AmpOptimWrapper',
+    'NonFiniteGuardOptimWrapper': 'AmpNonFiniteGuardOptimWrapper',
+    'AmpNonFiniteGuardOptimWrapper': 'AmpNonFiniteGuardOptimWrapper'
+}
+
+
 def merge_args(cfg, args):
     """Merge command-line arguments into the config (mmaction2's semantics)."""
     if args.no_validate:
@@ -51,9 +60,9 @@ def merge_args(cfg, args):
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+        if wrapper not in AMP_WRAPPERS:
             raise ValueError(f'--amp is not supported with the custom optimizer wrapper {wrapper!r}')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.type = AMP_WRAPPERS[wrapper]
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
         cfg.resume = True

@@ -10,6 +10,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
+from cfad_mm.datasets.media import MediaError, probe_video
 from cfad_mm.datasets.tube_dataset import window_positions, window_starts
 
 # Pipeline steps that read media: the inference API decodes the frames itself.
@@ -48,46 +49,76 @@ def init_detector(config, checkpoint: Optional[str] = None, device: str = 'cpu',
 class VideoFrames:
     """Random access to the RGB frames of a video file (decord) or a folder of images (sorted by name).
 
+    Frames larger than ``max_side`` on their long side are decoded downscaled (decord resizes while decoding,
+    images are resized after reading), so that very large videos do not exhaust the memory: ``shape`` is the
+    original ``(H, W)``, ``decode_shape`` the ``(h, w)`` of the frames :meth:`get` returns.
+
+    Args:
+        path (str): A video file or a folder of images.
+        max_side (int, optional): Largest decoded side in pixels; None decodes at full size.
+            Defaults to 1280.
+
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: the file cannot be decoded, or the folder holds no image.
+        MediaError: (a ``ValueError``) the file is empty or cannot be decoded, or the folder holds no image.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, max_side: Optional[int] = 1280):
         self.path = path
         if not osp.exists(path):
             raise FileNotFoundError(f'video not found: {path}')
+        if max_side is not None and max_side < 1:
+            raise ValueError(f'VideoFrames: max_side must be >= 1 or None, got {max_side}')
         if osp.isdir(path):
             self.files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTS))
             if not self.files:
-                raise ValueError(f'{path}: frame folder holds no image ({", ".join(IMAGE_EXTS)})')
+                raise MediaError(f'{path}: frame folder holds no image ({", ".join(IMAGE_EXTS)})')
+            self.decode_shape = None
             first = self._read_image(0)
-            self.num_frames, self.shape = len(self.files), first.shape[:2]
+            self.num_frames, self.shape = len(self.files), tuple(first.shape[:2])
+            self.decode_shape = _downscaled(self.shape, max_side)
             self.reader = None
         else:
             import decord
-            try:
-                self.reader = decord.VideoReader(path, num_threads=1)
-                self.num_frames = len(self.reader)
-                if self.num_frames == 0:
-                    raise ValueError('no frame')
-                self.shape = tuple(self.reader[0].shape[:2])
-            except Exception as e:  # decord raises its own DECORDError
-                raise ValueError(f'{path}: cannot decode this video file ({type(e).__name__}: {e})') from e
+            self.num_frames, self.shape = probe_video(path)
+            self.decode_shape = _downscaled(self.shape, max_side)
+            size = {} if self.decode_shape == self.shape else dict(width=self.decode_shape[1],
+                                                                   height=self.decode_shape[0])
+            self.reader = decord.VideoReader(path, num_threads=1, **size)
+
+    @property
+    def downscaled(self) -> bool:
+        """Whether the frames are decoded smaller than the original."""
+        return self.decode_shape != self.shape
 
     def _read_image(self, i: int) -> np.ndarray:
         import cv2
         f = osp.join(self.path, self.files[i])
         img = cv2.imread(f)
         if img is None:
-            raise ValueError(f'{f}: cannot read this image')
+            raise MediaError(f'{f}: cannot read this image (empty, truncated or not an image)')
+        if self.decode_shape is not None and tuple(img.shape[:2]) != self.decode_shape:
+            img = cv2.resize(img, self.decode_shape[::-1], interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
     def get(self, positions: Sequence[int]) -> List[np.ndarray]:
-        """RGB frames ``(H, W, 3)`` uint8 at 0-based ``positions``."""
+        """RGB frames ``(h, w, 3)`` uint8 (``decode_shape``) at 0-based ``positions``."""
         if self.reader is None:
             return [self._read_image(int(p)) for p in positions]
-        return list(self.reader.get_batch(list(map(int, positions))).asnumpy())
+        try:
+            return list(self.reader.get_batch(list(map(int, positions))).asnumpy())
+        except Exception as err:
+            raise MediaError(f'{self.path}: cannot decode frames {int(positions[0]) + 1}..'
+                             f'{int(positions[-1]) + 1}: {type(err).__name__}: {err}') from err
+
+
+def _downscaled(shape, max_side: Optional[int]):
+    """``(h, w)`` with the long side at most ``max_side`` (aspect ratio kept, even sizes for the decoder)."""
+    h, w = (int(v) for v in shape)
+    if max_side is None or max(h, w) <= max_side:
+        return h, w
+    s = max_side / max(h, w)
+    return max(2, int(round(h * s / 2)) * 2), max(2, int(round(w * s / 2)) * 2)
 
 
 def build_inference_pipeline(cfg: Config) -> Compose:
@@ -98,7 +129,7 @@ def build_inference_pipeline(cfg: Config) -> Compose:
 
 def inference_video(model, video: str, clip_len: Optional[int] = None, stride: Optional[int] = None,
                     frame_interval: int = 1, batch_size: int = 1, link_cfg: Optional[dict] = None,
-                    progress: bool = True) -> Dict:
+                    progress: bool = True, max_side: Optional[int] = 1280) -> Dict:
     """Detect action tubes in a whole video.
 
     Sliding windows of ``clip_len`` frames with ``stride`` cover every frame (the last window is aligned to the
@@ -106,25 +137,33 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
     into video tubes with :func:`cfad_mm.evaluation.linking.link_video_tubes`.
 
     Args:
-        model: from :func:`init_detector`. video (str): video file or frame folder.
+        model: from :func:`init_detector`. video (str | VideoFrames): video file or frame folder (or one
+            already opened).
         clip_len (int, optional): defaults to the config's test ``clip_len``.
         stride (int, optional): defaults to the config's ``test_stride`` (or ``clip_len // 2``).
         frame_interval (int): temporal sampling interval. Defaults to 1.
         batch_size (int): clips per forward pass. Defaults to 1.
         link_cfg (dict, optional): keyword arguments of ``link_video_tubes``.
         progress (bool): show a progress bar over windows. Defaults to True.
+        max_side (int, optional): frames with a longer side are decoded downscaled (see :class:`VideoFrames`);
+            the tubes are mapped back to the original pixels. Defaults to 1280.
 
     Returns:
         dict: ``video``, ``nframes``, ``resolution`` (H, W), ``clips`` (list of clip predictions as numpy dicts)
         and ``tubes`` (the linked video tubes: ``tubes (K, nframes, 4)``, ``tube_masks``, ``scores``,
-        ``labels``, ...).
+        ``labels``, ...), ``num_nonfinite`` (clip tubes with NaN/inf scores or boxes, left out of the linking
+        with a warning). All boxes are in original video pixels.
     """
-    from cfad_mm.evaluation.linking import link_video_tubes
+    from cfad_mm.evaluation.linking import drop_nonfinite_tubes, link_video_tubes
     cfg = model.cfg
     ds_cfg = cfg.test_dataloader.dataset
     clip_len = clip_len or ds_cfg.get('clip_len', 16)
     stride = stride or ds_cfg.get('test_stride') or max(1, clip_len // 2)
-    frames = VideoFrames(video)
+    frames = video if isinstance(video, VideoFrames) else VideoFrames(video, max_side)
+    video = frames.path
+    # boxes predicted on the decoded frames -> original pixels
+    sy, sx = (o / d for o, d in zip(frames.shape, frames.decode_shape))
+    to_original = np.array([sx, sy, sx, sy], dtype=np.float32)
     pipeline = build_inference_pipeline(cfg)
     span = (clip_len - 1) * frame_interval + 1
     starts = window_starts(frames.num_frames, span, stride)
@@ -146,7 +185,7 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
             p = ds.pred_instances
             clips.append(dict(frame_inds=np.asarray(ds.metainfo['frame_inds']),
                               frame_valid=np.asarray(ds.metainfo['frame_valid']),
-                              tubes=p.tubes.cpu().numpy(), tube_masks=p.tube_masks.cpu().numpy(),
+                              tubes=p.tubes.cpu().numpy() * to_original, tube_masks=p.tube_masks.cpu().numpy(),
                               scores=p.scores.cpu().numpy(), labels=p.labels.cpu().numpy(),
                               frame_scores=p.frame_scores.cpu().numpy()))
         batch.clear()
@@ -158,7 +197,7 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
         results = dict(imgs=imgs, video_id=osp.basename(video.rstrip('/')), frame_inds=positions.copy(),
                        video_frame_inds=positions + 1, frame_valid=valid, clip_len=clip_len, num_clips=1,
                        frame_interval=frame_interval, nframes=frames.num_frames,
-                       original_shape=tuple(frames.shape), img_shape=tuple(frames.shape),
+                       original_shape=tuple(frames.decode_shape), img_shape=tuple(frames.decode_shape),
                        gt_tubes=np.zeros((0, t, 4), np.float32), gt_tube_masks=np.zeros((0, t), bool),
                        gt_labels=np.zeros((0, ), np.int64))
         packed = pipeline(results)
@@ -169,8 +208,10 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
         if bar is not None:
             bar.update()
     flush()
-    tubes = link_video_tubes(clips, frames.num_frames, video=video, **(link_cfg or {}))
-    return dict(video=video, nframes=frames.num_frames, resolution=tuple(frames.shape), clips=clips, tubes=tubes)
+    linkable, num_nonfinite = drop_nonfinite_tubes(clips, video)
+    tubes = link_video_tubes(linkable, frames.num_frames, video=video, **(link_cfg or {}))
+    return dict(video=video, nframes=frames.num_frames, resolution=tuple(frames.shape), clips=clips, tubes=tubes,
+                num_nonfinite=num_nonfinite)
 
 
 def tubes_to_json(result: Dict, classes: Optional[Sequence[str]] = None, score_thr: float = 0.0) -> Dict:

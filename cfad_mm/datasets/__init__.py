@@ -3,10 +3,12 @@ from .annotation import AnnotationError, load_annotations, tube_statistics, vali
 from .presets import JHMDB21Dataset, SyntheticTubeDataset, UCF101_24Dataset, UCFSportsDataset
 from .transforms import (PackTubeInputs, TubeFlip, TubeRandomCrop, TubeResize, boxes_to_input,
                          boxes_to_original)
+from .media import MediaError, check_frame_folder, probe_video
 from .tube_dataset import TubeDataset
 
 __all__ = [
-    'AnnotationError', 'load_annotations', 'validate_annotations', 'tube_statistics', 'TubeDataset',
+    'AnnotationError', 'MediaError', 'probe_video', 'check_frame_folder', 'load_annotations',
+    'validate_annotations', 'tube_statistics', 'TubeDataset',
     'UCF101_24Dataset', 'JHMDB21Dataset', 'UCFSportsDataset', 'SyntheticTubeDataset', 'TubeResize',
     'TubeRandomCrop', 'TubeFlip', 'PackTubeInputs', 'boxes_to_original', 'boxes_to_input'
 ]

@@ -30,6 +30,19 @@ clip frames and becomes ``gt_tubes`` (n, T, 4) float32 + ``gt_tube_masks`` (n, T
 int64. Boxes are clipped to the frame (annotations may cross the border by a few pixels); values where the
 mask is False are 0. Padded positions (``frame_valid=False``) are never annotated. A tube with no annotated
 frame inside the clip is not part of that clip (it lies outside the clip in time).
+
+Bad samples (``on_bad_sample``): with the default ``'error'`` the first unreadable clip raises, naming the clip,
+the video and the file (missing / empty / truncated / non-video files, frame folders with gaps, videos with
+fewer frames than ``nframes``; see :mod:`cfad_mm.datasets.media`). With ``'skip'``:
+
+* test mode: every video of the split is checked when the dataset is built (:func:`~.media.probe_video` or
+  :func:`~.media.check_frame_folder`); the clips of bad videos are left out and listed in
+  :attr:`TubeDataset.bad_samples` (their ground truth still counts in the metric, as missed tubes). A clip that
+  fails later still raises: a test loop cannot drop a sample.
+* training: a clip that fails to load is skipped and another one is drawn (mmengine's refetch); later clips of
+  the same video are skipped at once. Each skip is logged once per video and recorded in the metainfo key
+  ``bad_samples`` of the next sample served, so that the main process learns about skips made in dataloader
+  workers: :class:`cfad_mm.engine.ReliabilityHook` counts them and logs a summary at the end of every epoch.
 """
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -41,8 +54,11 @@ from mmengine.registry import DefaultScope
 
 from mmaction.registry import DATASETS
 from .annotation import AnnotationError, load_annotations
+from .media import check_frame_folder, probe_video
 
 SOURCES = ('video', 'frames')
+BAD_SAMPLE_MODES = ('error', 'skip')
+BAD_SAMPLES_KEY = 'bad_samples'
 
 
 class VideoTubes:
@@ -160,8 +176,12 @@ class TubeDataset(BaseDataset):
         seed (int): Seed of the choice of background clips. Defaults to 0.
         test_mode (bool, optional): Sliding-window sampling over every frame when True, training sampling
             otherwise. Defaults to ``subset == 'test'``.
-        check_files (bool): Check before decoding that the video file / frame folder / frame files of a clip
-            exist and raise ``FileNotFoundError`` naming the path. Skipped for URLs. Defaults to True.
+        check_files (bool): Check before decoding that the media of a clip can be read: the frame folder and
+            frame files exist (``FileNotFoundError``), the video file exists, is not empty, decodes and has at
+            least ``nframes`` frames (``MediaError``; probed once per video). Skipped for URLs.
+            Defaults to True.
+        on_bad_sample (str): ``'error'`` (raise on the first unreadable clip) or ``'skip'`` (leave bad clips
+            out, count them and report them; see the module docstring). Defaults to ``'error'``.
         box_tolerance (float): Tolerance of boxes outside the frame, see
             :func:`cfad_mm.datasets.annotation.validate_annotations`. Defaults to 0.05.
         metainfo (dict, optional): ``dict(classes=...)``; the class names come from the annotation file when
@@ -194,6 +214,7 @@ class TubeDataset(BaseDataset):
                  seed: int = 0,
                  test_mode: Optional[bool] = None,
                  check_files: bool = True,
+                 on_bad_sample: str = 'error',
                  box_tolerance: float = 0.05,
                  metainfo: Optional[dict] = None,
                  **kwargs):
@@ -212,6 +233,8 @@ class TubeDataset(BaseDataset):
             raise ValueError(f'{name}: background_fraction must be in [0, 1), got {background_fraction}')
         if temporal_jitter < 0:
             raise ValueError(f'{name}: temporal_jitter must be >= 0, got {temporal_jitter}')
+        if on_bad_sample not in BAD_SAMPLE_MODES:
+            raise ValueError(f'{name}: on_bad_sample must be one of {BAD_SAMPLE_MODES}, got {on_bad_sample!r}')
         span = (clip_len - 1) * frame_interval + 1
         default_stride = max(1, span // 2)
         self.train_stride = int(default_stride if train_stride is None else train_stride)
@@ -233,6 +256,12 @@ class TubeDataset(BaseDataset):
         self.temporal_jitter = int(temporal_jitter)
         self.seed = seed
         self.check_files = check_files
+        self.on_bad_sample = on_bad_sample
+        # Bad clips found by this process (the load-time check in test mode, skips in training).
+        self.bad_samples: List[dict] = []
+        self._bad_videos: Dict[str, str] = {}  # video -> reason, for the skip mode
+        self._pending_bad: List[dict] = []  # skips not yet reported through a served sample
+        self._probed: set = set()  # video files already probed by _check_media
         self.box_tolerance = box_tolerance
         self.videos: Dict[str, VideoTubes] = {}
         if data_prefix is None:
@@ -286,8 +315,31 @@ class TubeDataset(BaseDataset):
             for v in video_names
         }
         if self.test_mode:
+            if self.on_bad_sample == 'skip':
+                video_names = self._drop_bad_videos(video_names)
             return self._test_clips(video_names)
         return self._train_clips(video_names)
+
+    def _drop_bad_videos(self, video_names: List[str]) -> List[str]:
+        """Test mode with ``on_bad_sample='skip'``: check the media of every video, drop the bad ones."""
+        good = []
+        for video in video_names:
+            path = self.media_path(video)
+            nframes = self.videos[video].nframes
+            try:
+                self._check_media(path, np.arange(1, nframes + 1), video)
+            except (OSError, ValueError) as err:
+                self._record_bad(video, None, f'{type(err).__name__}: {err}', path)
+                continue
+            good.append(video)
+        if self.bad_samples:
+            print_log(
+                f"{type(self).__name__}: on_bad_sample='skip': {len(self.bad_samples)} of {len(video_names)} "
+                f'{self.subset} videos of {self.ann_file} are left out (their ground truth counts as missed): '
+                + '; '.join(f"{r['video']}: {r['error']}" for r in self.bad_samples[:5]),
+                logger='current',
+                level=30)
+        return good
 
     def _clip_info(self, video: str, start: int, positive: bool) -> dict:
         return dict(
@@ -342,19 +394,22 @@ class TubeDataset(BaseDataset):
         base = osp.join(self.data_prefix['video'], video)
         return base + self.video_ext if self.source == 'video' else base
 
-    def _check_media(self, path: str, video_frame_inds: np.ndarray):
+    def _check_media(self, path: str, video_frame_inds: np.ndarray, video: str):
+        """Raise ``FileNotFoundError`` / ``MediaError`` (prefixed with the class name) if the media of a clip
+        (1-based ``video_frame_inds``) cannot be read. A video file is probed once (see :mod:`.media`)."""
         if not self.check_files or '://' in path:
             return
-        if self.source == 'video':
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'{type(self).__name__}: video file not found: {path}')
-            return
-        if not osp.isdir(path):
-            raise FileNotFoundError(f'{type(self).__name__}: frame folder not found: {path}')
-        for number in np.unique(video_frame_inds):
-            frame = osp.join(path, self.filename_tmpl.format(int(number) - 1 + self.frame_start_index))
-            if not osp.isfile(frame):
-                raise FileNotFoundError(f'{type(self).__name__}: frame file not found: {frame}')
+        try:
+            if self.source == 'video':
+                if path not in self._probed:
+                    probe_video(path, self.videos[video].nframes,
+                                f'nframes of video {video!r} in {self.ann_file}')
+                    self._probed.add(path)
+                return
+            numbers = np.unique(video_frame_inds) - 1 + self.frame_start_index
+            check_frame_folder(path, numbers, self.filename_tmpl)
+        except (OSError, ValueError) as err:
+            raise type(err)(f'{type(self).__name__}: {err}') from err
 
     def _jittered_start(self, info: dict) -> int:
         start = info['clip_start']
@@ -388,7 +443,7 @@ class TubeDataset(BaseDataset):
         gt_tubes, gt_masks, gt_labels = tubes.clip(positions, frame_valid)
         path = self.media_path(video)
         video_frame_inds = positions + 1
-        self._check_media(path, video_frame_inds)
+        self._check_media(path, video_frame_inds, video)
         results = dict(
             video_id=video,
             sample_idx=info['sample_idx'],
@@ -414,7 +469,42 @@ class TubeDataset(BaseDataset):
         return results
 
     def prepare_data(self, idx: int):
-        """Run the pipeline on clip ``idx``; errors name the clip, video and frames."""
+        """Run the pipeline on clip ``idx``; errors name the clip, video and frames.
+
+        With ``on_bad_sample='skip'`` in training, a clip that fails returns None (mmengine's
+        ``BaseDataset.__getitem__`` then draws another clip) and the skip is recorded (see the module docstring).
+        """
+        if self.on_bad_sample != 'skip' or self.test_mode:
+            return self._load(idx)
+        video = self.get_data_info(idx)['video_id']
+        if video in self._bad_videos:
+            self._record_bad(video, idx, self._bad_videos[video], self.media_path(video), log=False)
+            return None
+        try:
+            data = self._load(idx)
+        except Exception as err:  # anything a broken file can raise: skip it, never silently
+            reason = f'{type(err).__name__}: {err}'
+            self._bad_videos[video] = reason
+            self._record_bad(video, idx, reason, self.media_path(video))
+            return None
+        if self._pending_bad and isinstance(data, dict) and hasattr(data.get('data_samples'), 'set_metainfo'):
+            data['data_samples'].set_metainfo({BAD_SAMPLES_KEY: list(self._pending_bad)})
+            self._pending_bad.clear()
+        return data
+
+    def _record_bad(self, video: str, idx: Optional[int], reason: str, path: str, log: bool = True) -> None:
+        """Count a skipped clip (``idx``) or video (``idx=None``); log the first skip of each video."""
+        record = dict(video=video, clip=idx, path=path, error=reason)
+        self.bad_samples.append(record)
+        self._pending_bad.append(record)
+        if log and idx is not None:
+            print_log(
+                f"{type(self).__name__}: on_bad_sample='skip': skipping video {video!r} ({path}): {reason}",
+                logger='current',
+                level=30)
+
+    def _load(self, idx: int):
+        """Clip ``idx`` through the pipeline; pipeline errors are re-raised naming the clip, video and file."""
         results = self.get_clip(idx)
         where = (f"clip {idx} of {type(self).__name__} (video {results['video_id']!r}, frames "
                  f"{int(results['video_frame_inds'][0])}..{int(results['video_frame_inds'][-1])}, "

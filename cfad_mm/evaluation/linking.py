@@ -36,7 +36,7 @@ import numpy as np
 from cfad_mm.structures.tube_ops import box_iou, tube_frame_iou, tube_nms
 from .functional.matching import descending_score_order
 
-__all__ = ['prepare_clips', 'link_video_tubes', 'link_prepared_clips', 'link_tubes']
+__all__ = ['prepare_clips', 'link_video_tubes', 'link_prepared_clips', 'link_tubes', 'drop_nonfinite_tubes']
 
 CLIP_KEYS = ('frame_inds', 'tubes', 'tube_masks', 'scores', 'labels')
 # Weight floor of a clip tube in the box average (keeps zero-scored tubes well-defined).
@@ -98,6 +98,50 @@ def _normalise_clip(clip: dict, nframes: int, video: str, index: int) -> Optiona
         scores=scores[keep],
         labels=labels[keep],
         frame_scores=None if frame_scores is None else frame_scores[keep][:, cols])
+
+
+def drop_nonfinite_tubes(clips: Sequence[dict], video: str = '<video>', warn: bool = True):
+    """Leave out the clip tubes whose score or boxes (on frames of their mask) are NaN or infinite.
+
+    :func:`prepare_clips` rejects such values (a clear error for hand-made inputs); model outputs go through
+    this function first, so that a numerically broken prediction costs that tube, not the whole evaluation.
+    Zero-size and out-of-frame boxes are kept: IoUs with them are simply 0.
+
+    Args:
+        clips (Sequence[dict]): Clip predictions (layout in :func:`prepare_clips`).
+        video (str): Video name for the warning. Defaults to ``'<video>'``.
+        warn (bool): Log a warning (mmengine logger) when tubes are dropped. Defaults to True.
+
+    Returns:
+        tuple[list[dict], int]: The clips (a clip is copied only when tubes are dropped) and the number of
+        dropped tubes.
+    """
+    out, dropped = [], 0
+    for clip in clips:
+        scores = np.asarray(clip['scores'], dtype=np.float64).reshape(-1)
+        tubes = np.asarray(clip['tubes'], dtype=np.float64)
+        masks = np.asarray(clip['tube_masks']).astype(bool)
+        if tubes.shape[:1] != scores.shape or masks.shape[:1] != scores.shape or tubes.ndim != 3:
+            out.append(clip)  # malformed: prepare_clips names the problem
+            continue
+        finite_boxes = np.where(masks[..., None] if masks.shape == tubes.shape[:2] else True,
+                                np.isfinite(tubes), True).all(axis=(1, 2))
+        ok = np.isfinite(scores) & finite_boxes
+        if ok.all():
+            out.append(clip)
+            continue
+        dropped += int((~ok).sum())
+        clip = dict(clip)
+        for key in ('tubes', 'tube_masks', 'scores', 'labels', 'frame_scores'):
+            if clip.get(key) is not None:
+                clip[key] = np.asarray(clip[key])[ok]
+        out.append(clip)
+    if dropped and warn:
+        from mmengine.logging import print_log
+        print_log(f'video {video!r}: {dropped} predicted clip tube(s) with a NaN/inf score or box were left out '
+                  'of the linking and the evaluation (the model output is numerically broken)',
+                  logger='current', level=30)
+    return out, dropped
 
 
 def _clip_sort_key(clip: dict) -> tuple:

@@ -7,9 +7,17 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, ignore_last=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, save_best='auto', max_keep_ckpts=3),
+    # CheckpointHook that writes through a temporary file + rename: a run killed during a save resumes
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, save_best='auto', max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     sync_buffers=dict(type='SyncBuffersHook'))
+
+# Reports unreadable samples skipped by datasets with on_bad_sample='skip' and skipped non-finite steps.
+custom_hooks = [dict(type='ReliabilityHook')]
+
+# A NaN/inf loss or gradient skips the optimizer step, logged with the batch's video ids;
+# nonfinite='raise' stops the run instead, max_skips=N stops it after N skipped steps.
+optim_wrapper = dict(type='NonFiniteGuardOptimWrapper', nonfinite='skip', max_skips=None)
 
 env_cfg = dict(
     cudnn_benchmark=False,

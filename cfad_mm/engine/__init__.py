@@ -1,0 +1,14 @@
+"""Runtime components for long, unattended runs (registered into mmaction's registries on import).
+
+* :class:`AtomicCheckpointHook` -- checkpoints written to a temporary file and renamed, so that a run killed
+  during a save never leaves a corrupt checkpoint or ``last_checkpoint`` behind (``--resume auto`` works).
+* :class:`NonFiniteGuardOptimWrapper` (and the AMP variant) -- a NaN/inf loss or gradient skips the optimizer
+  step (or raises, configurable), naming the videos of the batch.
+* :class:`ReliabilityHook` -- publishes the batch's video ids for the wrapper and reports, at the end of every
+  epoch and of the run, how many samples were skipped as unreadable and how many steps as non-finite.
+"""
+from .hooks import AtomicCheckpointHook, ReliabilityHook
+from .optimizers import AmpNonFiniteGuardOptimWrapper, NonFiniteGuardOptimWrapper, NonFiniteLossError
+
+__all__ = ['AtomicCheckpointHook', 'ReliabilityHook', 'NonFiniteGuardOptimWrapper', 'AmpNonFiniteGuardOptimWrapper',
+           'NonFiniteLossError']

@@ -1,0 +1,174 @@
+"""``AtomicCheckpointHook``: mmengine's ``CheckpointHook`` whose files are never left half-written."""
+import os
+import os.path as osp
+from typing import List
+
+from mmengine.dist import get_rank, is_main_process
+from mmengine.fileio import LocalBackend
+from mmengine.hooks import CheckpointHook
+
+from mmaction.registry import HOOKS
+
+TMP_SUFFIX = '.tmp'
+
+
+def _fsync(path: str) -> None:
+    with open(path, 'rb') as f:
+        os.fsync(f.fileno())
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write a small text file atomically (temporary file in the same folder + ``os.replace``)."""
+    tmp = f'{path}{TMP_SUFFIX}{os.getpid()}'
+    with open(tmp, 'w') as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class _AtomicSaveRunner:
+    """The runner as seen by ``CheckpointHook._save_best_checkpoint``: every attribute is the runner's, except
+    that ``save_checkpoint`` goes through :meth:`AtomicCheckpointHook.save_atomically`."""
+
+    def __init__(self, runner, hook: 'AtomicCheckpointHook'):
+        self._runner = runner
+        self._hook = hook
+
+    def __getattr__(self, name):
+        return getattr(self._runner, name)
+
+    def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
+        self._hook.save_atomically(self._runner, out_dir, filename, *args, **kwargs)
+
+
+class _DeferredRemoval:
+    """A file backend whose ``remove`` / ``rmtree`` are only recorded (run after the new file is in place)."""
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.pending: List[str] = []
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def remove(self, path: str) -> None:
+        self.pending.append(path)
+
+    def rmtree(self, path: str) -> None:
+        self.pending.append(path)
+
+    def flush(self, keep: tuple = ()) -> None:
+        """Remove the recorded paths, except those in ``keep`` (a path written again meanwhile)."""
+        for path in self.pending:
+            if path in keep:
+                continue
+            if self._backend.isfile(path):
+                self._backend.remove(path)
+            elif self._backend.isdir(path):
+                self._backend.rmtree(path)
+        self.pending.clear()
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` that saves atomically, so that a run killed at any moment can be resumed.
+
+    mmengine writes a checkpoint straight to its final name, removes the oldest / previous best checkpoint
+    BEFORE writing the new one, and rewrites ``work_dir/last_checkpoint`` in place; a run killed (SIGKILL,
+    out of memory, node preempted) during a save can then leave a truncated ``epoch_N.pth``, an empty
+    ``last_checkpoint`` (``--resume auto`` fails) or one checkpoint fewer than ``max_keep_ckpts``. This hook,
+    on a local file system:
+
+    1. writes every checkpoint to ``<name>.tmp<rank>`` in the same folder, flushes it to disk and renames it with
+       ``os.replace`` (atomic on POSIX): a checkpoint file either is complete or does not exist;
+    2. updates ``last_checkpoint`` atomically the same way, after the checkpoint is in place;
+    3. removes outdated checkpoints (``max_keep_ckpts``, previous best) only after the new one is in place;
+    4. deletes temporary files left by a killed run in ``before_train``.
+
+    For other storage backends (``backend_args`` with a remote prefix) it behaves as ``CheckpointHook``.
+    All arguments are those of :class:`mmengine.hooks.CheckpointHook`; it is the default checkpoint hook of
+    ``configs/_base_/default_runtime.py``.
+    """
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if self._is_local() and is_main_process() and osp.isdir(self.out_dir):
+            for name in os.listdir(self.out_dir):
+                if TMP_SUFFIX in name and name.split(TMP_SUFFIX)[-1].isdigit():
+                    os.remove(osp.join(self.out_dir, name))
+                    runner.logger.warning(f'Removed {name}, a checkpoint left half-written by an interrupted run.')
+
+    def _is_local(self) -> bool:
+        backend = getattr(self, 'file_backend', None)
+        if isinstance(backend, _DeferredRemoval):
+            backend = backend._backend
+        return isinstance(backend, LocalBackend)
+
+    def save_atomically(self, runner, out_dir: str, filename: str, *args, **kwargs) -> None:
+        """``runner.save_checkpoint(out_dir, filename, ...)``, through a temporary file on local storage."""
+        if not self._is_local():
+            runner.save_checkpoint(out_dir, filename, *args, **kwargs)
+            return
+        tmp_name = f'{filename}{TMP_SUFFIX}{get_rank()}'
+        runner.save_checkpoint(out_dir, tmp_name, *args, **kwargs)
+        tmp_path, path = osp.join(out_dir, tmp_name), osp.join(out_dir, filename)
+        if is_main_process():
+            _fsync(tmp_path)
+            os.replace(tmp_path, path)
+        elif osp.isfile(tmp_path):  # every rank writes (mmengine); the main process's copy is kept
+            os.remove(tmp_path)
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        """Same bookkeeping as ``CheckpointHook``; new file first, then ``last_checkpoint``, then removals."""
+        runner = getattr(runner, '_runner', runner)  # called from _save_best_checkpoint with the proxy
+        outdated = []
+        if self.max_keep_ckpts > 0:
+            # _save_checkpoint and _save_best_checkpoint may both save the same step in one epoch
+            if not (len(self.keep_ckpt_ids) > 0 and self.keep_ckpt_ids[-1] == step):
+                if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                    outdated.append(self.keep_ckpt_ids.popleft())
+                self.keep_ckpt_ids.append(step)
+                runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        self.save_atomically(
+            runner,
+            self.out_dir,
+            ckpt_filename,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args)
+        if not is_main_process():
+            return
+        save_file = osp.join(runner.work_dir, 'last_checkpoint')
+        if self._is_local():
+            atomic_write_text(save_file, self.last_ckpt)
+        else:
+            with open(save_file, 'w') as f:
+                f.write(self.last_ckpt)
+        for old in outdated:
+            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+            elif self.file_backend.isdir(path):  # checkpoints saved by deepspeed are directories
+                self.file_backend.rmtree(path)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """``CheckpointHook``'s logic; the new best is written atomically before the previous one is removed."""
+        backend = self.file_backend
+        deferred = _DeferredRemoval(backend)
+        self.file_backend = deferred
+        try:
+            super()._save_best_checkpoint(_AtomicSaveRunner(runner, self), metrics)
+        finally:
+            self.file_backend = backend
+        keep = {getattr(self, 'best_ckpt_path', None), self.last_ckpt}
+        keep |= set(getattr(self, 'best_ckpt_path_dict', {}).values())
+        deferred.flush(keep=tuple(p for p in keep if p))

@@ -1,0 +1,3 @@
+from .nonfinite_guard import AmpNonFiniteGuardOptimWrapper, NonFiniteGuardOptimWrapper, NonFiniteLossError
+
+__all__ = ['NonFiniteGuardOptimWrapper', 'AmpNonFiniteGuardOptimWrapper', 'NonFiniteLossError']
