@@ -66,12 +66,45 @@ def model():
 def test_head_output_shapes(model):
     inputs, ds = moving_square_clip()
     data = model.data_preprocessor(dict(inputs=[inputs, inputs], data_samples=[ds, copy.deepcopy(ds)]), False)
-    act, heat, coeffs, extent = model(data['inputs'], mode='tensor')
+    model.eval()
+    outs = model(data['inputs'], mode='tensor')
+    assert len(outs) == 10
+    act, heat, coeffs, extent, scores, labels, tube_coeffs, extents, refined, cls_logits = outs
     # backbone: spatial stride 8, temporal stride 2 -> (T'=4, 8x8)
     assert act.shape == (2, T // 2)
     assert heat.shape == (2, NUM_CLASSES, H // 8, W // 8)
     assert coeffs.shape == (2, 4 * 3, H // 8, W // 8)
     assert extent.shape == (2, 2, H // 8, W // 8)
+    # top-k (test_cfg.topk=10) coarse tubes and their refinement, fixed shapes
+    k = 10
+    assert scores.shape == (2, k) and labels.shape == (2, k) and labels.dtype == torch.long
+    assert (scores[:, :-1] >= scores[:, 1:]).all() and ((labels >= 0) & (labels < NUM_CLASSES)).all()
+    assert tube_coeffs.shape == (2, k, 4, 3) and refined.shape == (2, k, 4, 3)
+    assert extents.shape == (2, k, 2) and (extents[..., 0] <= extents[..., 1]).all()
+    assert extents.min() >= 0 and extents.max() <= T - 1
+    assert cls_logits.shape == (2, k, NUM_CLASSES + 1)
+    # the same tubes as the per-clip Python path (whole-clip proposal = the first proposal of each clip)
+    with torch.no_grad():
+        feats = model.extract_feat(data['inputs'])
+        segs = data['inputs'].new_tensor([[0.0, T - 1.0]] * 2)
+        maps = model.coarse_head(model.proposal_head.pool(feats, torch.arange(2), segs, 2.0))
+        preds = model.coarse_head.predict_tubes(maps, torch.arange(2), segs, 2, T, k)
+    for i in range(2):
+        torch.testing.assert_close(scores[i], preds[i]['scores'])
+        torch.testing.assert_close(tube_coeffs[i], preds[i]['coeffs'])
+        torch.testing.assert_close(extents[i], preds[i]['extents'])
+    # refinement changes the coarse coefficients (key boxes are refined by an untrained, non-zero head)
+    assert not torch.allclose(refined, tube_coeffs)
+
+
+def test_tensor_mode_coarse_only_has_no_refine_outputs():
+    torch.manual_seed(0)
+    m = MODELS.build(tiny_model_cfg(refine=False)).eval()
+    inputs, ds = moving_square_clip()
+    data = m.data_preprocessor(dict(inputs=[inputs], data_samples=[ds]), False)
+    with torch.no_grad():
+        outs = m(data['inputs'], mode='tensor')
+    assert len(outs) == 8 and outs[-1].shape == (1, 10, 2)
 
 
 def test_loss_step_finite_and_gradients_everywhere(model):

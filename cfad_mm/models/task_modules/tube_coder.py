@@ -41,7 +41,7 @@ from torch import Tensor
 
 ShapeLike = Union[Sequence[int], Tensor]
 
-__all__ = ['PolyTubeCoder', 'legendre_basis', 'xyxy_to_cxcy_logwh', 'cxcy_logwh_to_xyxy']
+__all__ = ['PolyTubeCoder', 'legendre_basis', 'xyxy_to_cxcy_logwh', 'cxcy_logwh_to_xyxy', 'solve_spd_unrolled']
 
 
 def _img_wh(img_shape: ShapeLike, func: str) -> Tuple[float, float]:
@@ -112,6 +112,48 @@ def cxcy_logwh_to_xyxy(params: Tensor,
     half_h = torch.exp(log_h.clamp(*log_size_range)) * (img_h / 2)
     cx, cy = cx * img_w, cy * img_h
     return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)
+
+
+def solve_spd_unrolled(gram: Tensor, rhs: Tensor) -> Tensor:
+    """Solve ``gram @ x = rhs`` for small symmetric positive-definite matrices by an unrolled Cholesky
+    factorisation and two triangular substitutions (elementwise torch ops only).
+
+    ``torch.linalg.solve`` has no ONNX equivalent; this function does, and it is what :meth:`PolyTubeCoder.fit_update`
+    uses while ``torch.onnx.is_in_onnx_export()``. The loops run over the (static, small) matrix size, so the
+    exported graph has ``O(n^3)`` tiny nodes; use it for ``n <= ~8`` only.
+
+    Args:
+        gram (Tensor): ``(B, n, n)`` SPD matrices.
+        rhs (Tensor): ``(B, n, c)`` right-hand sides.
+
+    Returns:
+        Tensor: ``(B, n, c)`` solutions.
+    """
+    n = gram.shape[-1]
+    lower = [[None] * n for _ in range(n)]  # lower[i][j]: (B,) entries of the Cholesky factor L
+    for j in range(n):
+        diag = gram[:, j, j]
+        for k in range(j):
+            diag = diag - lower[j][k] * lower[j][k]
+        lower[j][j] = diag.clamp(min=torch.finfo(gram.dtype).tiny).sqrt()
+        for i in range(j + 1, n):
+            off = gram[:, i, j]
+            for k in range(j):
+                off = off - lower[i][k] * lower[j][k]
+            lower[i][j] = off / lower[j][j]
+    y = [None] * n  # L y = rhs
+    for i in range(n):
+        acc = rhs[:, i]
+        for k in range(i):
+            acc = acc - lower[i][k][:, None] * y[k]
+        y[i] = acc / lower[i][i][:, None]
+    x = [None] * n  # L^T x = y
+    for i in reversed(range(n)):
+        acc = y[i]
+        for k in range(i + 1, n):
+            acc = acc - lower[k][i][:, None] * x[k]
+        x[i] = acc / lower[i][i][:, None]
+    return torch.stack(x, dim=1)
 
 
 def _to_tensor(x, name: str, func: str, like: Optional[Tensor] = None) -> Tensor:
@@ -430,5 +472,7 @@ class PolyTubeCoder(BaseBBoxCoder):
         gram = torch.einsum('nmk,nm,nml->nkl', basis, weights, basis) + lam[:, None, None] * eye
         rhs = torch.einsum('nmk,nm,nmc->nkc', basis, weights,
                            targets) + lam[:, None, None] * coeffs.transpose(1, 2)
-        new_coeffs = torch.linalg.solve(gram, rhs).transpose(1, 2)
+        # gram is SPD (lambda > 0); ONNX has no linear solver, so the export uses an unrolled Cholesky solve.
+        solve = solve_spd_unrolled if torch.onnx.is_in_onnx_export() else torch.linalg.solve
+        new_coeffs = solve(gram, rhs).transpose(1, 2)
         return new_coeffs.detach().cpu().numpy() if is_np else new_coeffs

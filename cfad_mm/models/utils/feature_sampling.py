@@ -78,7 +78,8 @@ def sample_tube_rois(feats: Tensor, batch_inds: Tensor, feat_steps: Tensor, boxe
     r, s = feat_steps.shape
     if r * s == 0:
         return feats.new_zeros((r, s, c) + tuple(output_size))
-    frames = feats.transpose(1, 2).reshape(n * tf, c, h, w)
+    # contiguous(): mmcv's roi_align kernel ignores strides, and for N == 1 this reshape is a strided view.
+    frames = feats.transpose(1, 2).reshape(n * tf, c, h, w).contiguous()
     img_inds = (batch_inds[:, None] * tf + feat_steps).reshape(-1, 1).to(boxes.dtype)
     rois = torch.cat([img_inds, boxes.reshape(-1, 4)], dim=1)
     out = roi_align(frames, rois.to(frames.dtype), tuple(output_size), spatial_scale, 2, 'avg', True)
