@@ -24,7 +24,13 @@ class KeyTimestampSelector(BaseModule):
 
         coarse tube (coeffs, extent) -> boxes at the frame of every feature step (R, T', 4)
         RoIAlign(feats[:, :, u], box_u)  -> (R, T', C, r, r) -> MLP -> error logit (R, T')
-        top-num_keys steps inside the extent -> key frames (R, M)
+        highest-error step in each of num_keys equal parts of the extent -> key frames (R, M)
+
+    Selection (``spread=True``, ours): the extent's steps are split into ``M`` contiguous, equal parts and the step
+    with the highest predicted error is taken in each part. Plain top-``M`` (``spread=False``) tends to pick
+    neighbouring steps, because coarse errors are temporally correlated, and a trajectory re-fit from clustered
+    keys extrapolates badly; one key per part keeps the re-fit well conditioned while the scorer still decides
+    where inside each part refinement pays most.
 
     The scorer is trained to regress the actual coarse error ``1 - IoU(coarse box, GT box)`` at each step of
     positive tubes (binary cross-entropy with soft targets). ``mode='uniform'`` / ``'random'`` are ablations that
@@ -34,6 +40,8 @@ class KeyTimestampSelector(BaseModule):
         in_channels (int): Channels of the backbone features.
         num_keys (int): Key timestamps per tube ``M``. Defaults to 3.
         mode (str): ``'learned'``, ``'uniform'`` or ``'random'``. Defaults to ``'learned'``.
+        spread (bool): In ``'learned'`` mode, one key per equal part of the extent instead of the plain top-M.
+            Defaults to True.
         roi_size (int): RoIAlign output size. Defaults to 3.
         hidden_channels (int): MLP width. Defaults to 128.
         loss_error (dict): loss config. Defaults to sigmoid ``CrossEntropyLoss``.
@@ -43,7 +51,7 @@ class KeyTimestampSelector(BaseModule):
     MODES = ('learned', 'uniform', 'random')
 
     def __init__(self, in_channels: int, num_keys: int = 3, mode: str = 'learned', roi_size: int = 3,
-                 hidden_channels: int = 128,
+                 hidden_channels: int = 128, spread: bool = True,
                  loss_error: dict = dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -53,6 +61,7 @@ class KeyTimestampSelector(BaseModule):
             raise ValueError(f'num_keys must be >= 1, got {num_keys}')
         self.num_keys = num_keys
         self.mode = mode
+        self.spread = spread
         self.roi_size = roi_size
         self.feat_dim = in_channels * roi_size * roi_size
         self.scorer = nn.Sequential(nn.Linear(self.feat_dim, hidden_channels), nn.ReLU(inplace=True),
@@ -98,6 +107,18 @@ class KeyTimestampSelector(BaseModule):
             pos = first[:, None].float() + (torch.arange(m, device=score.device)[None].float() + 0.5) / m \
                 * n_in[:, None].float() - 0.5
             keys = pos.round().long().clamp(0, tf - 1)
+        elif self.mode == 'learned' and self.spread:
+            # part index of every in-extent step: floor((u - first) * M / n_in) in 0..M-1
+            first = torch.argmax(step_in_extent.int(), dim=1)
+            u = torch.arange(tf, device=score.device)[None]
+            part = torch.div((u - first[:, None]) * m, n_in.clamp(min=1)[:, None], rounding_mode='floor')
+            in_part = step_in_extent[:, None, :] & (part[:, None, :] == torch.arange(m, device=score.device)[None, :,
+                                                                                                          None])
+            keys = score[:, None, :].expand(-1, m, -1).masked_fill(~in_part, float('-inf')).argmax(2)  # (R, M)
+            valid = in_part.any(2)
+            keys = torch.where(valid, keys, score.argmax(1, keepdim=True))  # empty parts repeat the best step
+            keys, order = keys.sort(dim=1)
+            return keys, valid.gather(1, order)
         else:
             keys = score.topk(min(m, tf), dim=1).indices
             if keys.shape[1] < m:
