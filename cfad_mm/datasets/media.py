@@ -78,8 +78,9 @@ def check_frame_folder(folder: str, numbers: Iterable[int], filename_tmpl: str) 
     if not osp.isdir(folder):
         raise FileNotFoundError(f'frame folder not found: {folder}')
     present = set(os.listdir(folder))
-    missing = [filename_tmpl.format(int(n)) for n in numbers]
-    missing = [name for name in missing if name not in present]
+    wanted = [filename_tmpl.format(int(n)) for n in numbers]
+    missing = [name for name in wanted if name not in present]
     if missing:
-        raise FileNotFoundError(f'frame file not found: {osp.join(folder, missing[0])} ({len(missing)} frame '
-                                f'file(s) of {folder} missing, e.g. {missing[:3]}; the folder has gaps)')
+        raise FileNotFoundError(f'frame file not found: {osp.join(folder, missing[0])} ({len(missing)} of the '
+                                f'{len(wanted)} frame files needed from {folder} are missing, e.g. {missing[:3]}; '
+                                'the folder has gaps or fewer frames than annotated)')
