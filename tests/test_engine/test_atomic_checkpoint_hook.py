@@ -1,0 +1,120 @@
+"""AtomicCheckpointHook: a save interrupted at any point leaves complete checkpoints and a valid last_checkpoint."""
+import os
+import os.path as osp
+from types import SimpleNamespace
+
+import pytest
+from mmengine.logging import MessageHub
+
+import cfad_mm  # noqa: F401
+from cfad_mm.engine import AtomicCheckpointHook
+from mmaction.registry import HOOKS
+
+
+class Killed(BaseException):
+    """Stands for the process dying in the middle of a write."""
+
+
+class FakeRunner:
+    """What the hook uses of a Runner; ``save_checkpoint`` writes ``payload`` and can die half-way."""
+
+    def __init__(self, work_dir):
+        self.work_dir = str(work_dir)
+        self.message_hub = MessageHub.get_instance(f'atomic_ckpt_{id(self)}')
+        self.logger = SimpleNamespace(info=lambda *a, **k: None, warning=lambda *a, **k: None)
+        self.epoch = 0
+        self.iter = 0
+        self.die_after_bytes = None
+        self.saved = []
+
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        payload = f'checkpoint of epoch {self.epoch} '.encode() * 100
+        path = osp.join(out_dir, filename)
+        self.saved.append(filename)
+        with open(path, 'wb') as f:
+            if self.die_after_bytes is not None:
+                f.write(payload[:self.die_after_bytes])
+                raise Killed()
+            f.write(payload)
+
+
+def _train_epochs(hook, runner, epochs):
+    for epoch in epochs:
+        runner.epoch, runner.iter = epoch, (epoch + 1) * 10
+        hook.after_train_epoch(runner)
+        runner.epoch = epoch + 1
+
+
+def _last(work_dir):
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read()
+
+
+def test_registered_and_default_in_runtime_config():
+    from mmengine.config import Config
+    assert HOOKS.get('AtomicCheckpointHook') is AtomicCheckpointHook
+    cfg = Config.fromfile(osp.join(osp.dirname(__file__), '../../configs/_base_/default_runtime.py'))
+    assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
+
+
+def test_saves_rotate_after_the_new_file_is_in_place(tmp_path):
+    runner = FakeRunner(tmp_path)
+    hook = AtomicCheckpointHook(interval=1, max_keep_ckpts=2)
+    hook.before_train(runner)
+    _train_epochs(hook, runner, range(3))
+    assert sorted(os.listdir(tmp_path)) == ['epoch_2.pth', 'epoch_3.pth', 'last_checkpoint']
+    assert _last(tmp_path) == osp.join(str(tmp_path), 'epoch_3.pth')
+    assert runner.saved == ['epoch_1.pth.tmp0', 'epoch_2.pth.tmp0', 'epoch_3.pth.tmp0']
+
+
+@pytest.mark.parametrize('die_after_bytes', [0, 1000])
+def test_kill_during_a_save_keeps_the_previous_checkpoints(tmp_path, die_after_bytes):
+    runner = FakeRunner(tmp_path)
+    hook = AtomicCheckpointHook(interval=1, max_keep_ckpts=2)
+    hook.before_train(runner)
+    _train_epochs(hook, runner, range(2))
+    good = (tmp_path / 'epoch_2.pth').read_bytes()
+    runner.die_after_bytes = die_after_bytes
+    with pytest.raises(Killed):
+        _train_epochs(hook, runner, [2])
+    # epoch_3 is not visible under its name, nothing was rotated away, last_checkpoint still valid
+    assert not (tmp_path / 'epoch_3.pth').exists()
+    assert (tmp_path / 'epoch_1.pth').exists() and (tmp_path / 'epoch_2.pth').read_bytes() == good
+    assert _last(tmp_path) == osp.join(str(tmp_path), 'epoch_2.pth')
+    assert (tmp_path / 'epoch_3.pth.tmp0').exists()
+    # the restarted run removes the half-written file
+    restarted = AtomicCheckpointHook(interval=1, max_keep_ckpts=2)
+    restarted.before_train(FakeRunner(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ['epoch_1.pth', 'epoch_2.pth', 'last_checkpoint']
+
+
+def test_kill_during_a_best_save_keeps_the_previous_best(tmp_path):
+    runner = FakeRunner(tmp_path)
+    hook = AtomicCheckpointHook(interval=1, max_keep_ckpts=2, save_best='acc', rule='greater')
+    hook.before_train(runner)
+    _train_epochs(hook, runner, [0])
+    hook.after_val_epoch(runner, dict(acc=0.5))
+    first_best = osp.join(str(tmp_path), 'best_acc_epoch_1.pth')
+    assert osp.isfile(first_best)
+    hook.after_val_epoch(runner, dict(acc=0.7))  # same epoch, better: replaces the file in place
+    assert osp.isfile(first_best)
+    _train_epochs(hook, runner, [1])
+    runner.die_after_bytes = 10
+    with pytest.raises(Killed):
+        hook.after_val_epoch(runner, dict(acc=0.9))
+    assert osp.isfile(first_best), 'the previous best must survive until the new one is complete'
+    assert not osp.isfile(osp.join(str(tmp_path), 'best_acc_epoch_2.pth'))
+    runner.die_after_bytes = None  # (in this process the message hub already holds 0.9 as the best score)
+    hook.after_val_epoch(runner, dict(acc=0.95))
+    assert osp.isfile(osp.join(str(tmp_path), 'best_acc_epoch_2.pth'))
+    assert not [n for n in os.listdir(tmp_path) if '.tmp' in n]
+
+
+def test_previous_best_is_removed_once_the_new_best_is_saved(tmp_path):
+    runner = FakeRunner(tmp_path)
+    hook = AtomicCheckpointHook(interval=1, max_keep_ckpts=1, save_best='acc', rule='greater')
+    hook.before_train(runner)
+    for epoch, acc in enumerate([0.5, 0.6, 0.4]):
+        _train_epochs(hook, runner, [epoch])
+        hook.after_val_epoch(runner, dict(acc=acc))
+    assert sorted(os.listdir(tmp_path)) == ['best_acc_epoch_2.pth', 'epoch_3.pth', 'last_checkpoint']
