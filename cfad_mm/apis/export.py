@@ -1,0 +1,209 @@
+"""ONNX export of CFAD's tensor path (backbone + coarse + refine) and its check with onnxruntime.
+
+The exported graph is :meth:`CFAD._forward` (``mode='tensor'``) with fixed input and output shapes. Three things
+of the pinned stack need help during the export, all applied only inside :func:`onnx_export_context`:
+
+1. **mmcv 2.1.0 ``RoIAlign`` symbolic** emits ONNX ``RoiAlign`` in its opset-10 form: it shifts the boxes by
+   ``-0.5 / spatial_scale`` itself (``aligned=True``) and uses ``Squeeze`` with an ``axes`` attribute (invalid
+   from opset 13). In that form onnxruntime also enlarges every RoI to at least one feature cell, which mmcv's
+   ``aligned=True`` kernel does not do, so small boxes give different features. We replace the symbolic by one
+   for opset >= 16 with ``coordinate_transformation_mode='half_pixel'``, which is exactly mmcv's ``aligned=True``
+   (``'output_half_pixel'`` for ``aligned=False``).
+2. **mmdet 3.3.0 ``DeltaXYWHBBoxCoder.decode``** switches to ``onnx_delta2bbox`` while exporting, which imports
+   ``mmdet.core.export.dynamic_clip_for_onnx``, a module of mmdet 2.x that mmdet 3.x no longer ships. We provide
+   that function (clipping to the static image size) for the duration of the export.
+3. ``torch.linalg.solve`` (the closed-form re-fit of :meth:`PolyTubeCoder.fit_update`) has no ONNX operator;
+   ``fit_update`` itself switches to an unrolled Cholesky solve while ``torch.onnx.is_in_onnx_export()``.
+
+The exporter is torch's TorchScript-based one (``dynamo=False``): the ``dynamo`` exporter, the default of
+torch 2.13, cannot trace mmcv's C++ ``RoIAlign`` extension (it is not a registered torch operator).
+"""
+import contextlib
+import sys
+import types
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+#: ONNX opset used by default (>= 16 is required for ``RoiAlign(coordinate_transformation_mode=...)``).
+DEFAULT_OPSET = 17
+
+COARSE_OUTPUTS = ('actionness', 'heatmap', 'coeff_map', 'extent_map', 'scores', 'labels', 'coeffs', 'extents')
+REFINE_OUTPUTS = ('refined_coeffs', 'cls_logits')
+
+
+def output_names(model) -> Tuple[str, ...]:
+    """Names of the tensor-path outputs of a CFAD model (see :meth:`CFAD._forward` for their shapes)."""
+    return COARSE_OUTPUTS + (REFINE_OUTPUTS if getattr(model, 'refine', False) else ())
+
+
+class TensorModeWrapper(nn.Module):
+    """``forward(inputs)`` -> ``model(inputs, mode='tensor')``: the module handed to the exporter.
+
+    Args:
+        model (nn.Module): a CFAD model in eval mode. ``inputs`` must be normalised clips ``(N, 3, T, H, W)``
+            (i.e. after the data preprocessor's mean/std normalisation).
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        return self.model(inputs, mode='tensor')
+
+
+def _roi_align_symbolic(g, input, rois, output_size, spatial_scale, sampling_ratio, pool_mode, aligned):
+    """ONNX ``RoiAlign`` (opset >= 16) equivalent to mmcv's ``RoIAlignFunction`` (see the module docstring)."""
+    from torch.onnx import TensorProtoDataType
+    index0 = g.op('Constant', value_t=torch.tensor(0, dtype=torch.long))  # a scalar index drops the axis
+    batch_indices = g.op('Cast', g.op('Gather', rois, index0, axis_i=1), to_i=TensorProtoDataType.INT64)
+    boxes = g.op('Gather', rois, g.op('Constant', value_t=torch.tensor([1, 2, 3, 4], dtype=torch.long)), axis_i=1)
+    return g.op('RoiAlign', input, boxes, batch_indices, output_height_i=output_size[0],
+                output_width_i=output_size[1], spatial_scale_f=spatial_scale,
+                sampling_ratio_i=max(0, sampling_ratio), mode_s=pool_mode,
+                coordinate_transformation_mode_s='half_pixel' if aligned else 'output_half_pixel')
+
+
+def _dynamic_clip_for_onnx(x1: Tensor, y1: Tensor, x2: Tensor, y2: Tensor, max_shape):
+    """Clip box coordinates to ``max_shape = (H, W, ...)`` (what mmdet 2.x's function of this name did)."""
+    if isinstance(max_shape, Tensor):
+        max_shape = max_shape.tolist()
+    h, w = float(max_shape[0]), float(max_shape[1])
+    return x1.clamp(0, w), y1.clamp(0, h), x2.clamp(0, w), y2.clamp(0, h)
+
+
+@contextlib.contextmanager
+def onnx_export_context():
+    """Install the export-only fixes of the module docstring (RoIAlign symbolic, ``mmdet.core.export``) and
+    remove them afterwards."""
+    from mmcv.ops.roi_align import RoIAlignFunction
+    old_symbolic = RoIAlignFunction.__dict__['symbolic']
+    RoIAlignFunction.symbolic = staticmethod(_roi_align_symbolic)
+    added = []
+    if 'mmdet.core.export' not in sys.modules:
+        core = sys.modules.get('mmdet.core')
+        if core is None:
+            core = types.ModuleType('mmdet.core')
+            core.__path__ = []
+            sys.modules['mmdet.core'] = core
+            added.append('mmdet.core')
+        export_mod = types.ModuleType('mmdet.core.export')
+        export_mod.dynamic_clip_for_onnx = _dynamic_clip_for_onnx
+        core.export = export_mod
+        sys.modules['mmdet.core.export'] = export_mod
+        added.append('mmdet.core.export')
+    try:
+        yield
+    finally:
+        RoIAlignFunction.symbolic = old_symbolic
+        for name in added:
+            sys.modules.pop(name, None)
+
+
+def export_onnx(model: nn.Module, inputs: Tensor, out_file: str, opset: int = DEFAULT_OPSET,
+                verbose: bool = False) -> List[str]:
+    """Export ``model``'s tensor path for clips of the shape of ``inputs`` to ``out_file``.
+
+    Args:
+        model (nn.Module): a CFAD model; it is in eval mode afterwards.
+        inputs (Tensor): an example normalised clip batch ``(N, 3, T, H, W)``; the graph is fixed to this shape.
+        out_file (str): the ``.onnx`` file to write.
+        opset (int): ONNX opset, >= 16. Defaults to :data:`DEFAULT_OPSET`.
+        verbose (bool): print the exporter's warnings (tracer warnings about shape-dependent Python values,
+            expected with fixed shapes). Defaults to False.
+
+    Returns:
+        list[str]: the output names, in the order of :meth:`CFAD._forward`.
+    """
+    if opset < 16:
+        raise ValueError(f'opset must be >= 16 (RoiAlign with coordinate_transformation_mode), got {opset}')
+    if inputs.dim() != 5:
+        raise ValueError(f'inputs must be a clip batch (N, C, T, H, W), got shape {tuple(inputs.shape)}')
+    names = list(output_names(model))
+    # The exporter restores the wrapper's training flag afterwards, recursively: the wrapper must be in eval
+    # mode already, or the model is left in training mode.
+    wrapper = TensorModeWrapper(model).eval()
+    with onnx_export_context(), torch.no_grad(), warnings.catch_warnings():
+        if not verbose:
+            warnings.simplefilter('ignore')
+        torch.onnx.export(wrapper, (inputs, ), out_file, dynamo=False, opset_version=opset,
+                          input_names=['inputs'], output_names=names, do_constant_folding=True)
+    return names
+
+
+def compare_with_onnxruntime(model: nn.Module, onnx_file: str, inputs: Tensor) -> Dict[str, float]:
+    """Max absolute difference between PyTorch's and onnxruntime's outputs, per output name.
+
+    Args:
+        model (nn.Module): the exported CFAD model.
+        onnx_file (str): the exported graph.
+        inputs (Tensor): normalised clips of the exported shape.
+
+    Returns:
+        dict[str, float]: output name -> max abs difference (``labels`` compared as numbers too).
+    """
+    import onnxruntime as ort
+    model.eval()
+    with torch.no_grad():
+        ref = model(inputs, mode='tensor')
+    sess = ort.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
+    outs = sess.run(None, {sess.get_inputs()[0].name: inputs.cpu().numpy()})
+    names = [o.name for o in sess.get_outputs()]
+    if len(outs) != len(ref):
+        raise RuntimeError(f'{onnx_file}: {len(outs)} outputs, the PyTorch model gives {len(ref)}')
+    diffs = {}
+    for name, r, o in zip(names, ref, outs):
+        r = r.detach().cpu().numpy()
+        if r.shape != o.shape:
+            raise RuntimeError(f'{onnx_file}: output {name} has shape {o.shape}, PyTorch gives {r.shape}')
+        diffs[name] = float(np.abs(r.astype(np.float64) - o.astype(np.float64)).max()) if r.size else 0.0
+    return diffs
+
+
+def tensor_outputs_to_tubes(outputs: Sequence, model, img_shape: Tuple[int, int], num_frames: int,
+                            score_thr: Optional[float] = None) -> List[Dict[str, np.ndarray]]:
+    """The post-processing after the exported graph, in numpy + torch (no network): final scores, dense
+    boxes, score threshold, class-wise tube NMS and ``max_per_clip`` (as :meth:`CFAD._postprocess`).
+
+    Args:
+        outputs (Sequence): the graph's outputs (numpy arrays or tensors) in :func:`output_names` order.
+        model: the CFAD model (for its coder, ``refine`` flag and ``test_cfg``).
+        img_shape (tuple[int, int]): ``(H, W)`` of the network input.
+        num_frames (int): ``T`` of the network input.
+        score_thr (float, optional): Defaults to ``model.test_cfg['score_thr']``.
+
+    Returns:
+        list[dict]: per clip ``tubes (n, T, 4)`` (network-input pixels; map to the original video with the
+        resize factors of the pipeline), ``tube_masks (n, T)``, ``scores (n,)``, ``labels (n,)``.
+    """
+    from cfad_mm.models.detectors.cfad import clip_boxes
+    from cfad_mm.structures.tube_ops import tube_nms
+    out = dict(zip(output_names(model), [torch.as_tensor(np.asarray(o)) for o in outputs]))
+    cfg = model.test_cfg
+    thr = cfg['score_thr'] if score_thr is None else score_thr
+    scores, labels = out['scores'].float(), out['labels'].long()
+    coeffs = out['refined_coeffs'] if model.refine else out['coeffs']
+    if model.refine:
+        prob = torch.softmax(out['cls_logits'].float(), -1).gather(2, labels[..., None]).squeeze(-1)
+        scores = (scores.clamp(min=0) * prob).sqrt()
+    results = []
+    for i in range(scores.shape[0]):
+        tubes, masks = model.coder.decode(coeffs[i].float(), out['extents'][i].float(), img_shape,
+                                          num_frames=num_frames)
+        tubes = clip_boxes(tubes, img_shape)
+        keep = (scores[i] >= thr) & masks.any(1)
+        idx_all = torch.nonzero(keep).flatten()
+        kept = []
+        for c in labels[i][idx_all].unique().tolist():
+            idx = idx_all[labels[i][idx_all] == c]
+            k = tube_nms(tubes[idx], masks[idx], scores[i][idx], cfg['nms_iou'])
+            kept.append(idx[torch.as_tensor(k, dtype=torch.long)])
+        order = torch.cat(kept) if kept else idx_all[:0]
+        order = order[scores[i][order].argsort(descending=True)][:cfg['max_per_clip']]
+        results.append(dict(tubes=tubes[order].numpy(), tube_masks=masks[order].numpy(),
+                            scores=scores[i][order].numpy(), labels=labels[i][order].numpy()))
+    return results

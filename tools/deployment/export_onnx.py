@@ -1,0 +1,123 @@
+"""Export CFAD's tensor path (backbone + coarse + refine, no Python post-processing) to ONNX and check it.
+
+The graph is ``model(inputs, mode='tensor')`` (``CFAD._forward``) for a FIXED input shape ``N C T H W``. Its
+input is a batch of NORMALISED clips: ``(frames_rgb - mean) / std`` with the ``data_preprocessor`` mean/std of
+the config (printed by this tool). Outputs, with ``k = test_cfg.topk`` coarse tubes per clip, ``K`` classes,
+polynomial degree ``D``:
+
+    actionness (N, T')   heatmap (N, K, H', W')   coeff_map (N, 4(D+1), H', W')   extent_map (N, 2, H', W')
+    scores (N, k)   labels (N, k) int64   coeffs (N, k, 4, D+1)   extents (N, k, 2)
+    refined_coeffs (N, k, 4, D+1)   cls_logits (N, k, K+1)          (the last two only when model.refine)
+
+Post-processing needed after the graph (``cfad_mm.apis.export.tensor_outputs_to_tubes`` implements 1-4):
+    1. final score = sqrt(scores * softmax(cls_logits)[label])   (coarse-only models: scores)
+    2. boxes at every clip frame: PolyTubeCoder.decode(refined_coeffs, extents, (H, W), num_frames=T),
+       clipped to the clip; tube mask = frames within half a frame of [t_start, t_end]
+    3. score threshold, class-wise tube NMS (spatio-temporal IoU), top max_per_clip
+    4. boxes back to original video pixels (undo the resize of the test pipeline)
+    5. for whole videos: sliding windows + linking of clip tubes (cfad_mm.evaluation.linking)
+The graph uses the whole-clip proposal only; ``predict`` also pools actionness segments (identical with
+``--cfg-options model.proposal_head.max_proposals=1``). Details: docs/deployment.md.
+
+After exporting, the tool runs PyTorch and onnxruntime on the same random clip, prints the max absolute
+difference per output and exits with status 1 when one exceeds --tolerance.
+
+Example:
+    python tools/deployment/export_onnx.py configs/cfad/cfad_r3d-18-tiny_synthetic.py \\
+        work_dirs/synthetic_demo/best.pth --out work_dirs/cfad_tiny.onnx --shape 1 3 16 96 128
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import cfad_mm  # noqa: E402,F401
+from mmengine.config import DictAction  # noqa: E402
+
+from cfad_mm.apis.export import DEFAULT_OPSET  # noqa: E402
+
+EPILOG = __doc__[__doc__.index('The graph is'):__doc__.index('Example:')]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Export CFAD (backbone + coarse + refine) to ONNX and check it with '
+                                'onnxruntime', epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('config', help='config file')
+    p.add_argument('checkpoint', help='checkpoint file')
+    p.add_argument('--out', default=None, help='output .onnx file (default: next to the checkpoint, '
+                   '<checkpoint name>.onnx)')
+    p.add_argument('--shape', type=int, nargs=5, default=None, metavar=('N', 'C', 'T', 'H', 'W'),
+                   help='input shape (fixed in the graph); default: 1 3 <clip_len> <test short side> '
+                   '<4/3 of it>')
+    p.add_argument('--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset (>= 16)')
+    p.add_argument('--tolerance', type=float, default=1e-3,
+                   help='largest accepted max abs difference between PyTorch and onnxruntime')
+    p.add_argument('--no-check', action='store_true', help='export only, no onnxruntime comparison')
+    p.add_argument('--seed', type=int, default=0, help='seed of the random check clip')
+    p.add_argument('--verbose', action='store_true', help='show the exporter warnings')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
+    return p.parse_args(argv)
+
+
+def default_input_shape(cfg):
+    """``(1, 3, clip_len, s, round(4 s / 3))`` with ``s`` the short side of the test pipeline's resize."""
+    test_ds = cfg.get('test_dataloader', {}).get('dataset', {})
+    clip_len = int(test_ds.get('clip_len', cfg.get('clip_len', 16)))
+    short = 224
+    for step in test_ds.get('pipeline', []):
+        if step.get('type') in ('TubeResize', 'Resize') and isinstance(step.get('scale'), (tuple, list)):
+            w, h = step['scale']
+            short = int(h if w == -1 else min(w, h))
+    return 1, 3, clip_len, short, int(round(short * 4 / 3))
+
+
+def random_clip(model, shape, seed):
+    """A random uint8 clip batch normalised by the model's data preprocessor: ``(N, C, T, H, W)`` float."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    n, c, t, h, w = shape
+    clips = [torch.randint(0, 256, (c, t, h, w), generator=g, dtype=torch.uint8) for _ in range(n)]
+    return model.data_preprocessor(dict(inputs=clips, data_samples=None), False)['inputs']
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            raise SystemExit(f'error: {what} not found: {path}')
+    from cfad_mm.apis import init_detector
+    from cfad_mm.apis.export import compare_with_onnxruntime, export_onnx
+    model = init_detector(args.config, args.checkpoint, 'cpu', args.cfg_options)
+    shape = tuple(args.shape) if args.shape else default_input_shape(model.cfg)
+    out = args.out or osp.splitext(args.checkpoint)[0] + '.onnx'
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    inputs = random_clip(model, shape, args.seed)
+    pre = model.data_preprocessor
+    print(f'input "inputs" {shape}: normalised clips, (rgb - mean) / std with mean '
+          f'{[round(float(v), 3) for v in pre.mean.flatten()]} std {[round(float(v), 3) for v in pre.std.flatten()]}')
+    t0 = time.perf_counter()
+    try:
+        names = export_onnx(model, inputs, out, opset=args.opset, verbose=args.verbose)
+    except Exception as e:  # name the config and the shape in the message
+        raise SystemExit(f'error: exporting {args.config} with input shape {shape} failed: '
+                         f'{type(e).__name__}: {e}') from e
+    print(f'exported {out} (opset {args.opset}, {osp.getsize(out) / 1e6:.1f} MB) in '
+          f'{time.perf_counter() - t0:.1f} s; outputs: {", ".join(names)}')
+    if args.no_check:
+        return {}
+    diffs = compare_with_onnxruntime(model, out, inputs)
+    print(f'max abs difference PyTorch vs onnxruntime (tolerance {args.tolerance:g}):')
+    for name, d in diffs.items():
+        print(f'  {name:<15} {d:.3g}' + ('   <-- above tolerance' if d > args.tolerance else ''))
+    bad = [n for n, d in diffs.items() if d > args.tolerance]
+    if bad:
+        raise SystemExit(f'error: {out}: outputs {bad} differ from PyTorch by more than {args.tolerance:g}')
+    print('onnxruntime check passed')
+    return diffs
+
+
+if __name__ == '__main__':
+    main()
