@@ -10,7 +10,7 @@ Two kinds of comparison, both printed and written as a markdown table (``--out d
   schedule as the main config (``tools/train.py``), then tested. Each run takes as long as the main training.
 
 Example:
-    python tools/analysis/synthetic_results.py --checkpoint work_dirs/synthetic_demo/epoch_12.pth \\
+    python tools/analysis/synthetic_results.py --checkpoint work_dirs/synthetic_demo/epoch_20.pth \\
         --work-dir work_dirs/synthetic_demo --out docs/results.md
 """
 import argparse
