@@ -1,0 +1,158 @@
+"""Inference throughput and peak memory of a CFAD config: clips/s, frames/s, median over repeated runs.
+
+The model is built from CONFIG (random initialisation unless --checkpoint is given: the speed does not depend on
+the weights, except through the number of tubes that survive to NMS in ``predict`` mode) and fed random clips of
+``--batch-size x 3 x --clip-len x H x W`` (decoding and the data pipeline are excluded). Each of the
+``--repeats`` timed runs is one forward pass under ``torch.inference_mode()``, after ``--warmup`` untimed runs;
+the median (and min / max) time per run is reported.
+
+Modes: ``predict`` (default) = the full test-time path of one clip batch (backbone, proposals, coarse, refine,
+decoding, tube NMS); ``tensor`` = the exported graph's path (``CFAD._forward``, no post-processing).
+
+Peak memory:
+    * CPU: the peak resident set size of the process, ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (Linux: KiB),
+      reported as the process peak after the runs and as its increase during warm-up + timed runs over the peak
+      before them (0 when the inference never exceeds the earlier peak, e.g. the model building). tracemalloc is
+      not used: it does not see torch's C++ allocations.
+    * CUDA: ``torch.cuda.max_memory_allocated`` after ``torch.cuda.reset_peak_memory_stats`` (tensors only, not
+      the caching allocator's reserve).
+
+Example:
+    python tools/analysis/benchmark.py configs/cfad/cfad_r3d-18-tiny_synthetic.py --batch-size 1 --repeats 20
+    python tools/analysis/benchmark.py configs/cfad/cfad_i3d-r50_8xb8-16x1x1-8e_ucf101-24.py --shape 224 224 \\
+        --device cuda:0 --out-json work_dirs/bench_i3d.json
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import resource
+import statistics
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import cfad_mm  # noqa: E402,F401
+from mmengine.config import DictAction  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='CFAD inference throughput (clips/s, frames/s) and peak memory',
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__[__doc__.index('Modes:'):__doc__.index('Example:')])
+    p.add_argument('config', help='config file')
+    p.add_argument('--checkpoint', default=None, help='checkpoint (default: random initialisation)')
+    p.add_argument('--clip-len', type=int, default=None, help='frames per clip (default: the config\'s)')
+    p.add_argument('--shape', type=int, nargs=2, default=None, metavar=('H', 'W'),
+                   help='frame size (default: the test resize short side and 4/3 of it)')
+    p.add_argument('--batch-size', type=int, default=1, help='clips per forward pass')
+    p.add_argument('--repeats', type=int, default=10, help='timed runs')
+    p.add_argument('--warmup', type=int, default=3, help='untimed runs before timing')
+    p.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
+    p.add_argument('--mode', default='predict', choices=['predict', 'tensor'], help='path to time')
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch\'s default)')
+    p.add_argument('--out-json', default=None, help='also write the numbers to this JSON file')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
+    args = p.parse_args(argv)
+    for name in ('batch_size', 'repeats'):
+        if getattr(args, name) < 1:
+            p.error(f'--{name.replace("_", "-")} must be >= 1')
+    if args.warmup < 0:
+        p.error('--warmup must be >= 0')
+    return args
+
+
+def _maxrss_mib() -> float:
+    """Peak resident set size of this process in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == 'darwin' else rss / 1024
+
+
+def benchmark(model, inputs, mode: str = 'predict', repeats: int = 10, warmup: int = 3) -> dict:
+    """Time ``repeats`` forward passes of ``model`` on normalised ``inputs (N, C, T, H, W)``.
+
+    Returns:
+        dict: ``times_s`` (list), ``median_s``, ``min_s``, ``max_s``, ``clips_per_s``, ``frames_per_s`` (median
+        based), ``peak_mem_mib`` and ``peak_mem_increase_mib`` (CPU: process peak RSS; CUDA: max allocated).
+    """
+    import torch
+    from mmaction.structures import ActionDataSample
+    cuda = inputs.is_cuda
+    n, t = inputs.shape[0], inputs.shape[2]
+
+    def run():
+        if mode == 'tensor':
+            return model(inputs, mode='tensor')
+        return model(inputs, [ActionDataSample() for _ in range(n)], mode='predict')
+
+    before = _maxrss_mib()
+    if cuda:
+        torch.cuda.synchronize(inputs.device)
+        torch.cuda.reset_peak_memory_stats(inputs.device)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            t0 = time.perf_counter()
+            run()
+            if cuda:
+                torch.cuda.synchronize(inputs.device)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    res = dict(times_s=times, median_s=med, min_s=min(times), max_s=max(times), clips_per_s=n / med,
+               frames_per_s=n * t / med)
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(inputs.device) / 2**20
+        res.update(peak_mem_mib=peak, peak_mem_increase_mib=peak, peak_mem_kind='torch.cuda.max_memory_allocated')
+    else:
+        after = _maxrss_mib()
+        res.update(peak_mem_mib=after, peak_mem_increase_mib=max(0.0, after - before),
+                   peak_mem_kind='process peak RSS (getrusage ru_maxrss)')
+    return res
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.config):
+        raise SystemExit(f'error: config not found: {args.config}')
+    if args.checkpoint and not osp.isfile(args.checkpoint):
+        raise SystemExit(f'error: checkpoint not found: {args.checkpoint}')
+    import torch
+
+    from cfad_mm.apis import init_detector
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        raise SystemExit(f'error: --device {args.device} but CUDA is not available')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'deployment'))
+    from export_onnx import default_input_shape
+    torch.manual_seed(0)
+    model = init_detector(args.config, args.checkpoint, args.device, args.cfg_options)
+    _, c, t, h, w = default_input_shape(model.cfg)
+    t = args.clip_len or t
+    h, w = args.shape or (h, w)
+    g = torch.Generator().manual_seed(0)
+    clips = [torch.randint(0, 256, (c, t, h, w), generator=g, dtype=torch.uint8) for _ in range(args.batch_size)]
+    inputs = model.data_preprocessor(dict(inputs=clips, data_samples=None), False)['inputs'].to(args.device)
+    res = benchmark(model, inputs, args.mode, args.repeats, args.warmup)
+    res.update(config=args.config, mode=args.mode, device=args.device, batch_size=args.batch_size, clip_len=t,
+               shape=[h, w], threads=torch.get_num_threads(), torch=torch.__version__,
+               cpu=platform.processor() or platform.machine(), warmup=args.warmup, repeats=args.repeats)
+    print(f'{osp.basename(args.config)} [{args.mode}] on {args.device} ({res["threads"]} threads): '
+          f'batch {args.batch_size} x {t} frames x {h}x{w}, {args.warmup} warm-up + {args.repeats} timed runs')
+    print(f'  time per run   median {res["median_s"] * 1e3:.1f} ms (min {res["min_s"] * 1e3:.1f}, '
+          f'max {res["max_s"] * 1e3:.1f})')
+    print(f'  throughput     {res["clips_per_s"]:.2f} clips/s, {res["frames_per_s"]:.1f} frames/s')
+    print(f'  peak memory    {res["peak_mem_mib"]:.0f} MiB ({res["peak_mem_kind"]}; '
+          f'+{res["peak_mem_increase_mib"]:.0f} MiB during the runs)')
+    if args.out_json:
+        os.makedirs(osp.dirname(osp.abspath(args.out_json)), exist_ok=True)
+        with open(args.out_json, 'w') as f:
+            json.dump(res, f, indent=1)
+    return res
+
+
+if __name__ == '__main__':
+    main()
