@@ -3,6 +3,7 @@
 Examples:
     python tools/test.py CONFIG CHECKPOINT
     python tools/test.py CONFIG CHECKPOINT --dump results.pkl      # then tools/analysis/eval_results.py
+    python tools/test.py CONFIG CHECKPOINT --show-dir work_dirs/vis --interval 10   # rendered clips (mp4)
     bash tools/dist_test.sh CONFIG CHECKPOINT 2
 """
 import argparse
@@ -23,7 +24,8 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--dump', type=str, help='dump predictions to a pickle file for offline evaluation')
-    parser.add_argument('--show-dir', help='directory where rendered clips are saved')
+    parser.add_argument('--show-dir', help='directory where the test clips are saved with the predicted tubes '
+                        'drawn (one mp4 per clip, TubeVisualizationHook)')
     parser.add_argument('--show', action='store_true', help='show prediction results (needs a display)')
     parser.add_argument('--interval', type=int, default=1, help='visualize every k-th sample')
     parser.add_argument('--wait-time', type=float, default=2, help='display time of every window (s)')
@@ -40,10 +42,15 @@ def parse_args(argv=None):
 def merge_args(cfg, args):
     """Merge command-line arguments into the config (mmaction2's semantics)."""
     if args.show or args.show_dir is not None:
-        if 'visualization' not in cfg.default_hooks:
-            raise KeyError('--show/--show-dir need default_hooks.visualization in the config '
-                           '(e.g. dict(type="VisualizationHook"))')
+        # TubeVisualizationHook (cfad_mm/engine/hooks) renders every --interval-th test clip with its tubes.
+        if 'default_hooks' not in cfg:
+            cfg.default_hooks = dict()
+        if cfg.default_hooks.get('visualization') is None:
+            cfg.default_hooks.visualization = dict(type='TubeVisualizationHook')
         vis = cfg.default_hooks.visualization
+        if vis.get('type') not in ('TubeVisualizationHook', 'mmaction.TubeVisualizationHook'):
+            raise ValueError(f'--show/--show-dir need default_hooks.visualization of type TubeVisualizationHook '
+                             f'(the one that draws tubes), the config has {vis.get("type")!r}')
         vis.enable = True
         vis.show = args.show
         vis.wait_time = args.wait_time

@@ -4,6 +4,7 @@ Examples:
     python tools/train.py configs/cfad/cfad_r3d-18-tiny_synthetic.py
     python tools/train.py CONFIG --work-dir work_dirs/x --resume            # resume from the latest checkpoint
     python tools/train.py CONFIG --cfg-options model.refine=False train_cfg.max_epochs=4
+    python tools/train.py CONFIG --tensorboard                              # curves: tensorboard --logdir work_dirs
     bash tools/dist_train.sh CONFIG 2                                       # 2 processes (gloo on CPU, nccl on GPU)
 """
 import argparse
@@ -32,6 +33,9 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=None, help='random seed')
     parser.add_argument('--diff-rank-seed', action='store_true', help='different seeds for different ranks')
     parser.add_argument('--deterministic', action='store_true', help='deterministic algorithms (slower)')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log training curves to TensorBoard (adds TensorboardVisBackend to '
+                        'visualizer.vis_backends; events under <work_dir>/<timestamp>/vis_data)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs, e.g. train_cfg.max_epochs=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -82,6 +86,24 @@ def merge_args(cfg, args):
         cfg.randomness = randomness
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.tensorboard:
+        add_tensorboard_backend(cfg)
+    return cfg
+
+
+def add_tensorboard_backend(cfg):
+    """Add ``TensorboardVisBackend`` to the visualizer's backends (once) and check the package is there."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError as e:
+        raise ImportError('--tensorboard needs the tensorboard package: pip install -r requirements/optional.txt') \
+            from e
+    if cfg.get('visualizer') is None:
+        cfg.visualizer = dict(type='ActionVisualizer', vis_backends=[dict(type='LocalVisBackend')])
+    backends = list(cfg.visualizer.get('vis_backends') or [])
+    if not any(str(b.get('type', '')).endswith('TensorboardVisBackend') for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+    cfg.visualizer.vis_backends = backends
     return cfg
 
 

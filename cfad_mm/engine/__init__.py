@@ -6,9 +6,10 @@
   step (or raises, configurable), naming the videos of the batch.
 * :class:`ReliabilityHook` -- publishes the batch's video ids for the wrapper and reports, at the end of every
   epoch and of the run, how many samples were skipped as unreadable and how many steps as non-finite.
+* :class:`TubeVisualizationHook` -- renders the predicted tubes of test clips to mp4 (``tools/test.py --show-dir``).
 """
-from .hooks import AtomicCheckpointHook, ReliabilityHook
+from .hooks import AtomicCheckpointHook, ReliabilityHook, TubeVisualizationHook
 from .optimizers import AmpNonFiniteGuardOptimWrapper, NonFiniteGuardOptimWrapper, NonFiniteLossError
 
-__all__ = ['AtomicCheckpointHook', 'ReliabilityHook', 'NonFiniteGuardOptimWrapper', 'AmpNonFiniteGuardOptimWrapper',
+__all__ = ['AtomicCheckpointHook', 'ReliabilityHook', 'TubeVisualizationHook', 'NonFiniteGuardOptimWrapper', 'AmpNonFiniteGuardOptimWrapper',
            'NonFiniteLossError']

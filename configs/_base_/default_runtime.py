@@ -10,7 +10,9 @@ default_hooks = dict(
     # CheckpointHook that writes through a temporary file + rename: a run killed during a save resumes
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, save_best='auto', max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    sync_buffers=dict(type='SyncBuffersHook'))
+    sync_buffers=dict(type='SyncBuffersHook'),
+    # rendered test clips with the predicted tubes; tools/test.py --show-dir DIR enables it
+    visualization=dict(type='TubeVisualizationHook', enable=False, score_thr=0.3))
 
 # Reports unreadable samples skipped by datasets with on_bad_sample='skip' and skipped non-finite steps.
 custom_hooks = [dict(type='ReliabilityHook')]
@@ -26,7 +28,9 @@ env_cfg = dict(
 
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)
 
-# TensorBoard: add dict(type='TensorboardVisBackend') to vis_backends (needs the tensorboard package).
+# Training curves (losses, learning rate, metrics) go to every backend listed here. TensorBoard: add
+# dict(type='TensorboardVisBackend') (needs the tensorboard package; events under <work_dir>/<timestamp>/vis_data),
+# or pass --tensorboard to tools/train.py, then: tensorboard --logdir work_dirs
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='ActionVisualizer', vis_backends=vis_backends)
 
