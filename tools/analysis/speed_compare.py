@@ -7,10 +7,16 @@ in-memory video (decoding is excluded for all three):
     + refine + per-window post-processing + linking into video tubes (:func:`cfad_mm.apis.inference_video`).
 (b) **AVA-style** -- mmdet ``FastRCNN`` with mmaction's ``AVARoIHead`` / ``SingleRoIExtractor3D`` /
     ``BBoxHeadAVA`` on the same backbone, run as its users run it: one clip of ``T`` frames centred on each frame
-    to be labelled, batch 1 (``AVARoIHead.predict`` accepts no more), the actors' boxes of that frame given as
-    proposals (the person detector's cost is NOT counted, which favours (b)). Its cost per frame does not depend on
-    the video, so it is timed on ``--ava-frames`` frames spread over the video and reported per frame.
-(c) **backbone alone** -- the backbone over the same windows as (a): the floor for (a).
+    to be labelled, the actors' boxes of that frame given as proposals (the person detector's cost is NOT counted,
+    which favours (b)). ``AVARoIHead.predict`` accepts one clip at a time, so the backbone runs on batches of
+    ``--batch-size`` clips and the RoI head on each clip of the batch -- the same backbone batch as (a), again in
+    favour of (b). Its cost per frame does not depend on the video, so it is timed on ``--ava-frames`` frames
+    spread over the video and reported per frame.
+(c) **backbone alone** -- the backbone over the same windows as (a), same batches: the floor for (a).
+
+The batch size matters on CPU beyond the usual: for batch 1 and narrow layers PyTorch runs 3-D convolutions with
+its native kernel instead of oneDNN (``use_mkldnn`` heuristic of ``aten/src/ATen/native/Convolution.cpp``),
+which made the tiny backbone ~3.8x slower per clip here; all three methods therefore use the same batch.
 
 Each measurement is the median of ``--repeats`` timed runs after ``--warmup`` runs; the three methods are
 interleaved in every round so that any background load hits them alike. Peak memory: on CPU the peak resident set
@@ -174,29 +180,41 @@ def centred_clip(frames_t, f, clip_len):
     return frames_t[:, idx]
 
 
-def run_ava(model, frames_t, boxes, frame_ids, clip_len, hw):
+def run_ava(model, frames_t, boxes, frame_ids, clip_len, hw, batch_size):
+    """(b): a centred clip per frame; backbone on batches of clips, ``AVARoIHead.predict`` clip by clip."""
     from mmaction.structures import ActionDataSample
-    for f in frame_ids:
-        ds = ActionDataSample()
-        ds.proposals = InstanceData(bboxes=torch.from_numpy(boxes[f]).to(frames_t.device),
-                                    scores=torch.ones(len(boxes[f]), device=frames_t.device))
-        ds.set_metainfo(dict(img_shape=hw))
-        data = model.data_preprocessor(dict(inputs=[centred_clip(frames_t, f, clip_len)], data_samples=[ds]),
-                                       False)
-        out = model(data['inputs'], data['data_samples'], mode='predict')
-        assert out[0].pred_instances.scores.shape[0] == len(boxes[f])
+    for i in range(0, len(frame_ids), batch_size):
+        ids = frame_ids[i:i + batch_size]
+        samples = []
+        for f in ids:
+            ds = ActionDataSample()
+            ds.proposals = InstanceData(bboxes=torch.from_numpy(boxes[f]).to(frames_t.device),
+                                        scores=torch.ones(len(boxes[f]), device=frames_t.device))
+            ds.set_metainfo(dict(img_shape=hw))
+            samples.append(ds)
+        data = model.data_preprocessor(dict(inputs=[centred_clip(frames_t, f, clip_len) for f in ids],
+                                            data_samples=samples), False)
+        feats = model.extract_feat(data['inputs'])
+        for j, ds in enumerate(samples):
+            x = tuple(f[j:j + 1] for f in feats)
+            out = model.roi_head.predict(x, [ds.proposals], [ds])
+            assert out[0].scores.shape[0] == len(boxes[ids[j]])
 
 
-def run_backbone(model, frames_t, clip_len):
+def run_backbone(model, frames_t, clip_len, batch_size):
+    """(c): the backbone over the windows of (a), in the same batches."""
     from cfad_mm.datasets.tube_dataset import window_starts
-    for s in window_starts(frames_t.shape[1], clip_len, max(1, clip_len // 2)):
-        idx = np.clip(np.arange(s, s + clip_len), 0, frames_t.shape[1] - 1)
-        x = model.data_preprocessor(dict(inputs=[frames_t[:, idx]], data_samples=None), False)['inputs']
+    starts = window_starts(frames_t.shape[1], clip_len, max(1, clip_len // 2))
+    for i in range(0, len(starts), batch_size):
+        clips = [frames_t[:, np.clip(np.arange(s, s + clip_len), 0, frames_t.shape[1] - 1)]
+                 for s in starts[i:i + batch_size]]
+        x = model.data_preprocessor(dict(inputs=clips, data_samples=None), False)['inputs']
         model.extract_feat(x)
 
 
-def run_cfad(model, video):
-    return inference_video(model, video, progress=False)
+def run_cfad(model, video, batch_size):
+    """(a): sliding windows, coarse + refine, post-processing and linking."""
+    return inference_video(model, video, batch_size=batch_size, progress=False)
 
 
 @contextmanager
@@ -215,9 +233,9 @@ def measure(setting, clip_len, args, device, log):
     step = max(1, args.num_frames // args.ava_frames)
     ava_ids = list(range(step // 2, args.num_frames, step))[:args.ava_frames]
     jobs = {
-        'cfad': (lambda: run_cfad(cfad, video), args.num_frames),
-        'ava': (lambda: run_ava(ava, frames_t, boxes, ava_ids, clip_len, hw), len(ava_ids)),
-        'backbone': (lambda: run_backbone(cfad, frames_t, clip_len), args.num_frames),
+        'cfad': (lambda: run_cfad(cfad, video, args.batch_size), args.num_frames),
+        'ava': (lambda: run_ava(ava, frames_t, boxes, ava_ids, clip_len, hw, args.batch_size), len(ava_ids)),
+        'backbone': (lambda: run_backbone(cfad, frames_t, clip_len, args.batch_size), args.num_frames),
     }
     times = {k: [] for k in jobs}
     peaks = {k: 0 for k in jobs}
@@ -255,9 +273,9 @@ def profile_cfad(setting, clip_len, args, device):
     frames, _ = synthetic_video(args.num_frames, hw)
     model, _ = build_cfad(setting, clip_len, device)
     with no_grad_mode():
-        run_cfad(model, ArrayFrames(frames))
+        run_cfad(model, ArrayFrames(frames), args.batch_size)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            run_cfad(model, ArrayFrames(frames))
+            run_cfad(model, ArrayFrames(frames), args.batch_size)
     return prof.key_averages().table(sort_by='cpu_time_total', row_limit=15)
 
 
@@ -306,11 +324,11 @@ def markdown(rows, args, device, train, prof_text, elapsed):
              f'Machine: {platform.machine()}, {os.cpu_count()} CPU cores ({platform.processor() or "cpu"}), '
              f'torch {torch.__version__}, device `{device}`, {torch.get_num_threads()} threads. Random weights '
              f'(speed does not depend on them). Video: {args.num_frames} frames in memory (decoding excluded '
-             f'for all), 2 actors; medians of {args.repeats} runs after {args.warmup} warm-up runs, the three '
-             'methods interleaved.', '',
+             f'for all), 2 actors; batches of {args.batch_size} clips; medians of {args.repeats} runs after '
+             f'{args.warmup} warm-up runs, the three methods interleaved.', '',
              'Frames/s = frames that get boxes (and scores) per second. (a) CFAD: windows of T, stride T/2, '
              'coarse + refine + linking. (b) mmaction2 AVA-style FastRCNN: one clip of T frames centred on each '
-             'frame, batch 1, GT boxes as proposals (no person detector cost). (c) the backbone alone over the '
+             'frame, RoI head clip by clip, GT boxes as proposals (no person detector cost). (c) the backbone alone over the '
              'windows of (a). Memory: peak resident set growth during the runs (CPU; approximate) in MiB.', '',
              '| backbone, input | T | (a) CFAD f/s | (b) AVA-style f/s | (c) backbone f/s | (a)/(b) | (a)/(c) | '
              'time outside backbone | mem (a) | mem (b) | mem (c) |',
@@ -360,7 +378,8 @@ def parse_args(argv=None):
     p.add_argument('--settings', nargs='+', default=['tiny', 'r50'], choices=sorted(SETTINGS))
     p.add_argument('--clip-lens', nargs='+', type=int, default=[8, 16, 32])
     p.add_argument('--num-frames', type=int, default=64, help='frames of the test video')
-    p.add_argument('--ava-frames', type=int, default=6, help='frames timed for (b) (its cost is per frame)')
+    p.add_argument('--ava-frames', type=int, default=8, help='frames timed for (b) (its cost is per frame)')
+    p.add_argument('--batch-size', type=int, default=4, help='clips per backbone forward, for all three')
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
