@@ -50,8 +50,8 @@ def parse_args(argv=None):
     p.add_argument('--out', default=None, help='output .onnx file (default: next to the checkpoint, '
                    '<checkpoint name>.onnx)')
     p.add_argument('--shape', type=int, nargs=5, default=None, metavar=('N', 'C', 'T', 'H', 'W'),
-                   help='input shape (fixed in the graph); default: 1 3 <clip_len> <test short side> '
-                   '<4/3 of it>')
+                   help='input shape (fixed in the graph); default: 1 3 <clip_len> and the test resize '
+                   '(short side and 4/3 of it, or the fixed size when keep_ratio=False)')
     p.add_argument('--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset (>= 16)')
     p.add_argument('--tolerance', type=float, default=1e-3,
                    help='largest accepted max abs difference between PyTorch and onnxruntime')
@@ -63,15 +63,20 @@ def parse_args(argv=None):
 
 
 def default_input_shape(cfg):
-    """``(1, 3, clip_len, s, round(4 s / 3))`` with ``s`` the short side of the test pipeline's resize."""
+    """``(1, 3, clip_len, H, W)`` of a test clip: the size of the test pipeline's resize (``scale=(W, H)`` with
+    ``keep_ratio=False``), else its short side ``s`` and ``W = round(4 s / 3)`` (4:3 videos)."""
     test_ds = cfg.get('test_dataloader', {}).get('dataset', {})
     clip_len = int(test_ds.get('clip_len', cfg.get('clip_len', 16)))
-    short = 224
+    h, w = 224, 299
     for step in test_ds.get('pipeline', []):
         if step.get('type') in ('TubeResize', 'Resize') and isinstance(step.get('scale'), (tuple, list)):
-            w, h = step['scale']
-            short = int(h if w == -1 else min(w, h))
-    return 1, 3, clip_len, short, int(round(short * 4 / 3))
+            sw, sh = (int(v) for v in step['scale'])
+            if not step.get('keep_ratio', True) and sw > 0 and sh > 0:
+                h, w = sh, sw
+            else:
+                short = sh if sw == -1 else min(sw, sh)
+                h, w = short, int(round(short * 4 / 3))
+    return 1, 3, clip_len, h, w
 
 
 def random_clip(model, shape, seed):
