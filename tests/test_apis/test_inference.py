@@ -83,3 +83,28 @@ def test_unreadable_inputs_raise_clear_errors(tmp_path):
     empty_dir.mkdir()
     with pytest.raises(ValueError, match='frame folder holds no image'):
         VideoFrames(str(empty_dir))
+
+
+def test_demo_on_a_one_frame_and_a_very_large_video(tmp_path, checkpoint):
+    """A 1-frame video and a 2400x1800 video (decoded downscaled to 1280 px, tubes in original pixels)."""
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import demo
+    one = tmp_path / 'one.mp4'
+    write_video(one, 1)
+    data = demo.main([str(one), CONFIG, checkpoint, '--out', str(tmp_path / 'o1'), '--score-thr', '0', '--gif'])
+    assert data['nframes'] == 1 and (tmp_path / 'o1' / 'one_tubes.gif').stat().st_size > 0
+    big = tmp_path / 'big.mp4'
+    write_video(big, 3, size=(2400, 1800))
+    frames = VideoFrames(str(big))
+    assert frames.shape == (1800, 2400) and frames.decode_shape == (960, 1280) and frames.downscaled
+    assert frames.get([0])[0].shape == (960, 1280, 3)
+    data = demo.main([str(big), CONFIG, checkpoint, '--out', str(tmp_path / 'o2'), '--score-thr', '0'])
+    assert data['resolution'] == [1800, 2400]
+    model = init_detector(CONFIG, checkpoint, cfg_options={'model.test_cfg.score_thr': 0.0})
+    res = inference_video(model, frames, progress=False, link_cfg=dict(trim_thr=None))
+    for boxes in (res['clips'][0]['tubes'], res['tubes']['tubes'][res['tubes']['tube_masks']]):
+        boxes = boxes.reshape(-1, 4)
+        assert len(boxes) and boxes[:, [0, 2]].max() <= 2400 and boxes[:, [1, 3]].max() <= 1800
+        assert boxes[:, 2].max() > 1280 or boxes[:, 3].max() > 960  # mapped back, not left in decoded pixels
+    rendered = VideoFrames(str(tmp_path / 'o2' / 'big_tubes.mp4'), max_side=None)
+    assert rendered.shape == (960, 1280) and rendered.num_frames == 3
