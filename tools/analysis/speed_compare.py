@@ -195,6 +195,7 @@ def run_ava(model, frames_t, boxes, frame_ids, clip_len, hw, batch_size):
         data = model.data_preprocessor(dict(inputs=[centred_clip(frames_t, f, clip_len) for f in ids],
                                             data_samples=samples), False)
         feats = model.extract_feat(data['inputs'])
+        feats = feats if isinstance(feats, (tuple, list)) else (feats, )
         for j, ds in enumerate(samples):
             x = tuple(f[j:j + 1] for f in feats)
             out = model.roi_head.predict(x, [ds.proposals], [ds])
