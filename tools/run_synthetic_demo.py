@@ -39,6 +39,17 @@ def final_checkpoint(work_dir: str, max_epochs: int):
     return path if osp.isfile(path) else None
 
 
+def made_with_defaults(ann_file: str) -> bool:
+    """Whether an existing annotation file has the video count and split sizes of the generator defaults."""
+    import inspect
+    from cfad_mm.datasets.annotation import load_annotations
+    from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
+    defaults = inspect.signature(make_synthetic_dataset).parameters
+    num_videos = defaults['num_videos'].default
+    ann = load_annotations(ann_file)
+    return len(ann['nframes']) == num_videos and len(ann['train_videos']) == 1
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs/synthetic_demo'))
@@ -53,7 +64,10 @@ def main(argv=None):
     ann = osp.join(args.data_root, 'annotations.pkl')
 
     step('1/4 synthetic dataset')
-    if osp.isfile(ann):
+    stale = osp.isfile(ann) and not made_with_defaults(ann)
+    if stale:
+        print(f'{ann} was not written with the generator defaults (e.g. by an older version): regenerating it')
+    if osp.isfile(ann) and not stale:
         print(f'{ann} exists: reusing it (delete {args.data_root} to regenerate)')
     else:
         run([python, 'tools/data/make_synthetic.py', '--out', args.data_root, '--seed', str(args.seed)])

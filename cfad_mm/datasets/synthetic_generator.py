@@ -559,7 +559,7 @@ def _split(rng: np.random.Generator, primary: np.ndarray, names: List[str], num_
 
 
 def make_synthetic_dataset(out_dir: str,
-                           num_videos: int = 80,
+                           num_videos: int = 240,
                            frames: Union[int, Sequence[int]] = (40, 64),
                            size: Union[int, Sequence[int]] = (128, 96),
                            seed: int = 0,
@@ -581,7 +581,8 @@ def make_synthetic_dataset(out_dir: str,
 
     Args:
         out_dir (str): Output folder (created).
-        num_videos (int): Number of videos (>= num_classes). Defaults to 80.
+        num_videos (int): Number of videos (>= num_classes). Defaults to 240 (180 train / 60 test: with 60
+            training videos the tiny config overfits the motion classes, and 20 test videos give noisy metrics).
         frames (int | tuple[int, int]): Frames per video, fixed or drawn uniformly from ``(min, max)``.
             Defaults to ``(40, 64)``.
         size (int | tuple[int, int]): Frame size ``(W, H)``, or one int for a square.

@@ -19,9 +19,10 @@ DefaultScope.get_instance('test_cfad', scope_name='mmaction')
 NUM_CLASSES = 3
 
 
-def tiny_model_cfg(refine=True, mode='learned'):
+def tiny_model_cfg(refine=True, mode='learned', refine_iters=1):
     return dict(
         type='CFAD', num_classes=NUM_CLASSES, feat_channels=32, refine=refine,
+        train_cfg=dict(refine_iters=refine_iters),
         backbone=dict(type='ResNet3d', depth=18, pretrained=None, pretrained2d=False, base_channels=8,
                       num_stages=3, out_indices=(2, ), spatial_strides=(1, 2, 2), temporal_strides=(1, 1, 2),
                       dilations=(1, 1, 1), conv1_kernel=(3, 7, 7), conv1_stride_s=2, with_pool1=False,
@@ -30,7 +31,7 @@ def tiny_model_cfg(refine=True, mode='learned'):
         coarse_head=dict(type='CoarseTubeHead', feat_channels=32, tube_coder=dict(type='PolyTubeCoder', degree=2)),
         key_selector=dict(type='KeyTimestampSelector', num_keys=2, mode=mode, hidden_channels=32),
         refine_head=dict(type='RefineTubeHead', roi_size=3, hidden_channels=64),
-        test_cfg=dict(topk=10, score_thr=0.0, nms_iou=0.5, max_per_clip=5),
+        test_cfg=dict(topk=10, score_thr=0.0, nms_iou=0.5, max_per_clip=5, refine_iters=refine_iters),
         data_preprocessor=dict(type='ActionDataPreprocessor', mean=[127.5] * 3, std=[64.0] * 3,
                                format_shape='NCTHW'))
 
@@ -121,6 +122,34 @@ def test_loss_step_finite_and_gradients_everywhere(model):
     for name in ('backbone', 'coarse_head', 'key_selector', 'refine_head', 'proposal_head'):
         grads = [p.grad.abs().sum() for p in getattr(model, name).parameters() if p.grad is not None]
         assert grads and float(sum(grads)) > 0, name
+
+
+def test_two_refine_passes_average_their_losses_and_refine_twice():
+    inputs, ds = moving_square_clip()
+    out = {}
+    for iters in (1, 2):
+        torch.manual_seed(0)
+        m = MODELS.build(tiny_model_cfg(refine_iters=iters))
+        m.init_weights()
+        data = m.data_preprocessor(dict(inputs=[inputs], data_samples=[copy.deepcopy(ds)]), True)
+        torch.manual_seed(1)
+        out[iters] = (m, m(data['inputs'], data['data_samples'], mode='loss'))
+    l1, l2 = out[1][1], out[2][1]
+    assert set(l1) == set(l2)
+    for k in ('loss_heatmap', 'loss_coarse_box', 'loss_actionness'):  # the coarse stage is not repeated
+        assert torch.allclose(l1[k], l2[k]), k
+    # pass 2 refines the (different) output of pass 1, so the averaged refine losses differ
+    assert not torch.allclose(l1['loss_refine_tube_giou'], l2['loss_refine_tube_giou'])
+    assert torch.isfinite(sum(l2.values()))
+    # the tensor path applies the refine stage twice: its refined coefficients differ from one pass
+    m1, m2 = out[1][0].eval(), out[2][0].eval()
+    m2.load_state_dict(m1.state_dict())
+    data = m1.data_preprocessor(dict(inputs=[inputs], data_samples=[ds]), False)
+    with torch.no_grad():
+        o1, o2 = m1(data['inputs'], mode='tensor'), m2(data['inputs'], mode='tensor')
+    assert torch.equal(o1[6], o2[6]) and not torch.allclose(o1[8], o2[8])
+    with pytest.raises(ValueError, match='train_cfg.refine_iters must be >= 1'):
+        MODELS.build(tiny_model_cfg(refine_iters=0))
 
 
 def test_coarse_only_ablation_has_no_refine_losses():

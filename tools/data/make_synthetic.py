@@ -42,7 +42,7 @@ def parse_args(argv=None):
         f'motion: {", ".join(MOTION_CLASSES)}).')
     parser.add_argument('--out', default='data/synth', help='output folder. Default: data/synth')
     parser.add_argument('--seed', type=int, default=0, help='random seed (>= 0). Default: 0')
-    parser.add_argument('--num-videos', type=int, default=80, help='number of videos. Default: 80')
+    parser.add_argument('--num-videos', type=int, default=240, help='number of videos. Default: 240')
     parser.add_argument('--frames', type=int, nargs='+', default=[40, 64], metavar='F',
                         help='frames per video: F, or MIN MAX for lengths drawn uniformly. Default: 40 64')
     parser.add_argument('--size', type=parse_size, default=(128, 96),

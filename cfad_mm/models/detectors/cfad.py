@@ -36,10 +36,18 @@ class CFAD(BaseModel):
         assigner (dict): :class:`TubeAssigner` config matching coarse tubes to GT for the refine stage.
         refine (bool): ``False`` gives the coarse-only ablation (no selector / refine stage at all).
         train_cfg (dict, optional): ``topk`` coarse tubes per clip fed to the refine stage in training
-            (besides the tubes at the GT centres) and ``gt_jitter`` (std of the noise on jittered GT tubes, see
-            :meth:`_jittered_gt_tubes`). Defaults to ``dict(topk=8, gt_jitter=(0.03, 0.1))``.
+            (besides the tubes at the GT centres), ``gt_jitter`` (std of the noise on jittered GT tubes, see
+            :meth:`_jittered_gt_tubes`) and ``refine_iters`` (see below). Defaults to
+            ``dict(topk=8, gt_jitter=(0.03, 0.1), refine_iters=1)``.
         test_cfg (dict, optional): ``topk`` coarse tubes per clip, ``score_thr``, ``nms_iou`` (spatio-temporal),
-            ``max_per_clip``. Defaults to ``dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10)``.
+            ``max_per_clip``, ``refine_iters``. Defaults to
+            ``dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10, refine_iters=1)``.
+
+            ``refine_iters`` (ours): passes of the refine stage. Pass ``i + 1`` selects new key timestamps on
+            the tube re-fitted by pass ``i`` and refines it again with the same heads (iterative refinement).
+            In training every pass is supervised (its input detached, the refine losses averaged over the
+            passes). The synthetic study (docs/results.md) found two passes at test time after one-pass
+            training the best setting.
         data_preprocessor (dict, optional): e.g. ``ActionDataPreprocessor`` with ``format_shape='NCTHW'``.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -52,8 +60,12 @@ class CFAD(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.num_classes = num_classes
         self.refine = refine
-        self.train_cfg = dict(dict(topk=8, gt_jitter=(0.03, 0.1)), **(train_cfg or {}))
-        self.test_cfg = dict(dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10), **(test_cfg or {}))
+        self.train_cfg = dict(dict(topk=8, gt_jitter=(0.03, 0.1), refine_iters=1), **(train_cfg or {}))
+        self.test_cfg = dict(dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10, refine_iters=1),
+                             **(test_cfg or {}))
+        for name, cfg in (('train_cfg', self.train_cfg), ('test_cfg', self.test_cfg)):
+            if int(cfg['refine_iters']) < 1:
+                raise ValueError(f"{name}.refine_iters must be >= 1, got {cfg['refine_iters']}")
         self.backbone = MODELS.build(backbone)
         self.proposal_head = MODELS.build(dict(proposal_head, in_channels=feat_channels))
         num_bins = self.proposal_head.num_bins
@@ -112,11 +124,23 @@ class CFAD(BaseModel):
         key_frames = step_frames[key_steps].to(coeffs.dtype)
         new_coeffs = self.coder.fit_update(coeffs, extents, key_frames, refined, key_valid.to(coeffs.dtype),
                                            self.refine_head.prior_strength, img_shape)
-        w = step_in.to(roi_feats.dtype)[..., None]
-        tube_feats = (roi_feats * w).sum(1) / w.sum(1).clamp(min=1)
+        # the classifier reads the motion of the refined tube (detached: class gradients stay off the boxes)
+        new_step_boxes, _ = self.coder.decode(new_coeffs.detach(), extents, img_shape,
+                                              times=step_frames.to(coeffs.dtype))
+        cls_logits = self.refine_head.classify(roi_feats, clip_boxes(new_step_boxes, img_shape), step_in)
         return dict(step_frames=step_frames, step_boxes=step_boxes, step_in=step_in, error_logits=error_logits,
                     key_steps=key_steps, key_valid=key_valid, key_frames=key_frames, refined=refined,
-                    coeffs=new_coeffs, cls_logits=self.refine_head.classify(tube_feats))
+                    coeffs=new_coeffs, cls_logits=cls_logits)
+
+    def _refine_passes(self, feats: Tensor, batch_inds: Tensor, coeffs: Tensor, extents: Tensor, *args
+                       ) -> Dict[str, Tensor]:
+        """Inference: ``test_cfg.refine_iters`` passes of :meth:`_refine`, each on the tube re-fitted by the
+        previous one; returns the last pass's outputs (``coeffs``, ``cls_logits``, ...). ``args`` as in
+        :meth:`_refine`."""
+        for _ in range(int(self.test_cfg['refine_iters'])):
+            ref = self._refine(feats, batch_inds, coeffs, extents, *args)
+            coeffs = ref['coeffs']
+        return ref
 
     # ------------------------------------------------------------------ modes
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None, mode: str = 'tensor'):
@@ -179,7 +203,8 @@ class CFAD(BaseModel):
         k = scores.shape[1]
         outs += [scores, labels, coeffs.reshape(n, k, 4, -1), extents.reshape(n, k, 2)]
         if self.refine:
-            ref = self._refine(feats, tube_batch, coeffs, extents, num_frames, img_shape, stride_t, spatial_scale)
+            ref = self._refine_passes(feats, tube_batch, coeffs, extents, num_frames, img_shape, stride_t,
+                                      spatial_scale)
             outs += [ref['coeffs'].reshape(n, k, 4, -1), ref['cls_logits'].reshape(n, k, -1)]
         return tuple(outs)
 
@@ -232,8 +257,6 @@ class CFAD(BaseModel):
         extents = torch.cat([jit_extents, pos_extents.detach()] + [p['extents'] for p in preds])
         tube_batch = torch.cat([jit_batch, pos['batch_inds']] +
                                [torch.full_like(p['labels'], i) for i, p in enumerate(preds)])
-        ref = self._refine(feats, tube_batch, coeffs, extents, num_frames, img_shape, stride_t, spatial_scale)
-
         # Match every refined-stage tube to the GT of its clip (by its coarse tube).
         coarse_tubes, coarse_masks = self.coder.decode(coeffs, extents, img_shape, num_frames=num_frames)
         labels = coeffs.new_full((coeffs.shape[0], ), -1, dtype=torch.long)
@@ -249,17 +272,38 @@ class CFAD(BaseModel):
             gt_tubes[idx[p]] = gt.tubes[res.gt_inds[p] - 1].to(coeffs.dtype)
             gt_masks_r[idx[p]] = gt.tube_masks[res.gt_inds[p] - 1]
         positive = (labels >= 0) & (labels < self.num_classes)
-        losses.update(self.refine_head.loss_cls_targets(ref['cls_logits'], labels))
+        # Every pass is supervised against the same assignment; its input is the detached output of the last.
+        refine_losses, iters = {}, int(self.train_cfg['refine_iters'])
+        for _ in range(iters):
+            ref = self._refine(feats, tube_batch, coeffs, extents, num_frames, img_shape, stride_t, spatial_scale)
+            for k, v in self._refine_losses(ref, extents, labels, gt_tubes, gt_masks_r, positive,
+                                            img_shape).items():
+                refine_losses[k] = refine_losses.get(k, 0) + v / iters
+            coeffs = ref['coeffs'].detach()
+        losses.update(refine_losses)
+        return losses
+
+    def _refine_losses(self, ref: Dict[str, Tensor], extents: Tensor, labels: Tensor, gt_tubes: Tensor,
+                       gt_masks: Tensor, positive: Tensor, img_shape) -> Dict[str, Tensor]:
+        """Losses of one refine pass: class, key-timestamp error, key boxes, re-fitted tube.
+
+        Args:
+            ref (dict): Output of :meth:`_refine` for ``R`` tubes.
+            extents (Tensor): ``(R, 2)``. labels (Tensor): ``(R,)`` class, ``num_classes`` = background,
+                -1 = ignored. gt_tubes (Tensor): ``(R, T, 4)`` matched GT. gt_masks (Tensor): ``(R, T)``.
+            positive (Tensor): ``(R,)`` bool, tubes matched to a GT.
+        """
+        losses = self.refine_head.loss_cls_targets(ref['cls_logits'], labels)
         sf = ref['step_frames']
         losses.update(self.key_selector.loss(ref['error_logits'][positive], ref['step_boxes'][positive],
                                              ref['step_in'][positive], gt_tubes[positive][:, sf],
-                                             gt_masks_r[positive][:, sf]))
+                                             gt_masks[positive][:, sf]))
         kf = ref['key_frames'].long()
         key_gt = gt_tubes.gather(1, kf[..., None].expand(-1, -1, 4))
-        key_gt_valid = gt_masks_r.gather(1, kf) & ref['key_valid'] & positive[:, None]
+        key_gt_valid = gt_masks.gather(1, kf) & ref['key_valid'] & positive[:, None]
         losses.update(self.refine_head.loss_key_boxes(ref['refined'], key_gt, key_gt_valid, img_shape))
         l1, giou = tube_box_losses(self.coder, ref['coeffs'][positive], extents[positive], gt_tubes[positive],
-                                   gt_masks_r[positive], img_shape, self.refine_head.loss_box,
+                                   gt_masks[positive], img_shape, self.refine_head.loss_box,
                                    self.refine_head.loss_giou)
         losses.update(loss_refine_tube_box=l1, loss_refine_tube_giou=giou)
         return losses
@@ -302,7 +346,8 @@ class CFAD(BaseModel):
         labels = torch.cat([p['labels'] for p in preds])
         tube_batch = torch.cat([torch.full_like(p['labels'], i) for i, p in enumerate(preds)])
         if self.refine and coeffs.shape[0]:
-            ref = self._refine(feats, tube_batch, coeffs, extents, num_frames, img_shape, stride_t, spatial_scale)
+            ref = self._refine_passes(feats, tube_batch, coeffs, extents, num_frames, img_shape, stride_t,
+                                      spatial_scale)
             coeffs = ref['coeffs']
             scores = self.refine_head.combine_scores(scores, ref['cls_logits'], labels)
         tubes, masks = self.coder.decode(coeffs, extents, img_shape, num_frames=num_frames)

@@ -31,7 +31,8 @@ model = dict(
     refine_head=dict(type='RefineTubeHead', roi_size=7, hidden_channels=1024, enlarge=1.3, prior_strength=0.1),
     assigner=dict(type='TubeAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4),
     train_cfg=dict(topk=16),
-    test_cfg=dict(topk=40, score_thr=0.01, nms_iou=0.5, max_per_clip=20),
+    # refine_iters=2: the refine stage is applied twice at test time (iterative refinement; docs/model.md)
+    test_cfg=dict(topk=40, score_thr=0.01, nms_iou=0.5, max_per_clip=20, refine_iters=2),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
