@@ -81,3 +81,23 @@ def test_export_errors_name_the_problem(tmp_path, checkpoint):
         export_onnx.main([CONFIG, str(tmp_path / 'nope.pth')])
     with pytest.raises(ValueError, match='opset must be >= 16'):
         export(torch.nn.Identity(), torch.zeros(1, 3, 8, 48, 64), str(tmp_path / 'x.onnx'), opset=13)
+
+
+def test_export_check_on_a_video_clip_compares_the_detected_tubes(tmp_path, checkpoint, capsys):
+    """--video checks on a real clip; the per-tube outputs are compared on the slots above the score threshold."""
+    import re
+
+    import export_onnx
+    from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
+    make_synthetic_dataset(str(tmp_path / 'data'), num_videos=6, frames=12, size=(64, 48), seed=3, test_ratio=0.34,
+                           logger=None)
+    video = sorted(p for p in (tmp_path / 'data' / 'videos').rglob('*.mp4'))[0]
+    diffs = export_onnx.main([CONFIG, checkpoint, '--out', str(tmp_path / 'v.onnx'), '--shape'] + SHAPE +
+                             ['--video', str(video)])
+    assert max(diffs.values()) < 1e-3, diffs
+    slots = int(re.search(r'on the (\d+) top-k slots with a score >= test_cfg.score_thr=0.05',
+                          capsys.readouterr().out).group(1))
+    assert 0 < slots <= 20
+    with pytest.raises(FileNotFoundError, match='video not found'):
+        export_onnx.main([CONFIG, checkpoint, '--out', str(tmp_path / 'w.onnx'), '--shape'] + SHAPE +
+                         ['--video', str(tmp_path / 'missing.mp4')])
