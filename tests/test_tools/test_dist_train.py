@@ -21,15 +21,12 @@ def free_port():
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                     reason='torch built without the gloo backend')
-def test_two_process_gloo_training(tmp_path):
+def test_two_process_gloo_training(tiny_synth, tmp_path):
     from mmaction.registry import DATASETS
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
-    from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
-    root = str(tmp_path / 'synth')
-    ann = make_synthetic_dataset(root, num_videos=6, frames=24, size=(64, 48), seed=1, test_ratio=0.34,
-                                 logger=lambda *a, **k: None)
+    root, ann = tiny_synth
     opts = [f'train_dataloader.dataset.ann_file={ann}', f'train_dataloader.dataset.data_prefix.video={root}/videos',
             'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
             'train_dataloader.batch_size=1', 'train_dataloader.dataset.pipeline.2.scale=(-1,48)',

@@ -1,4 +1,5 @@
 """tools/deployment/export_onnx.py: ONNX export of the tensor path, onnxruntime check, post-processing."""
+import glob
 import os.path as osp
 import sys
 
@@ -83,15 +84,12 @@ def test_export_errors_name_the_problem(tmp_path, checkpoint):
         export(torch.nn.Identity(), torch.zeros(1, 3, 8, 48, 64), str(tmp_path / 'x.onnx'), opset=13)
 
 
-def test_export_check_on_a_video_clip_compares_the_detected_tubes(tmp_path, checkpoint, capsys):
+def test_export_check_on_a_video_clip_compares_the_detected_tubes(tiny_synth, tmp_path, checkpoint, capsys):
     """--video checks on a real clip; the per-tube outputs are compared on the slots above the score threshold."""
     import re
 
     import export_onnx
-    from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
-    make_synthetic_dataset(str(tmp_path / 'data'), num_videos=6, frames=12, size=(64, 48), seed=3, test_ratio=0.34,
-                           logger=None)
-    video = sorted(p for p in (tmp_path / 'data' / 'videos').rglob('*.mp4'))[0]
+    video = sorted(glob.glob(osp.join(tiny_synth[0], 'videos', '*', '*.mp4')))[0]
     diffs = export_onnx.main([CONFIG, checkpoint, '--out', str(tmp_path / 'v.onnx'), '--shape'] + SHAPE +
                              ['--video', str(video)])
     assert max(diffs.values()) < 1e-3, diffs

@@ -18,15 +18,6 @@ CONFIG = osp.join(REPO, 'configs/cfad/cfad_r3d-18-tiny_synthetic.py')
 sys.path.insert(0, osp.join(REPO, 'tools'))
 
 
-@pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
-    from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
-    root = tmp_path_factory.mktemp('synth_interrupt')
-    ann = make_synthetic_dataset(str(root), num_videos=6, frames=24, size=(64, 48), seed=1, test_ratio=0.34,
-                                 logger=lambda *a, **k: None)
-    return str(root), ann
-
-
 def options(root, ann, epochs, clips=4):
     """Options of a tiny run: ``clips`` training clips (batch 2), ``epochs`` epochs, a checkpoint per epoch."""
     opts = [f'train_dataloader.dataset.indices={clips}', f'train_dataloader.dataset.ann_file={ann}', f'train_dataloader.dataset.data_prefix.video={root}/videos',
@@ -43,8 +34,8 @@ def _iters(path):
     return torch.load(path, map_location='cpu', weights_only=False)['meta']['iter']
 
 
-def test_sigkill_then_resume_auto_finishes_the_schedule(tiny, tmp_path):
-    root, ann = tiny
+def test_sigkill_then_resume_auto_finishes_the_schedule(tiny_synth, tmp_path):
+    root, ann = tiny_synth
     work = str(tmp_path / 'work')
     cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), CONFIG, '--work-dir', work, '--seed', '0',
            '--no-validate', '--cfg-options'] + options(root, ann, 3, clips=2)
@@ -81,12 +72,12 @@ def _loss_curve(work):
     return [(r['iter'], r['loss']) for r in rows if 'loss' in r]
 
 
-def test_same_seed_deterministic_gives_the_same_loss_curve_and_nan_steps_are_skipped(tiny, tmp_path):
+def test_same_seed_deterministic_gives_the_same_loss_curve_and_nan_steps_are_skipped(tiny_synth, tmp_path):
     import train as train_tool
     from mmengine.config import Config
 
     from cfad_mm.apis import build_runner
-    root, ann = tiny
+    root, ann = tiny_synth
     curves = []
     for run in range(2):
         work = str(tmp_path / f'run{run}')

@@ -10,15 +10,6 @@ CONFIG = osp.join(REPO, 'configs/cfad/cfad_r3d-18-tiny_synthetic.py')
 sys.path.insert(0, osp.join(REPO, 'tools'))
 
 
-@pytest.fixture(scope='module')
-def tiny_data(tmp_path_factory):
-    from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
-    root = tmp_path_factory.mktemp('synth')
-    ann = make_synthetic_dataset(str(root), num_videos=6, frames=24, size=(64, 48), seed=1, test_ratio=0.34,
-                                 logger=lambda *a, **k: None)
-    return str(root), ann
-
-
 def data_options(root, ann):
     opts = []
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -31,10 +22,10 @@ def data_options(root, ann):
     return opts
 
 
-def test_train_resume_and_test_with_dump(tiny_data, tmp_path):
+def test_train_resume_and_test_with_dump(tiny_synth, tmp_path):
     import test as test_tool
     import train as train_tool
-    root, ann = tiny_data
+    root, ann = tiny_synth
     work = str(tmp_path / 'work')
     opts = data_options(root, ann) + ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
                                       'param_scheduler.1.T_max=1', 'param_scheduler.1.end=1',

@@ -13,15 +13,6 @@ CONFIG = osp.join(REPO, 'configs/cfad/cfad_r3d-18-tiny_synthetic.py')
 sys.path.insert(0, osp.join(REPO, 'tools'))
 
 
-@pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
-    from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
-    root = tmp_path_factory.mktemp('synth_vis')
-    ann = make_synthetic_dataset(str(root), num_videos=6, frames=24, size=(64, 48), seed=1, test_ratio=0.34,
-                                 logger=lambda *a, **k: None)
-    return str(root), ann
-
-
 def data_options(root, ann):
     opts = []
     for loader in ('train_dataloader', 'test_dataloader'):
@@ -32,12 +23,12 @@ def data_options(root, ann):
                    'test_dataloader.dataset.pipeline.2.scale=(-1,48)', f'test_evaluator.ann_file={ann}']
 
 
-def test_tensorboard_flag_writes_loss_curves(tiny, tmp_path):
+def test_tensorboard_flag_writes_loss_curves(tiny_synth, tmp_path):
     pytest.importorskip('tensorboard')
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     import train as train_tool
-    root, ann = tiny
+    root, ann = tiny_synth
     work = str(tmp_path / 'work')
     train_tool.main([CONFIG, '--work-dir', work, '--seed', '0', '--no-validate', '--tensorboard', '--cfg-options'] +
                     data_options(root, ann) + ['train_cfg.max_epochs=1', 'param_scheduler.1.T_max=1',
@@ -62,11 +53,11 @@ def test_add_tensorboard_backend_is_idempotent():
     assert [b['type'] for b in cfg.visualizer.vis_backends] == ['LocalVisBackend', 'TensorboardVisBackend']
 
 
-def test_show_dir_renders_every_test_clip(tiny, tmp_path):
+def test_show_dir_renders_every_test_clip(tiny_synth, tmp_path):
     import test as test_tool
 
     from cfad_mm.apis import VideoFrames, init_detector
-    root, ann = tiny
+    root, ann = tiny_synth
     torch.manual_seed(0)
     ckpt = str(tmp_path / 'untrained.pth')
     torch.save({'state_dict': init_detector(CONFIG).state_dict(), 'meta': {}}, ckpt)

@@ -1,0 +1,12 @@
+"""Shared data of the tool tests: one tiny synthetic tube dataset (6 videos of 24 frames, 64x48) per session."""
+import pytest
+
+
+@pytest.fixture(scope='session')
+def tiny_synth(tmp_path_factory):
+    """``(root, ann_file)`` of a 6-video synthetic set (4 train / 2 test); the tests only read it."""
+    from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
+    root = tmp_path_factory.mktemp('tiny_synth')
+    ann = make_synthetic_dataset(str(root), num_videos=6, frames=24, size=(64, 48), seed=1, test_ratio=0.34,
+                                 logger=None)
+    return str(root), ann
