@@ -40,7 +40,7 @@ def final_checkpoint(work_dir: str, max_epochs: int):
 
 
 def made_with_defaults(ann_file: str) -> bool:
-    """Whether an existing annotation file has the video count and split sizes of the generator defaults."""
+    """Whether an existing annotation file has the generator defaults' number of videos and a single split."""
     import inspect
     from cfad_mm.datasets.annotation import load_annotations
     from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
@@ -64,12 +64,11 @@ def main(argv=None):
     ann = osp.join(args.data_root, 'annotations.pkl')
 
     step('1/4 synthetic dataset')
-    stale = osp.isfile(ann) and not made_with_defaults(ann)
-    if stale:
-        print(f'{ann} was not written with the generator defaults (e.g. by an older version): regenerating it')
-    if osp.isfile(ann) and not stale:
+    if osp.isfile(ann) and made_with_defaults(ann):
         print(f'{ann} exists: reusing it (delete {args.data_root} to regenerate)')
     else:
+        if osp.isfile(ann):
+            print(f'{ann} was not written with the generator defaults (e.g. by an older version): regenerating it')
         run([python, 'tools/data/make_synthetic.py', '--out', args.data_root, '--seed', str(args.seed)])
 
     cfg = Config.fromfile(CONFIG)

@@ -64,12 +64,14 @@ def train(work_dir, options, seed):
 
 
 def dataset_summary(ann_file: str) -> str:
-    """'240 videos, 180 train / 60 test, 5 classes, 128x96' for the annotation file of the config."""
+    """'`data/synth/annotations.pkl` (240 videos, 180 train / 60 test, 5 classes, 128x96)' for the annotation
+    file of the config (relative paths are relative to the repository)."""
     from cfad_mm.datasets.annotation import load_annotations
-    ann = load_annotations(osp.join(REPO, ann_file) if not osp.isabs(ann_file) else ann_file)
+    path = osp.join(REPO, ann_file)  # an absolute ann_file stays as it is
+    ann = load_annotations(path)
     h, w = next(iter(ann['resolution'].values()))
-    return (f"{len(ann['nframes'])} videos, {len(ann['train_videos'][0])} train / {len(ann['test_videos'][0])} "
-            f"test, {len(ann['labels'])} classes, {w}x{h}")
+    return (f"`{osp.relpath(path, REPO)}` ({len(ann['nframes'])} videos, {len(ann['train_videos'][0])} train / "
+            f"{len(ann['test_videos'][0])} test, {len(ann['labels'])} classes, {w}x{h})")
 
 
 def table(rows):
@@ -108,8 +110,7 @@ def main(argv=None):
             f'{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch CPU).',
             f'Checkpoint: `{osp.relpath(args.checkpoint, REPO)}`'
             + (f', trained in {args.train_seconds / 60:.1f} min' if args.train_seconds else '') + '.',
-            f'Dataset: `{osp.relpath(cfg.ann_file, REPO) if osp.isabs(cfg.ann_file) else cfg.ann_file}` '
-            f'({dataset_summary(cfg.ann_file)}). Metrics: ACT protocol (`TubeMetric`, docs/evaluation.md).', '',
+            f'Dataset: {dataset_summary(cfg.ann_file)}. Metrics: ACT protocol (`TubeMetric`, docs/evaluation.md).', '',
             '## Test-time variants of the trained model', '', table(test_rows), '']
     if train_rows:
         text += ['## Variants trained from scratch (same seed and schedule)', '', table(train_rows), '']

@@ -106,8 +106,11 @@ class CFAD(BaseModel):
         return logits, batch_inds, segments, self.coarse_head(pooled)
 
     def _refine(self, feats: Tensor, batch_inds: Tensor, coeffs: Tensor, extents: Tensor, num_frames: int,
-                img_shape, stride_t: float, spatial_scale: float) -> Dict[str, Tensor]:
-        """Run key-timestamp selection + refinement on coarse tubes ``coeffs (R, 4, D+1)``, ``extents (R, 2)``."""
+                img_shape, stride_t: float, spatial_scale: float, classify: bool = True) -> Dict[str, Tensor]:
+        """Run key-timestamp selection + refinement on coarse tubes ``coeffs (R, 4, D+1)``, ``extents (R, 2)``.
+
+        With ``classify=False`` (an inference pass that another pass follows) the tube classifier is skipped and
+        ``cls_logits`` is None."""
         step_frames = feature_step_frames(feats.shape[2], stride_t, num_frames, feats.device)
         step_boxes, step_in = self.coder.decode(coeffs, extents, img_shape, times=step_frames.to(coeffs.dtype))
         step_boxes = clip_boxes(step_boxes, img_shape)
@@ -124,10 +127,12 @@ class CFAD(BaseModel):
         key_frames = step_frames[key_steps].to(coeffs.dtype)
         new_coeffs = self.coder.fit_update(coeffs, extents, key_frames, refined, key_valid.to(coeffs.dtype),
                                            self.refine_head.prior_strength, img_shape)
-        # the classifier reads the motion of the refined tube (detached: class gradients stay off the boxes)
-        new_step_boxes, _ = self.coder.decode(new_coeffs.detach(), extents, img_shape,
-                                              times=step_frames.to(coeffs.dtype))
-        cls_logits = self.refine_head.classify(roi_feats, clip_boxes(new_step_boxes, img_shape), step_in)
+        cls_logits = None
+        if classify:
+            # the classifier reads the motion of the refined tube (detached: class gradients stay off the boxes)
+            new_step_boxes, _ = self.coder.decode(new_coeffs.detach(), extents, img_shape,
+                                                  times=step_frames.to(coeffs.dtype))
+            cls_logits = self.refine_head.classify(roi_feats, clip_boxes(new_step_boxes, img_shape), step_in)
         return dict(step_frames=step_frames, step_boxes=step_boxes, step_in=step_in, error_logits=error_logits,
                     key_steps=key_steps, key_valid=key_valid, key_frames=key_frames, refined=refined,
                     coeffs=new_coeffs, cls_logits=cls_logits)
@@ -135,10 +140,11 @@ class CFAD(BaseModel):
     def _refine_passes(self, feats: Tensor, batch_inds: Tensor, coeffs: Tensor, extents: Tensor, *args
                        ) -> Dict[str, Tensor]:
         """Inference: ``test_cfg.refine_iters`` passes of :meth:`_refine`, each on the tube re-fitted by the
-        previous one; returns the last pass's outputs (``coeffs``, ``cls_logits``, ...). ``args`` as in
-        :meth:`_refine`."""
-        for _ in range(int(self.test_cfg['refine_iters'])):
-            ref = self._refine(feats, batch_inds, coeffs, extents, *args)
+        previous one; returns the last pass's outputs (``coeffs``, ``cls_logits``, ...); only the last pass
+        classifies. ``args`` as in :meth:`_refine`."""
+        iters = int(self.test_cfg['refine_iters'])
+        for i in range(iters):
+            ref = self._refine(feats, batch_inds, coeffs, extents, *args, classify=i == iters - 1)
             coeffs = ref['coeffs']
         return ref
 
