@@ -7,8 +7,9 @@ clip time ``(u + 0.5) * s - 0.5``.
 from typing import Tuple
 
 import torch
-from mmcv.ops import roi_align
 from torch import Tensor
+
+from .roi_align import roi_align
 
 
 def feature_time_to_clip(u: Tensor, stride_t: float) -> Tensor:
@@ -61,7 +62,8 @@ def temporal_roi_pool(feats: Tensor, batch_inds: Tensor, segments: Tensor, num_b
 
 def sample_tube_rois(feats: Tensor, batch_inds: Tensor, feat_steps: Tensor, boxes: Tensor,
                      output_size: Tuple[int, int], spatial_scale: float) -> Tensor:
-    """RoI-Align boxes on given feature time steps, all tubes and times in ONE batched call.
+    """RoI-Align boxes on given feature time steps, all tubes and times in ONE batched call (mmcv's
+    ``roi_align`` semantics, ``aligned=True``, sampling ratio 2; :func:`~.roi_align.roi_align`).
 
     Args:
         feats (Tensor): Features ``(N, C, T', H', W')``.
@@ -78,9 +80,9 @@ def sample_tube_rois(feats: Tensor, batch_inds: Tensor, feat_steps: Tensor, boxe
     r, s = feat_steps.shape
     if r * s == 0:
         return feats.new_zeros((r, s, c) + tuple(output_size))
-    # contiguous(): mmcv's roi_align kernel ignores strides, and for N == 1 this reshape is a strided view.
-    frames = feats.transpose(1, 2).reshape(n * tf, c, h, w).contiguous()
+    # one channels-last copy of all frames; roi_align gathers rows of it (see roi_align.py)
+    frames = feats.permute(0, 2, 3, 4, 1).reshape(n * tf, h, w, c)
     img_inds = (batch_inds[:, None] * tf + feat_steps).reshape(-1, 1).to(boxes.dtype)
     rois = torch.cat([img_inds, boxes.reshape(-1, 4)], dim=1)
-    out = roi_align(frames, rois.to(frames.dtype), tuple(output_size), spatial_scale, 2, 'avg', True)
+    out = roi_align(frames, rois, tuple(output_size), spatial_scale, 2, channels_last=True)
     return out.reshape(r, s, c, *output_size)
