@@ -35,6 +35,9 @@ class CFAD(BaseModel):
         feat_channels (int): ``C'`` of the backbone output.
         assigner (dict): :class:`TubeAssigner` config matching coarse tubes to GT for the refine stage.
         refine (bool): ``False`` gives the coarse-only ablation (no selector / refine stage at all).
+        channels_last (bool): Run the backbone in the ``torch.channels_last_3d`` memory format (its weights
+            and input clips). On the 2-core CPU of docs/benchmarks.md the tiny backbone is ~20% faster in
+            inference and ~10% in training; results are the same up to float rounding. Defaults to False.
         train_cfg (dict, optional): ``topk`` coarse tubes per clip fed to the refine stage in training
             (besides the tubes at the GT centres), ``gt_jitter`` (std of the noise on jittered GT tubes, see
             :meth:`_jittered_gt_tubes`) and ``refine_iters`` (see below). Defaults to
@@ -56,7 +59,7 @@ class CFAD(BaseModel):
                  refine_head: dict, feat_channels: int, num_classes: int,
                  assigner: dict = dict(type='TubeAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4),
                  refine: bool = True, train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None, init_cfg=None):
+                 data_preprocessor: Optional[dict] = None, channels_last: bool = False, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.num_classes = num_classes
         self.refine = refine
@@ -67,6 +70,10 @@ class CFAD(BaseModel):
             if int(cfg['refine_iters']) < 1:
                 raise ValueError(f"{name}.refine_iters must be >= 1, got {cfg['refine_iters']}")
         self.backbone = MODELS.build(backbone)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            # in-place initialisation and checkpoint loading (copy_) keep this memory format
+            self.backbone.to(memory_format=torch.channels_last_3d)
         self.proposal_head = MODELS.build(dict(proposal_head, in_channels=feat_channels))
         num_bins = self.proposal_head.num_bins
         self.coarse_head = MODELS.build(dict(coarse_head, in_channels=feat_channels * num_bins,
@@ -86,6 +93,8 @@ class CFAD(BaseModel):
     # ------------------------------------------------------------------ shared pieces
     def extract_feat(self, inputs: Tensor) -> Tensor:
         """Backbone features ``(N, C', T', H', W')`` of clips ``(N, C, T, H, W)``."""
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
         feats = self.backbone(inputs)
         if isinstance(feats, (tuple, list)):
             feats = feats[-1]

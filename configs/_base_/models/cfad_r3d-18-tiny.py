@@ -36,8 +36,9 @@ model = dict(
     refine_head=dict(type='RefineTubeHead', roi_size=5, hidden_channels=256, enlarge=1.3, prior_strength=0.1),
     assigner=dict(type='TubeAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4),
     train_cfg=dict(topk=8),
-    # refine_iters=2: the refine stage is applied twice at test time (iterative refinement; docs/model.md)
-    test_cfg=dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10, refine_iters=2),
+    # refine_iters=2: the refine stage is applied twice at test time (iterative refinement; docs/model.md);
+    # topk=10 coarse tubes per clip: same accuracy as 20 on the synthetic sets, half the refine work
+    test_cfg=dict(topk=10, score_thr=0.05, nms_iou=0.5, max_per_clip=10, refine_iters=2),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
