@@ -127,6 +127,17 @@ def build_inference_pipeline(cfg: Config) -> Compose:
     return Compose(steps)
 
 
+def config_link_cfg(cfg) -> dict:
+    """The linking keyword arguments (``link_iou``, ``trim_thr``, ``nms_thr``, ``max_gap``) that the config's
+    ``test_evaluator`` (a ``TubeMetric``) sets; ``{}`` when it has none."""
+    ev = cfg.get('test_evaluator', None)
+    if isinstance(ev, (list, tuple)):
+        ev = next((e for e in ev if e.get('type') == 'TubeMetric'), None)
+    if not ev:
+        return {}
+    return {k: ev[k] for k in ('link_iou', 'trim_thr', 'nms_thr', 'max_gap') if k in ev}
+
+
 def inference_video(model, video: str, clip_len: Optional[int] = None, stride: Optional[int] = None,
                     frame_interval: int = 1, batch_size: int = 1, link_cfg: Optional[dict] = None,
                     progress: bool = True, max_side: Optional[int] = 1280) -> Dict:
@@ -143,7 +154,9 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
         stride (int, optional): defaults to the config's ``test_stride`` (or ``clip_len // 2``).
         frame_interval (int): temporal sampling interval. Defaults to 1.
         batch_size (int): clips per forward pass. Defaults to 1.
-        link_cfg (dict, optional): keyword arguments of ``link_video_tubes``.
+        link_cfg (dict, optional): keyword arguments of ``link_video_tubes``. Defaults to the linking settings
+            of the config's ``test_evaluator`` (``link_iou``, ``trim_thr``, ``nms_thr``, ``max_gap``), so that
+            the demo links as the evaluation does.
         progress (bool): show a progress bar over windows. Defaults to True.
         max_side (int, optional): frames with a longer side are decoded downscaled (see :class:`VideoFrames`);
             the tubes are mapped back to the original pixels. Defaults to 1280.
@@ -179,7 +192,7 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
             return
         data = model.data_preprocessor(dict(inputs=[b['inputs'] for b in batch],
                                             data_samples=[b['data_samples'] for b in batch]), False)
-        with torch.no_grad():
+        with torch.inference_mode():
             outs = model(data['inputs'], data['data_samples'], mode='predict')
         for ds in outs:
             p = ds.pred_instances
@@ -209,7 +222,9 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
             bar.update()
     flush()
     linkable, num_nonfinite = drop_nonfinite_tubes(clips, video)
-    tubes = link_video_tubes(linkable, frames.num_frames, video=video, **(link_cfg or {}))
+    if link_cfg is None:
+        link_cfg = config_link_cfg(cfg)
+    tubes = link_video_tubes(linkable, frames.num_frames, video=video, **link_cfg)
     return dict(video=video, nframes=frames.num_frames, resolution=tuple(frames.shape), clips=clips, tubes=tubes,
                 num_nonfinite=num_nonfinite)
 

@@ -100,7 +100,9 @@ def test_demo_on_a_one_frame_and_a_very_large_video(tmp_path, checkpoint):
     assert frames.get([0])[0].shape == (960, 1280, 3)
     data = demo.main([str(big), CONFIG, checkpoint, '--out', str(tmp_path / 'o2'), '--score-thr', '0'])
     assert data['resolution'] == [1800, 2400]
-    model = init_detector(CONFIG, checkpoint, cfg_options={'model.test_cfg.score_thr': 0.0})
+    # untrained: keep every coarse tube (score_thr 0, topk 100) so that some cover the video's 3 frames
+    model = init_detector(CONFIG, checkpoint, cfg_options={'model.test_cfg.score_thr': 0.0,
+                                                           'model.test_cfg.topk': 100})
     res = inference_video(model, frames, progress=False, link_cfg=dict(trim_thr=None))
     for boxes in (res['clips'][0]['tubes'], res['tubes']['tubes'][res['tubes']['tube_masks']]):
         boxes = boxes.reshape(-1, 4)
@@ -108,3 +110,15 @@ def test_demo_on_a_one_frame_and_a_very_large_video(tmp_path, checkpoint):
         assert boxes[:, 2].max() > 1280 or boxes[:, 3].max() > 960  # mapped back, not left in decoded pixels
     rendered = VideoFrames(str(tmp_path / 'o2' / 'big_tubes.mp4'), max_side=None)
     assert rendered.shape == (960, 1280) and rendered.num_frames == 3
+
+
+def test_video_linking_follows_the_config_test_evaluator():
+    from mmengine.config import Config
+
+    from cfad_mm.apis.inference import config_link_cfg
+    cfg = Config.fromfile(CONFIG)
+    assert config_link_cfg(cfg) == dict(link_iou=0.3)  # the tiny config's evaluator sets link_iou only
+    cfg.test_evaluator = [dict(type='Other'), dict(type='TubeMetric', link_iou=0.4, trim_thr=None, max_gap=2)]
+    assert config_link_cfg(cfg) == dict(link_iou=0.4, trim_thr=None, max_gap=2)
+    cfg.test_evaluator = None
+    assert config_link_cfg(cfg) == {}

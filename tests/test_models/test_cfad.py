@@ -208,3 +208,44 @@ def test_overfit_one_clip_recovers_gt_tube(model):
     gt = ds.gt_instances.tubes * 2  # original pixels
     iou = tube_st_iou(pred.tubes[:1], pred.tube_masks[:1], gt, ds.gt_instances.tube_masks)
     assert float(iou) >= 0.5, float(iou)
+
+
+def test_neck_maps_channels_for_every_head_and_is_trained():
+    cfg = tiny_model_cfg()
+    cfg['neck'] = dict(type='ChannelMapper3d', in_channels=32, out_channels=16)
+    cfg['feat_channels'] = 16
+    for k in ('proposal_head', 'coarse_head'):
+        cfg[k]['feat_channels'] = 16
+    torch.manual_seed(0)
+    m = MODELS.build(cfg)
+    m.init_weights()
+    inputs, ds = moving_square_clip()
+    data = m.data_preprocessor(dict(inputs=[inputs], data_samples=[ds]), training=True)
+    assert m.extract_feat(data['inputs']).shape[:2] == (1, 16)
+    assert m.key_selector.feat_dim == 16 * 3 * 3  # the RoI heads read the neck output
+    losses = m(**data, mode='loss')
+    sum(losses.values()).backward()
+    assert m.neck.conv.conv.weight.grad.abs().sum() > 0
+    bad = dict(cfg, feat_channels=32)
+    with pytest.raises(ValueError, match="feat_channels=32 must equal the neck's out_channels=16"):
+        MODELS.build(bad)
+    with pytest.raises(ValueError, match=r'expects \(N, 32, T, H, W\)'):
+        m.neck(torch.zeros(1, 8, 2, 4, 4))
+
+
+def test_channels_last_gives_the_same_outputs():
+    torch.manual_seed(0)
+    ref = MODELS.build(tiny_model_cfg())
+    ref.init_weights()
+    cl = MODELS.build(dict(tiny_model_cfg(), channels_last=True))
+    cl.load_state_dict(ref.state_dict())
+    conv = cl.backbone.conv1.conv.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last_3d) and not conv.is_contiguous()
+    ref.eval()
+    cl.eval()
+    inputs, ds = moving_square_clip()
+    x = ref.data_preprocessor(dict(inputs=[inputs], data_samples=[ds]), training=False)['inputs']
+    with torch.no_grad():
+        out_ref, out_cl = ref(x, mode='tensor'), cl(x, mode='tensor')
+    for a, b in zip(out_ref, out_cl):
+        torch.testing.assert_close(a.float(), b.float(), atol=1e-4, rtol=1e-4)

@@ -12,7 +12,11 @@ in-memory video (decoding is excluded for all three):
     ``--batch-size`` clips and the RoI head on each clip of the batch -- the same backbone batch as (a), again in
     favour of (b). Its cost per frame does not depend on the video, so it is timed on ``--ava-frames`` frames
     spread over the video and reported per frame.
-(c) **backbone alone** -- the backbone over the same windows as (a), same batches: the floor for (a).
+(c) **backbone alone** -- the backbone over the same windows as (a), same batches: the floor for (a). A neck
+    (``model.neck``, e.g. the I3D-R50 configs' ``ChannelMapper3d``) counts as part of (a), not of (c).
+
+When the CFAD config runs its backbone in the ``channels_last_3d`` memory format (``model.channels_last``), (b)'s
+backbone does too, so that the three share the same backbone speed.
 
 The batch size matters on CPU beyond the usual: for batch 1 and narrow layers PyTorch runs 3-D convolutions with
 its native kernel instead of oneDNN (``use_mkldnn`` heuristic of ``aten/src/ATen/native/Convolution.cpp``),
@@ -171,6 +175,11 @@ def build_ava_detector(cfad_cfg, device, num_classes):
     from mmengine.config import ConfigDict
     model = MMDET_MODELS.build(ConfigDict(cfg))
     model.init_weights()
+    if cfad_cfg.model.get('channels_last', False):
+        # the same memory format as CFAD's backbone (weights and input clips)
+        model.backbone.to(memory_format=torch.channels_last_3d)
+        model.backbone.register_forward_pre_hook(
+            lambda _, args: (args[0].contiguous(memory_format=torch.channels_last_3d), ) + tuple(args[1:]))
     return model.to(device).eval()
 
 
@@ -210,7 +219,9 @@ def run_backbone(model, frames_t, clip_len, batch_size):
         clips = [frames_t[:, np.clip(np.arange(s, s + clip_len), 0, frames_t.shape[1] - 1)]
                  for s in starts[i:i + batch_size]]
         x = model.data_preprocessor(dict(inputs=clips, data_samples=None), False)['inputs']
-        model.extract_feat(x)
+        if model.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        model.backbone(x)
 
 
 def run_cfad(model, video, batch_size):
@@ -267,8 +278,55 @@ def measure(setting, clip_len, args, device, log):
     return row
 
 
+#: the stages timed by :func:`stage_breakdown`: (label, attribute path of the bound method on the model)
+STAGES = [('backbone', 'backbone.forward'), ('neck', 'neck.forward'), ('temporal proposals', 'proposal_head.forward'),
+          ('temporal RoI pooling', 'proposal_head.pool'), ('coarse head', 'coarse_head.forward'),
+          ('coarse top-k tubes', 'coarse_head.predict_tubes'), ('key-timestamp selector', 'key_selector.forward'),
+          ('key selection', 'key_selector.select'), ('refine key boxes', 'refine_head.refine_key_boxes'),
+          ('trajectory re-fit', 'coder.fit_update'), ('tube classifier', 'refine_head.classify'),
+          ('post-processing (NMS, mapping)', '_postprocess'), ('predict (all of the model)', 'predict')]
+
+
+def stage_breakdown(setting, clip_len, args, device):
+    """Mean time per video of each stage of (a) (wall clock of the stage's method, nested stages included in
+    their parents) and of the whole of (a); the remainder is the sliding-window pipeline and the linking."""
+    _, hw, _ = SETTINGS[setting]
+    frames, _ = synthetic_video(args.num_frames, hw)
+    model, _ = build_cfad(setting, clip_len, device)
+    spent = {label: 0.0 for label, _ in STAGES}
+    for label, path in STAGES:
+        *owner_path, name = path.split('.')
+        owner = model
+        for a in owner_path:
+            owner = getattr(owner, a)
+        if owner is None:
+            continue
+        fn = getattr(owner, name)
+
+        def timed(*a, _fn=fn, _label=label, **k):
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            out = _fn(*a, **k)
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+            spent[_label] += time.perf_counter() - t0
+            return out
+        setattr(owner, name, timed)
+    video = ArrayFrames(frames)
+    with no_grad_mode():
+        run_cfad(model, video, args.batch_size)
+        for k in spent:
+            spent[k] = 0.0
+        t0 = time.perf_counter()
+        for _ in range(args.repeats):
+            run_cfad(model, video, args.batch_size)
+        total = (time.perf_counter() - t0) / args.repeats
+    return {k: v / args.repeats for k, v in spent.items()}, total
+
+
 def profile_cfad(setting, clip_len, args, device):
-    """Share of CFAD's time per part (by torch.profiler record_function ranges around the model's stages)."""
+    """torch.profiler table of (a): the most expensive operators."""
     from torch.profiler import ProfilerActivity, profile
     _, hw, _ = SETTINGS[setting]
     frames, _ = synthetic_video(args.num_frames, hw)
@@ -277,7 +335,28 @@ def profile_cfad(setting, clip_len, args, device):
         run_cfad(model, ArrayFrames(frames), args.batch_size)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             run_cfad(model, ArrayFrames(frames), args.batch_size)
-    return prof.key_averages().table(sort_by='cpu_time_total', row_limit=15)
+    return prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=12)
+
+
+def stages_markdown(stages) -> list:
+    """Markdown table of :func:`stage_breakdown` results ``{setting: (spent, total)}``."""
+    names = list(stages)
+    lines = ['| stage | ' + ' | '.join(f'{SETTINGS[n][2]}, T=16: ms per video (share)' for n in names) + ' |',
+             '|---|' + '---|' * len(names)]
+    for label, _ in STAGES:
+        cells = []
+        for n in names:
+            spent, total = stages[n]
+            cells.append(f'{1000 * spent[label]:.1f} ({100 * spent[label] / total:.0f}%)')
+        lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+    cells = []
+    for n in names:
+        spent, total = stages[n]
+        rest = total - spent['predict (all of the model)']
+        cells.append(f'{1000 * rest:.1f} ({100 * rest / total:.0f}%)')
+    lines.append('| sliding windows + linking (outside the model) | ' + ' | '.join(cells) + ' |')
+    lines.append('| **all of (a)** | ' + ' | '.join(f'**{1000 * stages[n][1]:.1f}**' for n in names) + ' |')
+    return lines
 
 
 def train_throughput(args, device):
@@ -318,7 +397,7 @@ def train_throughput(args, device):
     return bs / statistics.median(times), mem.peak / 2**20, bs
 
 
-def markdown(rows, args, device, train, prof_text, elapsed):
+def markdown(rows, args, device, train, prof_text, elapsed, stages=None):
     lines = ['# Speed: CFAD vs the AVA-style detector of mmaction2', '',
              f'Produced by `python tools/analysis/speed_compare.py {" ".join(args.argv)}`'.rstrip() +
              f' on {time.strftime("%Y-%m-%d")}, in {elapsed / 60:.1f} min.', '',
@@ -346,8 +425,12 @@ def markdown(rows, args, device, train, prof_text, elapsed):
                   f'peak resident set growth {mem:.0f} MiB.']
     if args.out_png:
         lines += ['', f'![frames/s vs T]({osp.relpath(args.out_png, osp.dirname(args.out_md))})']
+    if stages:
+        lines += ['', '## Where (a) spends its time, per stage (T=16, one 64-frame video)', '',
+                  'Wall clock inside each stage\'s method, averaged over the timed runs; stages nest (the backbone and '
+                  'the heads are inside "predict").', ''] + stages_markdown(stages)
     if prof_text:
-        lines += ['', '## Where (a) spends its time (torch.profiler, tiny, T=16)', '', '```', prof_text, '```']
+        lines += ['', '## Most expensive operators of (a) (torch.profiler, tiny, T=16)', '', '```', prof_text, '```']
     return '\n'.join(lines) + '\n'
 
 
@@ -410,8 +493,9 @@ def main(argv=None):
     if train is not None:
         print(f'training (tiny): {train[0]:.2f} clips/s, peak +{train[1]:.0f} MiB')
     prof_text = None if args.no_profile or 'tiny' not in args.settings else profile_cfad('tiny', 16, args, device)
+    stages = None if args.no_profile else {s: stage_breakdown(s, 16, args, device) for s in args.settings}
     elapsed = time.time() - t0
-    report = markdown(rows, args, device, train, prof_text, elapsed)
+    report = markdown(rows, args, device, train, prof_text, elapsed, stages)
     print(report)
     if args.out_png:
         plot(rows, args.out_png)

@@ -8,6 +8,11 @@ Two kinds of comparison, both printed and written as a markdown table (``--out d
   to the very same network.
 * **trained** variants (``--train-variants coarse uniform``): each is trained from scratch with the same seed and
   schedule as the main config (``tools/train.py``), then tested. Each run takes as long as the main training.
+* **linking threshold on a validation set** (``--val-seed 1``): the generator writes an independent set with
+  another seed (120 of its 240 videos in its test split, none of them seen in training); the checkpoint is tested
+  on it and on the test split once (predictions dumped), and the video-level linking threshold
+  ``TubeMetric.link_iou`` is swept on both dumps (``--link-ious``). The config's value is the one chosen on the
+  validation set; the test column shows what that choice gives.
 
 Example:
     python tools/analysis/synthetic_results.py --checkpoint work_dirs/synthetic_demo/epoch_15.pth \\
@@ -63,6 +68,46 @@ def train(work_dir, options, seed):
     return osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth'), time.time() - t0
 
 
+def linking_sweep(checkpoint: str, work_dir: str, val_seed: int, link_ious) -> list:
+    """Rows ``(link_iou, val metrics, test metrics)`` of the video-level linking threshold sweep (see above)."""
+    from eval_results import load_dump
+    from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
+    from cfad_mm.evaluation.functional import evaluate_tubes
+    val_root = osp.join(work_dir, f'val_seed{val_seed}')
+    val_ann = osp.join(val_root, 'annotations.pkl')
+    if not osp.isfile(val_ann):
+        print(f'==== writing the validation set {val_root} (seed {val_seed})', flush=True)
+        make_synthetic_dataset(val_root, seed=val_seed, test_ratio=0.5, log_interval=0)
+    cfg = Config.fromfile(CONFIG)
+    dumps = {}
+    for name, ann, videos in (('val', val_ann, osp.join(val_root, 'videos')),
+                              ('test', osp.join(REPO, cfg.ann_file), osp.join(REPO, cfg.video_prefix))):
+        dumps[name] = (osp.join(work_dir, f'linking_{name}.pkl'), ann)
+        print(f'==== {name}: predictions for the linking sweep', flush=True)
+        import test as test_tool
+        test_tool.main([CONFIG, checkpoint, '--work-dir', osp.join(work_dir, f'linking_{name}'), '--dump',
+                        dumps[name][0], '--cfg-options', f'test_dataloader.dataset.ann_file={ann}',
+                        f'test_dataloader.dataset.data_prefix.video={videos}', f'test_evaluator.ann_file={ann}'])
+    clips = {k: (load_dump(path), ann) for k, (path, ann) in dumps.items()}
+    rows = []
+    for thr in link_ious:
+        res = [{f'tube/{k}': v for k, v in evaluate_tubes(c, ann, link_iou=thr)['metrics'].items()}
+               for c, ann in (clips['val'], clips['test'])]
+        rows.append((thr, res[0], res[1]))
+        print(f'link_iou {thr:g}: val {res[0]}  test {res[1]}', flush=True)
+    return rows
+
+
+def linking_table(rows, chosen) -> str:
+    lines = ['| link_iou | val frame-mAP@0.5 | val video-mAP@0.5 | val video-mAP@0.5:0.95 | test video-mAP@0.5 | '
+             'test video-mAP@0.5:0.95 |', '|' + '---|' * 6]
+    for thr, val, test in rows:
+        mark = ' (config)' if abs(thr - chosen) < 1e-9 else ''
+        lines.append(f'| {thr:g}{mark} | {val[KEYS[0]]:.4f} | {val[KEYS[2]]:.4f} | {val[KEYS[4]]:.4f} | '
+                     f'{test[KEYS[2]]:.4f} | {test[KEYS[4]]:.4f} |')
+    return '\n'.join(lines)
+
+
 def dataset_summary(ann_file: str) -> str:
     """'`data/synth/annotations.pkl` (240 videos, 180 train / 60 test, 5 classes, 128x96)' for the annotation
     file of the config (relative paths are relative to the repository)."""
@@ -89,6 +134,9 @@ def main(argv=None):
     p.add_argument('--train-variants', nargs='*', default=[], choices=sorted(TRAIN_VARIANTS))
     p.add_argument('--train-seconds', type=float, default=None, help='training time of the checkpoint (report)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--val-seed', type=int, default=None,
+                   help='sweep the linking threshold on an independent validation set of this generator seed')
+    p.add_argument('--link-ious', nargs='+', type=float, default=[0.2, 0.3, 0.4, 0.5])
     p.add_argument('--out', default=None, help='markdown file to write')
     args = p.parse_args(argv)
     if not osp.isfile(args.checkpoint):
@@ -99,6 +147,8 @@ def main(argv=None):
     for name, opts in TEST_VARIANTS.items():
         print(f'==== test-time variant: {name}', flush=True)
         test_rows.append((name, evaluate(args.checkpoint, osp.join(args.work_dir, 'test_variants'), opts)))
+    link_rows = [] if args.val_seed is None else linking_sweep(args.checkpoint, args.work_dir, args.val_seed,
+                                                                args.link_ious)
     train_rows = []
     for v in args.train_variants:
         print(f'==== trained variant: {v}', flush=True)
@@ -114,10 +164,15 @@ def main(argv=None):
             '## Test-time variants of the trained model', '', table(test_rows), '']
     if train_rows:
         text += ['## Variants trained from scratch (same seed and schedule)', '', table(train_rows), '']
+    if link_rows:
+        text += [f'## Linking threshold (`TubeMetric.link_iou`) on a validation set (generator seed {args.val_seed}, '
+                 f'120 unseen videos) and on the test split', '',
+                 linking_table(link_rows, cfg.val_evaluator.get('link_iou', 0.5)), '']
     out = '\n'.join(text)
     print(out)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(dict(test_variants=dict(test_rows), trained_variants=dict(train_rows)), f, indent=2)
+        json.dump(dict(test_variants=dict(test_rows), trained_variants=dict(train_rows),
+                       linking=[dict(link_iou=t, val=v, test=te) for t, v, te in link_rows]), f, indent=2)
     if args.out:
         with open(args.out, 'w') as f:
             f.write(out)

@@ -19,7 +19,7 @@ class CFAD(BaseModel):
 
     ::
 
-        clip (N, C, T, H, W) -> data_preprocessor -> backbone -> F (N, C', T', H', W')
+        clip (N, C, T, H, W) -> data_preprocessor -> backbone [-> neck] -> F (N, C', T', H', W')
           -> TemporalProposalHead: actionness (N, T') -> segments (+ whole clip) -> temporal RoI pool
           -> CoarseTubeHead: heatmap / coefficients / extent per cell -> top-k coarse tubes
           -> KeyTimestampSelector: error score per feature step along each tube -> M key frames
@@ -32,7 +32,9 @@ class CFAD(BaseModel):
         coarse_head (dict): :class:`CoarseTubeHead` config.
         key_selector (dict): :class:`KeyTimestampSelector` config.
         refine_head (dict): :class:`RefineTubeHead` config.
-        feat_channels (int): ``C'`` of the backbone output.
+        feat_channels (int): ``C'`` of the backbone output (of the neck's output with a neck).
+        neck (dict, optional): A module between the backbone and the heads, e.g. :class:`ChannelMapper3d` to
+            reduce the channels every head works on. Defaults to None (the heads read the backbone output).
         assigner (dict): :class:`TubeAssigner` config matching coarse tubes to GT for the refine stage.
         refine (bool): ``False`` gives the coarse-only ablation (no selector / refine stage at all).
         channels_last (bool): Run the backbone in the ``torch.channels_last_3d`` memory format (its weights
@@ -56,7 +58,7 @@ class CFAD(BaseModel):
     """
 
     def __init__(self, backbone: dict, proposal_head: dict, coarse_head: dict, key_selector: dict,
-                 refine_head: dict, feat_channels: int, num_classes: int,
+                 refine_head: dict, feat_channels: int, num_classes: int, neck: Optional[dict] = None,
                  assigner: dict = dict(type='TubeAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4),
                  refine: bool = True, train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None, channels_last: bool = False, init_cfg=None):
@@ -74,6 +76,11 @@ class CFAD(BaseModel):
         if self.channels_last:
             # in-place initialisation and checkpoint loading (copy_) keep this memory format
             self.backbone.to(memory_format=torch.channels_last_3d)
+        self.neck = MODELS.build(neck) if neck is not None else None
+        neck_out = getattr(self.neck, 'out_channels', None)
+        if neck_out is not None and neck_out != feat_channels:
+            raise ValueError(f'CFAD: feat_channels={feat_channels} must equal the neck\'s out_channels={neck_out} '
+                             '(the heads read the neck output)')
         self.proposal_head = MODELS.build(dict(proposal_head, in_channels=feat_channels))
         num_bins = self.proposal_head.num_bins
         self.coarse_head = MODELS.build(dict(coarse_head, in_channels=feat_channels * num_bins,
@@ -92,8 +99,8 @@ class CFAD(BaseModel):
 
     # ------------------------------------------------------------------ shared pieces
     def extract_feat(self, inputs: Tensor) -> Tensor:
-        """Backbone features ``(N, C', T', H', W')`` of clips ``(N, C, T, H, W)``."""
-        if self.channels_last:
+        """Features ``(N, C', T', H', W')`` (backbone, then the neck if any) of clips ``(N, C, T, H, W)``."""
+        if self.channels_last and not torch.onnx.is_in_onnx_export():  # (a layout the ONNX graph has no use for)
             inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
         feats = self.backbone(inputs)
         if isinstance(feats, (tuple, list)):
@@ -101,7 +108,7 @@ class CFAD(BaseModel):
         if feats.dim() != 5:
             raise ValueError(f'CFAD needs a 3-D backbone returning (N, C, T, H, W) features, got '
                              f'{tuple(feats.shape)}')
-        return feats
+        return self.neck(feats) if self.neck is not None else feats
 
     def _geometry(self, inputs: Tensor, feats: Tensor):
         num_frames = inputs.shape[2]
@@ -384,16 +391,12 @@ class CFAD(BaseModel):
             masks = masks & torch.as_tensor(meta['frame_valid'], device=masks.device, dtype=torch.bool)[None]
         keep = (scores >= cfg['score_thr']) & masks.any(1)
         tubes, masks, scores, labels = tubes[keep], masks[keep], scores[keep], labels[keep]
-        kept = []
-        for c in labels.unique().tolist():
-            idx = torch.nonzero(labels == c).flatten()
-            k = tube_nms(tubes[idx], masks[idx], scores[idx], cfg['nms_iou'])
-            kept.append(idx[torch.as_tensor(k, device=idx.device, dtype=torch.long)])
-        if kept:
-            order = torch.cat(kept)
-            order = order[scores[order].argsort(descending=True)][:cfg['max_per_clip']]
-        else:
-            order = labels.new_zeros((0, ))
+        # class-wise NMS in one call: tubes of different classes are moved apart so that they never overlap
+        # (float64, so that the offset does not round the boxes)
+        boxes64 = tubes.detach().double()
+        span = 2 * float(boxes64.abs().max()) + 1 if boxes64.numel() else 1.0
+        keep = tube_nms(boxes64 + labels.double()[:, None, None] * span, masks, scores, cfg['nms_iou'])
+        order = torch.as_tensor(keep, device=labels.device, dtype=torch.long)[:cfg['max_per_clip']]
         out = InstanceData()
         tubes = tubes[order].detach()
         out.tubes = boxes_to_original(tubes, meta) if tubes.numel() else tubes

@@ -27,7 +27,8 @@ def temporal_roi_pool(feats: Tensor, batch_inds: Tensor, segments: Tensor, num_b
     """Temporal RoI-Align: sample a 3-D feature map at ``num_bins`` evenly spaced times inside each segment.
 
     Linear interpolation between the two nearest feature steps (clamped at the clip borders). The bins are
-    stacked into the channel dimension so that a 2-D head sees the motion inside the segment.
+    stacked into the channel dimension so that a 2-D head sees the motion inside the segment. Computed as one
+    batched matrix product of per-segment interpolation weights ``(P, num_bins, T')`` with the features.
 
     Args:
         feats (Tensor): Features ``(N, C, T', H', W')``.
@@ -37,7 +38,7 @@ def temporal_roi_pool(feats: Tensor, batch_inds: Tensor, segments: Tensor, num_b
         stride_t (float): Temporal stride of ``feats`` w.r.t. clip frames.
 
     Returns:
-        Tensor: ``(P, C * num_bins, H', W')``.
+        Tensor: ``(P, C * num_bins, H', W')``, channel ``c * num_bins + b`` = channel ``c`` at bin ``b``.
     """
     n, c, tf, h, w = feats.shape
     p = segments.shape[0]
@@ -50,14 +51,15 @@ def temporal_roi_pool(feats: Tensor, batch_inds: Tensor, segments: Tensor, num_b
     u = clip_time_to_feature(t, stride_t).clamp(0, tf - 1)
     u0 = u.floor().long().clamp(max=tf - 1)
     u1 = (u0 + 1).clamp(max=tf - 1)
-    a = (u - u0.to(u.dtype))[:, :, None, None, None]  # (P, bins, 1, 1, 1)
-    per_seg = feats[batch_inds].transpose(1, 2)  # (P, T', C, H', W')
-    idx0 = u0[:, :, None, None, None].expand(-1, -1, c, h, w)
-    idx1 = u1[:, :, None, None, None].expand(-1, -1, c, h, w)
-    f0 = per_seg.gather(1, idx0)
-    f1 = per_seg.gather(1, idx1)
-    pooled = f0 * (1 - a) + f1 * a  # (P, bins, C, H', W')
-    return pooled.transpose(1, 2).reshape(p, c * num_bins, h, w)
+    a = u - u0.to(u.dtype)
+    # interpolation weights (P, bins, T'): 1 - a at u0, a at u1 (both at u0 when u0 == u1 at the last step)
+    weights = feats.new_zeros((p, num_bins, tf))
+    weights.scatter_add_(2, u0[..., None], (1 - a)[..., None])
+    weights.scatter_add_(2, u1[..., None], a[..., None])
+    # features as (N, T', H'*W'*C): a free view when the map is channels-last (channels_last_3d backbones)
+    table = feats.permute(0, 2, 3, 4, 1).reshape(n, tf, h * w * c)
+    pooled = torch.bmm(weights, table[batch_inds])  # (P, bins, H'*W'*C)
+    return pooled.view(p, num_bins, h, w, c).permute(0, 4, 1, 2, 3).reshape(p, c * num_bins, h, w)
 
 
 def sample_tube_rois(feats: Tensor, batch_inds: Tensor, feat_steps: Tensor, boxes: Tensor,
