@@ -36,3 +36,19 @@ def test_ava_style_clip_is_centred_and_padded():
     assert speed_compare.centred_clip(frames, 0, 4).flatten().tolist() == [0, 0, 0, 1]
     assert speed_compare.centred_clip(frames, 5, 4).flatten().tolist() == [3, 4, 5, 6]
     assert speed_compare.centred_clip(frames, 9, 4).flatten().tolist() == [7, 8, 9, 9]
+
+
+def test_outside_backbone_is_measured_inside_the_runs_and_ava_head_fits_the_backbone():
+    import torch
+    from mmengine.config import Config
+    # the AVA-style head reads the BACKBONE output: with a neck that is the neck's input, not feat_channels
+    r50 = Config.fromfile(osp.join(speed_compare.REPO, speed_compare.SETTINGS['r50'][0]))
+    assert r50.model.feat_channels == 256 and speed_compare.backbone_channels(r50) == 1024
+    tiny = Config.fromfile(osp.join(speed_compare.REPO, speed_compare.SETTINGS['tiny'][0]))
+    assert speed_compare.backbone_channels(tiny) == tiny.model.feat_channels == 64
+    # the backbone timer accumulates the wall clock of the wrapped calls only
+    layer = torch.nn.Linear(3, 3)
+    acc = speed_compare.time_backbone_calls(layer, torch.device('cpu'))
+    layer(torch.zeros(2, 3))
+    layer(torch.zeros(2, 3))
+    assert 0 < acc['s'] < 1

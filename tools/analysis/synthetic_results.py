@@ -15,7 +15,7 @@ Two kinds of comparison, both printed and written as a markdown table (``--out d
   validation set; the test column shows what that choice gives.
 
 Example:
-    python tools/analysis/synthetic_results.py --checkpoint work_dirs/synthetic_demo/epoch_15.pth \\
+    python tools/analysis/synthetic_results.py --checkpoint work_dirs/synthetic_demo/epoch_16.pth \\
         --work-dir work_dirs/synthetic_demo --out docs/results.md
 """
 import argparse

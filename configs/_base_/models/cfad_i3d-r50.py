@@ -3,8 +3,9 @@
 #   --cfg-options model.backbone.init_cfg.checkpoint=checkpoints/i3d_r50_kinetics400.pth
 # (an mmaction2 I3D/ResNet3d checkpoint; keys are read from the `backbone.` prefix).
 # The res4 output (1024 channels, stride 16) is mapped to 256 channels (ChannelMapper3d) before the heads, and the
-# backbone runs channels-last: on CPU this made the non-backbone share of inference ~4x smaller
-# (docs/benchmarks.md).
+# backbone runs channels-last; the refine head samples 5x5 RoIs (as the tiny config). With 1024 channels and 7x7
+# RoIs the heads cost more than the backbone on CPU; with these settings (and the gather RoIAlign) CFAD spends
+# about 11% of its time outside the backbone at T=16, 112x112 (7x7 RoIs: 14%; docs/benchmarks.md).
 model = dict(
     type='CFAD',
     num_classes=24,
@@ -33,7 +34,7 @@ model = dict(
     coarse_head=dict(type='CoarseTubeHead', feat_channels=256, num_convs=2,
                      tube_coder=dict(type='PolyTubeCoder', degree=3)),
     key_selector=dict(type='KeyTimestampSelector', num_keys=3, mode='learned', roi_size=3, hidden_channels=256),
-    refine_head=dict(type='RefineTubeHead', roi_size=7, hidden_channels=512, enlarge=1.3, prior_strength=0.1),
+    refine_head=dict(type='RefineTubeHead', roi_size=5, hidden_channels=512, enlarge=1.3, prior_strength=0.1),
     assigner=dict(type='TubeAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4),
     train_cfg=dict(topk=16),
     # refine_iters=2: the refine stage is applied twice at test time (iterative refinement; docs/model.md)
