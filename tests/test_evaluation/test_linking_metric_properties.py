@@ -138,3 +138,33 @@ def test_detector_postprocess_with_degenerate_tubes():
     empty = model._postprocess(tubes[:0], masks[:0], torch.zeros(0), torch.zeros(0, dtype=torch.long),
                                torch.zeros(t), ds)
     assert len(empty.scores) == 0 and empty.tubes.shape == (0, t, 4)
+
+
+def test_detector_postprocess_nms_is_class_wise_and_ordered_by_score():
+    """One NMS call for all classes: overlapping tubes of different classes both survive, a same-class duplicate
+    is suppressed, the output is sorted by score and capped at max_per_clip."""
+    import os.path as osp
+
+    from mmaction.structures import ActionDataSample
+
+    from cfad_mm.apis import init_detector
+    config = osp.join(osp.dirname(__file__), '../../configs/cfad/cfad_r3d-18-tiny_synthetic.py')
+    model = init_detector(config)
+    t = 6
+    box = torch.tensor([5., 5., 40., 30.])
+    tubes = box.repeat(5, t, 1)
+    tubes[4] += 20  # class 1, far from the others
+    labels = torch.tensor([0, 1, 0, 2, 1])
+    scores = torch.tensor([0.5, 0.9, 0.8, 0.3, 0.4])
+    masks = torch.ones((5, t), dtype=torch.bool)
+    ds = ActionDataSample()
+    ds.set_metainfo(dict(video_id='a', frame_inds=np.arange(1, t + 1), frame_valid=np.ones(t, bool),
+                         img_shape=(96, 128), ori_shape=(96, 128)))
+    out = model._postprocess(tubes, masks, scores, labels, torch.zeros(t), ds)
+    # class 0: 0.8 suppresses 0.5; class 1: 0.9 and the far 0.4; class 2: 0.3
+    assert out.scores.tolist() == pytest.approx([0.9, 0.8, 0.4, 0.3])
+    assert out.labels.tolist() == [1, 0, 1, 2]
+    torch.testing.assert_close(out.tubes[0], box.repeat(t, 1))
+    model.test_cfg['max_per_clip'] = 2
+    assert model._postprocess(tubes, masks, scores, labels, torch.zeros(t), ds).scores.tolist() == \
+        pytest.approx([0.9, 0.8])
