@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cfad_mm  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from cfad_mm.apis import build_runner, default_work_dir  # noqa: E402
+from cfad_mm.apis import build_runner, default_work_dir, shutdown_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -75,7 +75,9 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = build_runner(cfg, args.launcher)
-    return runner.test()
+    metrics = runner.test()
+    shutdown_distributed()
+    return metrics
 
 
 if __name__ == '__main__':

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cfad_mm  # noqa: E402,F401  (applies the stack workarounds, registers the plugin)
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from cfad_mm.apis import build_runner, default_work_dir  # noqa: E402
+from cfad_mm.apis import build_runner, default_work_dir, shutdown_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -112,6 +112,7 @@ def main(argv=None):
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = build_runner(cfg, args.launcher)
     runner.train()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -1,5 +1,5 @@
 from .inference import VideoFrames, inference_video, init_detector, tubes_to_json
-from .launch import build_runner, default_work_dir
+from .launch import build_runner, default_work_dir, shutdown_distributed
 
 __all__ = ['build_runner', 'default_work_dir', 'init_detector', 'inference_video', 'tubes_to_json',
-           'VideoFrames']
+           'VideoFrames', 'shutdown_distributed']

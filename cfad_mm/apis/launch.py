@@ -31,6 +31,18 @@ def build_runner(cfg: Config, launcher: str = 'none') -> Runner:
     return Runner.from_cfg(cfg)
 
 
+def shutdown_distributed() -> None:
+    """End a distributed run cleanly: wait for every rank, then destroy the process group (no-op otherwise).
+
+    Without it the ranks exit while gloo's communication threads are still alive, which can end a finished run
+    with ``terminate called without an active exception`` (SIGABRT) on one rank.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _registries():
     import mmaction.registry as mmaction_registry
     from mmengine.registry import Registry
