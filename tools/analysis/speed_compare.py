@@ -244,21 +244,27 @@ def no_grad_mode():
         yield
 
 
-def time_backbone_calls(backbone, device) -> dict:
-    """Accumulate the wall clock of every call of ``backbone`` in ``acc['s']`` (returned; reset it yourself)."""
-    acc = {'s': 0.0}
-    forward = backbone.forward
+def time_calls(owner, name: str, acc: dict, key: str, device) -> None:
+    """Replace the method ``owner.<name>`` by a wrapper adding the wall clock of every call to ``acc[key]``
+    (synchronised on CUDA)."""
+    fn = getattr(owner, name)
 
     def timed(*a, **k):
         if device.type == 'cuda':
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        out = forward(*a, **k)
+        out = fn(*a, **k)
         if device.type == 'cuda':
             torch.cuda.synchronize()
-        acc['s'] += time.perf_counter() - t0
+        acc[key] += time.perf_counter() - t0
         return out
-    backbone.forward = timed
+    setattr(owner, name, timed)
+
+
+def time_backbone_calls(backbone, device) -> dict:
+    """Accumulate the wall clock of every call of ``backbone`` in ``acc['s']`` (returned; reset it yourself)."""
+    acc = {'s': 0.0}
+    time_calls(backbone, 'forward', acc, 's', device)
     return acc
 
 
@@ -332,20 +338,8 @@ def stage_breakdown(setting, clip_len, args, device):
         owner = model
         for a in owner_path:
             owner = getattr(owner, a)
-        if owner is None:
-            continue
-        fn = getattr(owner, name)
-
-        def timed(*a, _fn=fn, _label=label, **k):
-            if device.type == 'cuda':
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            out = _fn(*a, **k)
-            if device.type == 'cuda':
-                torch.cuda.synchronize()
-            spent[_label] += time.perf_counter() - t0
-            return out
-        setattr(owner, name, timed)
+        if owner is not None:
+            time_calls(owner, name, spent, label, device)
     video = ArrayFrames(frames)
     with no_grad_mode():
         run_cfad(model, video, args.batch_size)

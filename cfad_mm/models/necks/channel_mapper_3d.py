@@ -14,7 +14,8 @@ class ChannelMapper3d(BaseModule):
     The 3-D counterpart of mmdet's ``ChannelMapper``. Every CFAD head after the backbone works on ``C_out``
     channels: the temporal proposals, the coarse head's pooled maps (``C_out * num_bins`` channels) and the RoI
     features of the key-timestamp selector and the refine head (``C_out * r * r`` per box). With the I3D-R50 res4
-    output (1024 channels) a 256-channel mapping makes those heads ~4x cheaper (docs/benchmarks.md).
+    output (1024 channels) the heads cost more than the backbone on CPU; the I3D-R50 configs map it to 256
+    (docs/model.md, docs/benchmarks.md).
 
     Args:
         in_channels (int): Backbone output channels ``C_in``.
