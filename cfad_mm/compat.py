@@ -1,22 +1,22 @@
 """Workarounds for the pinned OpenMMLab stack, in ONE place.
 
 Everything here is applied by :func:`apply_compat_patches`, which ``import cfad_mm`` calls before any mmaction
-model code is imported. Each patch says which breakage it fixes (measured facts in ``../shared/STACK.md``):
+model code is imported. Each patch says which breakage it fixes :
 
 1. **mmaction2 1.2.0 wheel lacks ``mmaction/models/localizers/drn``** (upstream issue 2714), so
    ``import mmaction.models`` raises ``ModuleNotFoundError``. We register a placeholder package
    ``mmaction.models.localizers.drn`` whose ``DRN`` class raises a clear error when someone tries to build it.
    Nothing else in mmaction depends on it.
 2. **torch >= 2.6 ``torch.load(weights_only=True)`` default** rejects mmengine 0.10.7 checkpoints
-   (``Unsupported global: ...HistoryBuffer``), which breaks ``load_from`` and ``--resume``. We set
-   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (read by torch on every call) unless the user already set it.
-   Only load checkpoints you trust, as with any pickle.
+   (``Unsupported global: ...HistoryBuffer``), which breaks ``load_from`` and ``--resume``. torch's safe default
+   stays on: :func:`cfad_mm.engine.checkpoint.register_safe_local_loader` makes mmengine's ``CheckpointLoader``
+   load local files with ``weights_only=True`` and a short allow-list (mmengine's ``HistoryBuffer``, numpy's
+   array / scalar / dtype reconstruction). Nothing here changes an environment variable.
 3. **Distributed training on CPU**: mmengine's ``init_dist`` calls ``torch.cuda.set_device`` unconditionally and
    the default DDP wrapper passes ``device_ids=[rank]``. :func:`setup_distributed` initialises a ``gloo`` process
    group itself when CUDA is absent, and :func:`cpu_ddp_wrapper_cfg` gives the model wrapper config that works
    on CPU. ``tools/train.py`` / ``tools/test.py`` use both.
 """
-import os
 import sys
 import types
 
@@ -61,8 +61,9 @@ def apply_compat_patches():
     global _APPLIED
     if _APPLIED:
         return
-    os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
     _register_missing_drn()
+    from cfad_mm.engine.checkpoint import register_safe_local_loader
+    register_safe_local_loader()
     _APPLIED = True
 
 

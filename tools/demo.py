@@ -19,7 +19,18 @@ import cfad_mm  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
 
 from cfad_mm.apis import VideoFrames, inference_video, init_detector, tubes_to_json  # noqa: E402
+from cfad_mm.apis.inference import MAX_INPUT_AREA, MAX_INPUT_SIDE  # noqa: E402
+from cfad_mm.datasets.media import MediaError  # noqa: E402
+from cfad_mm.engine.checkpoint import CHECKPOINT_ERRORS  # noqa: E402
 from cfad_mm.visualization import class_names, render_video  # noqa: E402
+
+
+def size_limit(text: str) -> int:
+    """A pixel limit: an integer >= 0 (0: no limit)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be >= 0 (0: no limit), got {value}')
+    return value
 
 
 def parse_args(argv=None):
@@ -36,10 +47,38 @@ def parse_args(argv=None):
     p.add_argument('--max-side', type=int, default=1280,
                    help='decode frames with a longer side downscaled to this size (0: full size); the tubes are '
                    'reported in original pixels')
+    p.add_argument('--max-input-side', type=size_limit, default=MAX_INPUT_SIDE,
+                   help='refuse a video whose network input (after the test pipeline\'s resize) has a longer '
+                   f'side than this (0: no limit; default {MAX_INPUT_SIDE})')
+    p.add_argument('--max-input-area', type=size_limit, default=MAX_INPUT_AREA,
+                   help='refuse a video whose network input has more pixels (H*W) than this '
+                   f'(0: no limit; default {MAX_INPUT_AREA})')
     p.add_argument('--gif', action='store_true', help='also write a GIF')
     p.add_argument('--no-render', action='store_true', help='only write tubes.json')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
+    p.add_argument('--unsafe-load', action='store_true',
+                   help='load the checkpoint with full pickle semantics (weights_only=False). ONLY for a file you '
+                   'trust: a pickle can run code. Without it, checkpoints load with weights_only=True and a short '
+                   'allow-list (docs/security.md)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config settings; load_strict=False loads a checkpoint that does not fit the '
+                   'model partially instead of refusing it')
     return p.parse_args(argv)
+
+
+def prepare_out_dir(out: str) -> None:
+    """Create the output directory and check that a file can be written in it.
+
+    Raises:
+        SystemExit: ``error: cannot write to the output directory ...`` (not a directory, no permission, ...).
+    """
+    import tempfile
+    try:
+        os.makedirs(out, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise SystemExit(f'error: cannot write to the output directory {out} (--out): '
+                         f'{type(err).__name__}: {err.strerror or err}') from None
 
 
 def main(argv=None):
@@ -47,14 +86,26 @@ def main(argv=None):
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise SystemExit(f'error: {what} not found: {path}')
-    frames = VideoFrames(args.video, args.max_side or None)  # fails early, naming the file, if unreadable
-    model = init_detector(args.config, args.checkpoint, args.device, args.cfg_options)
+    try:
+        frames = VideoFrames(args.video, args.max_side or None)  # fails early, naming the file, if unreadable
+    except (FileNotFoundError, MediaError) as err:
+        raise SystemExit(f'error: {err}') from None
+    prepare_out_dir(args.out)  # before the model loads and the video is processed
+    try:
+        model = init_detector(args.config, args.checkpoint, args.device, args.cfg_options,
+                              unsafe_load=args.unsafe_load)
+    except CHECKPOINT_ERRORS as err:
+        raise SystemExit(f'error: {err}') from None
     print(f'{args.video}: {frames.num_frames} frames, {frames.shape[1]}x{frames.shape[0]}' +
           (f' (decoded at {frames.decode_shape[1]}x{frames.decode_shape[0]})' if frames.downscaled else ''))
-    result = inference_video(model, frames, clip_len=args.clip_len, stride=args.stride)
+    try:  # a frame that cannot be decoded, or a network input above the size limits
+        result = inference_video(model, frames, clip_len=args.clip_len, stride=args.stride,
+                                 max_input_side=args.max_input_side or None,
+                                 max_input_area=args.max_input_area or None)
+    except (FileNotFoundError, MediaError) as err:
+        raise SystemExit(f'error: {err}') from None
     classes = class_names(model)
     tubes = tubes_to_json(result, classes, args.score_thr)
-    os.makedirs(args.out, exist_ok=True)
     json_path = osp.join(args.out, 'tubes.json')
     with open(json_path, 'w') as f:
         json.dump(tubes, f)
@@ -71,7 +122,10 @@ def main(argv=None):
         name = osp.splitext(osp.basename(args.video.rstrip('/')))[0]
         mp4 = osp.join(args.out, f'{name}_tubes.mp4')
         gif = osp.join(args.out, f'{name}_tubes.gif') if args.gif else None
-        render_video(frames, tubes['tubes'], mp4, fps=fps, gif_path=gif)
+        try:
+            render_video(frames, tubes['tubes'], mp4, fps=fps, gif_path=gif)
+        except (FileNotFoundError, MediaError) as err:
+            raise SystemExit(f'error: {err}') from None
         print(f'rendered -> {mp4}' + (f' and {gif}' if gif else ''))
     return tubes
 

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cfad_mm  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from cfad_mm.apis import build_runner, default_work_dir, shutdown_distributed  # noqa: E402
+from cfad_mm.apis import build_runner, default_work_dir, load_checkpoint_for_test, shutdown_distributed  # noqa
 
 
 def parse_args(argv=None):
@@ -29,8 +29,13 @@ def parse_args(argv=None):
     parser.add_argument('--show', action='store_true', help='show prediction results (needs a display)')
     parser.add_argument('--interval', type=int, default=1, help='visualize every k-th sample')
     parser.add_argument('--wait-time', type=float, default=2, help='display time of every window (s)')
+    parser.add_argument('--unsafe-load', action='store_true',
+                        help='load the checkpoint with full pickle semantics (weights_only=False). ONLY for a '
+                        'file you trust: a pickle can run code. Without it, checkpoints load with '
+                        'weights_only=True and a short allow-list (docs/security.md)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value pairs')
+                        help='override config settings, key=value pairs; load_strict=False loads a checkpoint '
+                        'that does not fit the model partially instead of refusing it')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -67,14 +72,23 @@ def merge_args(cfg, args):
         else:
             cfg.test_evaluator = [cfg.test_evaluator, dump_metric]
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
-    cfg.load_from = args.checkpoint
+    # loaded by load_checkpoint_for_test (safe and strict), not by mmengine's non-strict load_from
+    cfg.load_from = None
     return cfg
 
 
 def main(argv=None):
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
+    if not os.path.isfile(args.checkpoint):
+        raise SystemExit(f'error: checkpoint not found: {args.checkpoint}')
     runner = build_runner(cfg, args.launcher)
+    from cfad_mm.engine.checkpoint import CHECKPOINT_ERRORS
+    try:
+        load_checkpoint_for_test(runner, args.checkpoint, strict=bool(cfg.get('load_strict', True)),
+                                 unsafe_load=args.unsafe_load, config=args.config)
+    except CHECKPOINT_ERRORS as err:
+        raise SystemExit(f'error: {err}') from None
     metrics = runner.test()
     shutdown_distributed()
     return metrics

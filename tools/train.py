@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cfad_mm  # noqa: E402,F401  (applies the stack workarounds, registers the plugin)
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from cfad_mm.apis import build_runner, default_work_dir, shutdown_distributed  # noqa: E402
+from cfad_mm.apis import build_runner, default_work_dir, shutdown_distributed, trust_config_checkpoints  # noqa
 
 
 def parse_args(argv=None):
@@ -36,6 +36,10 @@ def parse_args(argv=None):
     parser.add_argument('--tensorboard', action='store_true',
                         help='also log training curves to TensorBoard (adds TensorboardVisBackend to '
                         'visualizer.vis_backends; events under <work_dir>/<timestamp>/vis_data)')
+    parser.add_argument('--unsafe-load', action='store_true',
+                        help='load the checkpoints this run reads (load_from, --resume, the backbone\'s '
+                        'init_cfg checkpoint) with full pickle semantics. ONLY for files you trust: a pickle can '
+                        'run code. Without it they load with weights_only=True and a short allow-list')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs, e.g. train_cfg.max_epochs=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -110,6 +114,8 @@ def add_tensorboard_backend(cfg):
 def main(argv=None):
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
+    if args.unsafe_load:
+        trust_config_checkpoints(cfg, args.resume)
     runner = build_runner(cfg, args.launcher)
     runner.train()
     shutdown_distributed()

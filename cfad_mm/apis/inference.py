@@ -8,7 +8,6 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
-from mmengine.runner import load_checkpoint
 
 from cfad_mm.datasets.media import MediaError, probe_video
 from cfad_mm.datasets.tube_dataset import window_positions, window_starts
@@ -17,29 +16,54 @@ from cfad_mm.datasets.tube_dataset import window_positions, window_starts
 DECODE_STEPS = ('DecordInit', 'DecordDecode', 'RawFrameDecode', 'OpenCVInit', 'OpenCVDecode', 'PyAVInit',
                 'PyAVDecode', 'SampleFrames', 'SampleAVAFrames', 'UntrimmedSampleFrames')
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
+# Default limits of the network input (H, W after the test pipeline) of inference_video, see check_input_size.
+MAX_INPUT_SIDE = 2048
+MAX_INPUT_AREA = 2048 * 1536
 
 
-def init_detector(config, checkpoint: Optional[str] = None, device: str = 'cpu', cfg_options=None):
+def init_detector(config, checkpoint: Optional[str] = None, device: str = 'cpu', cfg_options=None,
+                  strict: Optional[bool] = None, unsafe_load: bool = False):
     """Build a CFAD model from a config (path or :class:`Config`) and load a checkpoint.
+
+    The checkpoint is loaded by :func:`cfad_mm.engine.checkpoint.load_model_checkpoint`: with
+    ``weights_only=True`` and a short allow-list, and refused when it does not fit the model.
+
+    Args:
+        config (str | Config): The config.
+        checkpoint (str, optional): A local checkpoint file. None leaves the model at its initialisation.
+        device (str): ``'cpu'``, ``'cuda:0'`` ... Defaults to ``'cpu'``.
+        cfg_options (dict, optional): Overrides merged into the config (``--cfg-options``).
+        strict (bool, optional): Refuse a checkpoint that does not fit the model (missing, unexpected or
+            differently shaped weights). None takes the config's ``load_strict`` (default True).
+        unsafe_load (bool): Load the checkpoint with full pickle semantics: ONLY for files you trust.
+            Defaults to False.
 
     Returns:
         nn.Module: the model in eval mode, with ``model.cfg`` (the config) and ``model.dataset_meta``
         (``classes`` from the checkpoint's meta when present).
+
+    Raises:
+        FileNotFoundError: The checkpoint does not exist.
+        CheckpointMismatchError: The checkpoint does not fit the model (and ``strict``).
+        UnsafeCheckpointError: The checkpoint needs globals outside the allow-list (and not ``unsafe_load``).
     """
     import cfad_mm  # noqa: F401  (registers the plugin)
     from mmaction.registry import MODELS
+
+    from cfad_mm.engine.checkpoint import load_model_checkpoint
     if isinstance(config, (str, os.PathLike)):
         config = Config.fromfile(str(config))
     if cfg_options:
         config.merge_from_dict(cfg_options)
+    if strict is None:
+        strict = bool(config.get('load_strict', True))
     DefaultScope.get_instance(f'cfad_inference_{id(config)}', scope_name=config.get('default_scope', 'mmaction'))
     model = MODELS.build(config.model)
     if checkpoint is not None:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        ckpt = load_model_checkpoint(model, checkpoint, strict=strict, unsafe_load=unsafe_load,
+                                     config=config.filename, map_location='cpu')
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
-        model.dataset_meta = meta.get('dataset_meta', {})
+        model.dataset_meta = meta.get('dataset_meta', {}) if isinstance(meta, dict) else {}
     else:
         model.dataset_meta = {}
     model.cfg = config
@@ -60,7 +84,9 @@ class VideoFrames:
 
     Raises:
         FileNotFoundError: the path does not exist.
-        MediaError: (a ``ValueError``) the file is empty or cannot be decoded, or the folder holds no image.
+        MediaError: (a ``ValueError``) the file is empty or cannot be decoded, or the folder holds no image;
+            and from :meth:`get`, when a frame of a folder is read whose size differs from the first image's
+            (one scale maps all boxes back to original pixels, so a folder of mixed sizes is refused).
     """
 
     def __init__(self, path: str, max_side: Optional[int] = 1280):
@@ -73,7 +99,7 @@ class VideoFrames:
             self.files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTS))
             if not self.files:
                 raise MediaError(f'{path}: frame folder holds no image ({", ".join(IMAGE_EXTS)})')
-            self.decode_shape = None
+            self.shape = self.decode_shape = None
             first = self._read_image(0)
             self.num_frames, self.shape = len(self.files), tuple(first.shape[:2])
             self.decode_shape = _downscaled(self.shape, max_side)
@@ -97,7 +123,14 @@ class VideoFrames:
         img = cv2.imread(f)
         if img is None:
             raise MediaError(f'{f}: cannot read this image (empty, truncated or not an image)')
-        if self.decode_shape is not None and tuple(img.shape[:2]) != self.decode_shape:
+        size = tuple(img.shape[:2])  # the original size, compared before any downscaling
+        if self.shape is not None and size != self.shape:
+            raise MediaError(
+                f'{self.path}: the frame folder holds images of different sizes: {self.files[i]} is '
+                f'{size[1]}x{size[0]} (WxH) but the first image {self.files[0]} is {self.shape[1]}x'
+                f'{self.shape[0]}; all frames of a video must have the same size (resize them to one size or '
+                'split the folder), otherwise the boxes would be reported in wrong coordinates')
+        if self.decode_shape is not None and size != self.decode_shape:
             img = cv2.resize(img, self.decode_shape[::-1], interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
@@ -130,17 +163,76 @@ def build_inference_pipeline(cfg: Config) -> Compose:
 def config_link_cfg(cfg) -> dict:
     """The linking keyword arguments (``link_iou``, ``trim_thr``, ``nms_thr``, ``max_gap``) that the config's
     ``test_evaluator`` (a ``TubeMetric``) sets; ``{}`` when it has none."""
-    ev = cfg.get('test_evaluator', None)
-    if isinstance(ev, (list, tuple)):
-        ev = next((e for e in ev if e.get('type') == 'TubeMetric'), None)
-    if not ev:
-        return {}
+    from cfad_mm.evaluation.predictions import config_tube_metric
+    ev = config_tube_metric(cfg)
     return {k: ev[k] for k in ('link_iou', 'trim_thr', 'nms_thr', 'max_gap') if k in ev}
+
+
+class InputSizeError(MediaError):
+    """A video whose network input (its frames after the config's test pipeline) exceeds the size limits of
+    :func:`inference_video`. The message names the video, both sizes, the limit and the remedies."""
+
+
+def check_input_size(video: str, video_shape: Sequence[int], input_shape: Sequence[int],
+                     max_input_side: Optional[int] = MAX_INPUT_SIDE,
+                     max_input_area: Optional[int] = MAX_INPUT_AREA,
+                     decode_shape: Optional[Sequence[int]] = None,
+                     pipeline_cfg: Optional[Sequence[dict]] = None) -> None:
+    """Refuse a network input whose long side or area exceeds the limits, before the model runs on it.
+
+    The test pipelines resize by the short side, so the network input follows the video's aspect ratio: an
+    extreme one (a 5000x20 video becomes a 20480x96 input) costs time and memory out of all proportion (33 s
+    and 3.4 GB for one window of the tiny model on a CPU) without any warning. The defaults are far above
+    what the configs need (16:9 videos at a 256 short side give 455x256; a long side of 2048 px keeps aspect
+    ratios up to 8:1 at that short side) and still accept full-HD (1920x1080, 2.1 Mpx) and 2048x1536 inputs of
+    pipelines that do not downscale; beyond them the memory of a window grows past a few GB.
+
+    Args:
+        video (str): The video, for the message.
+        video_shape (Sequence[int]): Its original ``(H, W)``.
+        input_shape (Sequence[int]): The network input: a shape ending with ``(H, W)``.
+        max_input_side (int, optional): Largest accepted long side in pixels; 0 or None: no limit.
+            Defaults to :data:`MAX_INPUT_SIDE` (2048).
+        max_input_area (int, optional): Largest accepted ``H * W`` in pixels; 0 or None: no limit.
+            Defaults to :data:`MAX_INPUT_AREA` (2048 * 1536).
+        decode_shape (Sequence[int], optional): The ``(h, w)`` the frames were decoded at, when downscaled.
+        pipeline_cfg (Sequence[dict], optional): The config's test pipeline, to name its resize step in the
+            message.
+
+    Raises:
+        InputSizeError: (a :class:`~cfad_mm.datasets.media.MediaError`) A limit is exceeded.
+        ValueError: A negative limit.
+    """
+    for name, limit in (('max_input_side', max_input_side), ('max_input_area', max_input_area)):
+        if limit is not None and limit < 0:
+            raise ValueError(f'{name} must be >= 0 (0 or None: no limit), got {limit}')
+    h, w = (int(v) for v in input_shape[-2:])
+    if max_input_side and max(h, w) > max_input_side:
+        problem = f'long side {max(h, w)} px > max_input_side={max_input_side}'
+    elif max_input_area and h * w > max_input_area:
+        problem = f'area {h * w} px > max_input_area={max_input_area} ({h * w / max_input_area:.1f}x)'
+    else:
+        return
+    vh, vw = (int(v) for v in video_shape[:2])
+    decoded = ''
+    if decode_shape is not None and tuple(int(v) for v in decode_shape[:2]) != (vh, vw):
+        decoded = f' (decoded at {int(decode_shape[1])}x{int(decode_shape[0])})'
+    steps = [str(dict(step).get('type', '')) for step in (pipeline_cfg or [])]
+    resize = next((i for i, t in enumerate(steps) if t.split('.')[-1].endswith('Resize')), None)
+    option = 'test_dataloader.dataset.pipeline.<i>.scale' if resize is None else \
+        f'test_dataloader.dataset.pipeline.{resize}.scale'
+    raise InputSizeError(
+        f'{video}: the {vw}x{vh} video{decoded} gives a {w}x{h} (WxH) network input with the config\'s test '
+        f'pipeline: {problem}. Crop or resize the video to a usual aspect ratio, bound the long side in the '
+        f'test resize (--cfg-options "{option}=(LONG,SHORT)"), or raise the limit (--max-input-side / '
+        '--max-input-area, 0 disables it).')
 
 
 def inference_video(model, video: str, clip_len: Optional[int] = None, stride: Optional[int] = None,
                     frame_interval: int = 1, batch_size: int = 1, link_cfg: Optional[dict] = None,
-                    progress: bool = True, max_side: Optional[int] = 1280) -> Dict:
+                    progress: bool = True, max_side: Optional[int] = 1280,
+                    max_input_side: Optional[int] = MAX_INPUT_SIDE,
+                    max_input_area: Optional[int] = MAX_INPUT_AREA) -> Dict:
     """Detect action tubes in a whole video.
 
     Sliding windows of ``clip_len`` frames with ``stride`` cover every frame (the last window is aligned to the
@@ -160,12 +252,22 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
         progress (bool): show a progress bar over windows. Defaults to True.
         max_side (int, optional): frames with a longer side are decoded downscaled (see :class:`VideoFrames`);
             the tubes are mapped back to the original pixels. Defaults to 1280.
+        max_input_side (int, optional): Largest long side of the network input (the frames after the test
+            pipeline); 0 or None: no limit. Defaults to 2048 (reasons in :func:`check_input_size`).
+        max_input_area (int, optional): Largest ``H * W`` of the network input; 0 or None: no limit.
+            Defaults to 2048 * 1536.
 
     Returns:
         dict: ``video``, ``nframes``, ``resolution`` (H, W), ``clips`` (list of clip predictions as numpy dicts)
         and ``tubes`` (the linked video tubes: ``tubes (K, nframes, 4)``, ``tube_masks``, ``scores``,
         ``labels``, ...), ``num_nonfinite`` (clip tubes with NaN/inf scores or boxes, left out of the linking
         with a warning). All boxes are in original video pixels.
+
+    Raises:
+        FileNotFoundError: The video does not exist.
+        MediaError: The video cannot be decoded; :class:`InputSizeError` (a ``MediaError``) when its network
+            input exceeds ``max_input_side`` / ``max_input_area``, raised on the first window, before the
+            model runs.
     """
     from cfad_mm.evaluation.linking import drop_nonfinite_tubes, link_video_tubes
     cfg = model.cfg
@@ -214,6 +316,8 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
                        gt_tubes=np.zeros((0, t, 4), np.float32), gt_tube_masks=np.zeros((0, t), bool),
                        gt_labels=np.zeros((0, ), np.int64))
         packed = pipeline(results)
+        check_input_size(video, frames.shape, packed['inputs'].shape, max_input_side, max_input_area,
+                         frames.decode_shape, ds_cfg.get('pipeline'))
         packed['inputs'] = packed['inputs'].to(device)
         batch.append(packed)
         if len(batch) >= batch_size:

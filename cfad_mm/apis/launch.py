@@ -125,3 +125,57 @@ def check_config(cfg: Config) -> None:
         raise KeyError(f'{name}: unknown type(s) {"; ".join(lines)}. No registry of mmaction2/mmdet/mmengine/'
                        "cfad_mm knows them: check the spelling (mmdet components need the 'mmdet.' prefix) and "
                        "that the config has custom_imports = dict(imports=['cfad_mm']).")
+
+
+def load_checkpoint_for_test(runner: Runner, checkpoint: str, strict: bool = True, unsafe_load: bool = False,
+                             config: str = None):
+    """Load the checkpoint to test into the runner's model, safely and strictly.
+
+    ``tools/test.py`` calls this instead of leaving ``load_from`` to mmengine, whose loading is not strict: a
+    checkpoint of another model would only log warnings and the test would evaluate random weights.
+
+    Args:
+        runner (Runner): The runner (its model may be wrapped for DDP).
+        checkpoint (str): The checkpoint file.
+        strict (bool): See :func:`cfad_mm.engine.checkpoint.load_model_checkpoint`. Defaults to True.
+        unsafe_load (bool): Full pickle semantics for this trusted file. Defaults to False.
+        config (str, optional): The config path, named in errors.
+
+    Returns:
+        The loaded checkpoint.
+    """
+    from mmengine.model import is_model_wrapper
+
+    from cfad_mm.engine.checkpoint import load_model_checkpoint
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    ckpt = load_model_checkpoint(model, checkpoint, strict=strict, unsafe_load=unsafe_load, config=config)
+    runner.logger.info(f'Load checkpoint from {checkpoint} (strict={strict})')
+    return ckpt
+
+
+def trust_config_checkpoints(cfg: Config, resume=None) -> list:
+    """``--unsafe-load`` of ``tools/train.py``: trust the checkpoint files this run will read.
+
+    These are ``load_from``, the checkpoint to resume (a path, or with ``'auto'`` the one named by
+    ``work_dir/last_checkpoint``) and the backbone's ``init_cfg`` checkpoint; each is passed to
+    :func:`cfad_mm.engine.checkpoint.trust_checkpoint`. Nothing else in the process loads unsafely.
+
+    Returns:
+        list[str]: The trusted files.
+    """
+    from cfad_mm.engine.checkpoint import trust_checkpoint
+    paths = []
+    if cfg.get('load_from'):
+        paths.append(cfg.load_from)
+    if resume == 'auto' and cfg.get('work_dir'):
+        last = osp.join(cfg.work_dir, 'last_checkpoint')
+        if osp.isfile(last):
+            with open(last) as f:
+                paths.append(f.read().strip())
+    init_cfg = cfg.get('model', {}).get('backbone', {}).get('init_cfg')
+    if isinstance(init_cfg, dict) and init_cfg.get('checkpoint'):
+        paths.append(init_cfg['checkpoint'])
+    paths = [p for p in paths if p and osp.isfile(p)]
+    for path in paths:
+        trust_checkpoint(path)
+    return paths

@@ -64,7 +64,7 @@ def test_saves_rotate_after_the_new_file_is_in_place(tmp_path):
     _train_epochs(hook, runner, range(3))
     assert sorted(os.listdir(tmp_path)) == ['epoch_2.pth', 'epoch_3.pth', 'last_checkpoint']
     assert _last(tmp_path) == osp.join(str(tmp_path), 'epoch_3.pth')
-    assert runner.saved == ['epoch_1.pth.tmp0', 'epoch_2.pth.tmp0', 'epoch_3.pth.tmp0']
+    assert runner.saved == ['epoch_1.pth.cfad-partial0', 'epoch_2.pth.cfad-partial0', 'epoch_3.pth.cfad-partial0']
 
 
 @pytest.mark.parametrize('die_after_bytes', [0, 1000])
@@ -81,7 +81,8 @@ def test_kill_during_a_save_keeps_the_previous_checkpoints(tmp_path, die_after_b
     assert not (tmp_path / 'epoch_3.pth').exists()
     assert (tmp_path / 'epoch_1.pth').exists() and (tmp_path / 'epoch_2.pth').read_bytes() == good
     assert _last(tmp_path) == osp.join(str(tmp_path), 'epoch_2.pth')
-    assert (tmp_path / 'epoch_3.pth.tmp0').exists()
+    assert (tmp_path / 'epoch_3.pth.cfad-partial0').exists()
+    assert (tmp_path / 'epoch_3.pth.cfad-partial0.cfad-marker').exists()
     # the restarted run removes the half-written file
     restarted = AtomicCheckpointHook(interval=1, max_keep_ckpts=2)
     restarted.before_train(FakeRunner(tmp_path))
@@ -107,7 +108,7 @@ def test_kill_during_a_best_save_keeps_the_previous_best(tmp_path):
     runner.die_after_bytes = None  # (in this process the message hub already holds 0.9 as the best score)
     hook.after_val_epoch(runner, dict(acc=0.95))
     assert osp.isfile(osp.join(str(tmp_path), 'best_acc_epoch_2.pth'))
-    assert not [n for n in os.listdir(tmp_path) if '.tmp' in n]
+    assert not [n for n in os.listdir(tmp_path) if '.cfad-' in n]
 
 
 def test_previous_best_is_removed_once_the_new_best_is_saved(tmp_path):
@@ -118,3 +119,25 @@ def test_previous_best_is_removed_once_the_new_best_is_saved(tmp_path):
         _train_epochs(hook, runner, [epoch])
         hook.after_val_epoch(runner, dict(acc=acc))
     assert sorted(os.listdir(tmp_path)) == ['best_acc_epoch_2.pth', 'epoch_3.pth', 'last_checkpoint']
+
+
+def test_cleanup_touches_only_files_this_hook_marked(tmp_path):
+    """A user's ``*.tmp<digits>`` files (and unmarked look-alikes) survive the clean-up of an interrupted run."""
+    runner = FakeRunner(tmp_path)
+    hook = AtomicCheckpointHook(interval=1, max_keep_ckpts=2)
+    hook.before_train(runner)
+    _train_epochs(hook, runner, [0])
+    runner.die_after_bytes = 5
+    with pytest.raises(Killed):
+        _train_epochs(hook, runner, [1])
+    user_files = ['model.tmp1', 'notes.txt.tmp20', 'epoch_9.pth.cfad-partial0']  # the last has no marker
+    for name in user_files:
+        (tmp_path / name).write_text('user data')
+    (tmp_path / 'other.cfad-partial1.cfad-marker').write_text('not json')  # a marker not written by us
+    (tmp_path / 'other.cfad-partial1').write_text('user data')
+    AtomicCheckpointHook(interval=1, max_keep_ckpts=2).before_train(FakeRunner(tmp_path))
+    left = sorted(os.listdir(tmp_path))
+    assert 'epoch_2.pth.cfad-partial0' not in left and 'epoch_2.pth.cfad-partial0.cfad-marker' not in left
+    for name in user_files + ['other.cfad-partial1', 'other.cfad-partial1.cfad-marker']:
+        assert name in left and (tmp_path / name).read_text() in ('user data', 'not json'), name
+    assert 'epoch_1.pth' in left and 'last_checkpoint' in left

@@ -96,6 +96,6 @@ def test_export_check_on_a_video_clip_compares_the_detected_tubes(tiny_synth, tm
     slots = int(re.search(r'on the (\d+) top-k slots with a score >= test_cfg.score_thr=0.05',
                           capsys.readouterr().out).group(1))
     assert 0 < slots <= 20
-    with pytest.raises(FileNotFoundError, match='video not found'):
+    with pytest.raises(SystemExit, match='^error: video not found'):
         export_onnx.main([CONFIG, checkpoint, '--out', str(tmp_path / 'w.onnx'), '--shape'] + SHAPE +
                          ['--video', str(tmp_path / 'missing.mp4')])

@@ -62,7 +62,7 @@ def test_sigkill_then_resume_auto_finishes_the_schedule(tiny_synth, tmp_path):
         assert _iters(osp.join(work, f'epoch_{epoch}.pth')) == epoch * per_epoch
     with open(osp.join(work, 'last_checkpoint')) as f:
         assert f.read() == osp.join(work, 'epoch_3.pth')
-    assert not glob.glob(osp.join(work, '*.tmp*'))
+    assert not glob.glob(osp.join(work, '*.cfad-*'))
 
 
 def _loss_curve(work):

@@ -2,11 +2,19 @@
 
 The dump is what ``tools/test.py CONFIG CKPT --dump results.pkl`` writes (mmengine's ``DumpResults``): the
 list of data-sample dicts, each with ``pred_instances`` and the metainfo keys ``video_id``, ``frame_inds`` and
-``frame_valid``.
+``frame_valid``. It is read with a restricted unpickler (containers, numpy arrays and tensors only, see
+:func:`cfad_mm.evaluation.load_dump`) and evaluated as ``TubeMetric`` does it
+(:func:`cfad_mm.evaluation.evaluate_clip_predictions`: tubes with a NaN/inf score or box are left out with a
+warning), so the numbers are those of ``tools/test.py`` with the same settings.
+
+Settings: the flags given; else, with ``--config``, the config's ``test_evaluator`` (``TubeMetric``) settings
+(``split``, ``subset``, ``protocol``, IoU thresholds, ``nms_thr``, ``link_iou``, ``trim_thr``, ``max_gap``,
+and ``ann_file`` when none is given); else ``TubeMetric``'s defaults.
 
 Usage::
 
     python tools/analysis/eval_results.py results.pkl data/synth/annotations.pkl
+    python tools/analysis/eval_results.py results.pkl --config configs/cfad/cfad_r3d-18-tiny_synthetic.py
     python tools/analysis/eval_results.py results.pkl ANN.pkl --protocol voc --out work_dirs/eval_voc.json
     python tools/analysis/eval_results.py results.pkl ANN.pkl --split 1 --trim-thr none --link-iou 0.3
 
@@ -17,13 +25,13 @@ import argparse
 import json
 import os
 import os.path as osp
-import pickle
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
-from cfad_mm.evaluation import data_samples_to_clip_predictions  # noqa: E402
-from cfad_mm.evaluation.functional import evaluate_tubes, format_report_table, report_to_json  # noqa: E402
+from cfad_mm.evaluation import evaluate_clip_predictions, load_dump  # noqa: E402
+from cfad_mm.evaluation.functional import format_report_table, report_to_json  # noqa: E402
+from cfad_mm.evaluation.predictions import EVAL_SETTING_KEYS, config_tube_metric  # noqa: E402
 
 
 def optional_float(text: str):
@@ -32,57 +40,64 @@ def optional_float(text: str):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Evaluate dumped tube predictions (frame-mAP / video-mAP)')
+    parser = argparse.ArgumentParser(
+        description='Evaluate dumped tube predictions (frame-mAP / video-mAP). Settings: the flags given, '
+        "else the --config's test_evaluator, else TubeMetric's defaults (in brackets).",
+        argument_default=argparse.SUPPRESS)  # settings not given stay absent, so that --config can set them
     parser.add_argument('results', help='pickle written by tools/test.py --dump')
-    parser.add_argument('ann_file', help='annotation pickle (ACT format)')
-    parser.add_argument('--split', type=int, default=0, help='0-based split index (default 0)')
-    parser.add_argument('--subset', default='test', choices=['test', 'train'])
-    parser.add_argument('--protocol', default='act', choices=['act', 'voc'])
-    parser.add_argument('--frame-iou-thr', type=float, default=0.5)
-    parser.add_argument('--video-iou-thrs', type=float, nargs='+', default=[0.2, 0.5, 0.75])
-    parser.add_argument('--nms-thr', type=optional_float, default=0.3, help="hard-NMS threshold or 'none'")
-    parser.add_argument('--link-iou', type=float, default=0.5)
-    parser.add_argument('--trim-thr', type=optional_float, default=0.5, help="trimming threshold or 'none'")
-    parser.add_argument('--max-gap', type=int, default=0)
-    parser.add_argument('--out', help='write per-class APs and PR curves to this JSON file')
+    parser.add_argument('ann_file', nargs='?', default=None,
+                        help="annotation pickle (ACT format); default: the --config's "
+                        'test_evaluator.ann_file')
+    parser.add_argument('--config', default=None,
+                        help="take the settings not given (and ann_file) from this config's test_evaluator")
+    parser.add_argument('--split', type=int, help='0-based split index [0]')
+    parser.add_argument('--subset', choices=['test', 'train'], help='[test]')
+    parser.add_argument('--protocol', choices=['act', 'voc'], help='[act]')
+    parser.add_argument('--frame-iou-thr', type=float, help='[0.5]')
+    parser.add_argument('--video-iou-thrs', type=float, nargs='+', help='[0.2 0.5 0.75]')
+    parser.add_argument('--nms-thr', type=optional_float, help="hard-NMS threshold or 'none' [0.3]")
+    parser.add_argument('--link-iou', type=float, help='[0.5]')
+    parser.add_argument('--trim-thr', type=optional_float, help="trimming threshold or 'none' [0.5]")
+    parser.add_argument('--max-gap', type=int, help='[0]')
+    parser.add_argument('--out', default=None, help='write per-class APs and PR curves to this JSON file')
     parser.add_argument('--pr-points', type=int, default=1000, help='max points per PR curve in the JSON')
     return parser.parse_args(argv)
 
 
-def load_dump(path: str) -> dict:
-    """Clip predictions grouped by video from a DumpResults pickle."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'results file not found: {path}')
-    with open(path, 'rb') as f:
-        samples = pickle.load(f)
-    if not isinstance(samples, (list, tuple)):
-        raise ValueError(f'{path}: expected the list of data samples written by DumpResults, got '
-                         f'{type(samples).__name__}')
-    try:
-        clips = data_samples_to_clip_predictions(samples)
-    except (KeyError, TypeError) as err:
-        raise ValueError(f'{path}: {err}') from err
-    by_video = {}
-    for clip in clips:
-        by_video.setdefault(clip['video_id'], []).append(clip)
-    return by_video
+def eval_settings(args) -> tuple:
+    """The annotation file and the keyword arguments of ``evaluate_clip_predictions``.
+
+    Precedence: the flags given, then the ``--config``'s ``test_evaluator``, then ``TubeMetric``'s defaults
+    (the function's own defaults: unset keys are left out).
+
+    Returns:
+        tuple[str, dict]: The annotation file and the settings.
+
+    Raises:
+        SystemExit: The config does not exist, or no annotation file is given.
+    """
+    settings, ann_file = {}, args.ann_file
+    if args.config is not None:
+        from mmengine.config import Config
+        if not osp.isfile(args.config):
+            raise SystemExit(f'error: config not found: {args.config}')
+        metric = config_tube_metric(Config.fromfile(args.config))
+        if not metric:
+            print(f'warning: {args.config} has no test_evaluator (TubeMetric); its settings are not used')
+        settings = {k: metric[k] for k in EVAL_SETTING_KEYS if k in metric}
+        if ann_file is None and isinstance(metric.get('ann_file'), str):
+            ann_file = metric['ann_file']
+    if ann_file is None:
+        raise SystemExit('error: no annotation file: give ANN_FILE, or --config with a '
+                         'test_evaluator.ann_file')
+    settings.update({k: getattr(args, k) for k in EVAL_SETTING_KEYS if hasattr(args, k)})
+    return ann_file, settings
 
 
 def main(argv=None):
     args = parse_args(argv)
-    clips = load_dump(args.results)
-    report = evaluate_tubes(
-        clips,
-        args.ann_file,
-        split=args.split,
-        subset=args.subset,
-        protocol=args.protocol,
-        frame_iou_thr=args.frame_iou_thr,
-        video_iou_thrs=args.video_iou_thrs,
-        nms_thr=args.nms_thr,
-        link_iou=args.link_iou,
-        trim_thr=args.trim_thr,
-        max_gap=args.max_gap)
+    ann_file, settings = eval_settings(args)
+    report = evaluate_clip_predictions(load_dump(args.results), ann_file, **settings)
     print(format_report_table(report))
     print(json.dumps({k: round(v, 4) for k, v in report['metrics'].items()}))
     if args.out:

@@ -1,4 +1,4 @@
-"""Validate a tube annotation pickle, print its statistics and optionally write a JSON copy.
+"""Validate a tube annotation file, print its statistics and optionally write a JSON copy.
 
 Usage::
 
@@ -7,8 +7,13 @@ Usage::
     python tools/data/convert_annotations.py data/ucf101_24/UCF101v2-GT.pkl \
         --check-media data/ucf101_24/rgb-images --source frames --filename-tmpl '{:05d}.jpg'
 
-The JSON copy has the same keys as the pickle; label keys become strings, tube arrays become lists of
-``[frame, x1, y1, x2, y2]`` rows and resolutions ``[height, width]``.
+The input is a pickle or, if its name ends with ``.json``, a JSON copy written by this tool (both are read by
+:func:`cfad_mm.datasets.annotation.load_annotations`, which datasets use too). The JSON copy has the same keys
+as the pickle; label keys become strings, tube arrays become lists of ``[frame, x1, y1, x2, y2]`` rows and
+resolutions ``[height, width]``. Coordinates are written exactly (every digit of their ``float32`` value), so
+the JSON copy loads to the same arrays as the pickle. ``--json`` refuses to overwrite the input file (also
+through a symlink or a hard link) and an output name not ending with ``.json``: exit status 2, nothing
+written.
 
 ``--check-media`` checks that every video of every split has its media: a video file ``{DIR}/{video}{ext}``
 with at least ``nframes`` frames (read with decord), or a frame folder ``{DIR}/{video}/`` holding the files
@@ -21,14 +26,15 @@ import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
-from cfad_mm.datasets.annotation import AnnotationError, load_annotations, tube_statistics  # noqa: E402
+from cfad_mm.datasets.annotation import (  # noqa: E402
+    DEFAULT_MAX_NFRAMES, DEFAULT_MAX_SIDE, AnnotationError, load_annotations, to_json_dict, tube_statistics)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Validate a tube annotation pickle (ACT format), print '
-                                     'statistics, write a JSON copy.')
-    parser.add_argument('ann_file', help='annotation pickle')
-    parser.add_argument('--json', metavar='OUT', help='write a JSON copy to OUT')
+    parser = argparse.ArgumentParser(description='Validate a tube annotation file (ACT format pickle, or its '
+                                     'JSON copy), print statistics, write a JSON copy.')
+    parser.add_argument('ann_file', help='annotation pickle, or a JSON copy (name ending with .json)')
+    parser.add_argument('--json', metavar='OUT', help='write a JSON copy to OUT (not the input file)')
     parser.add_argument(
         '--check-media',
         metavar='DATA_PREFIX',
@@ -50,28 +56,35 @@ def parse_args(argv=None):
         default=0.05,
         help='allowed box overshoot outside the frame, fraction of the side (at least 8 px). '
         'Default: 0.05')
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--max-nframes',
+        type=int,
+        default=DEFAULT_MAX_NFRAMES,
+        help=f'largest accepted nframes of a video. Default: {DEFAULT_MAX_NFRAMES}')
+    parser.add_argument(
+        '--max-side',
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        help=f'largest accepted resolution height or width in pixels. Default: {DEFAULT_MAX_SIDE}')
+    args = parser.parse_args(argv)
+    if args.json and _same_file(args.json, args.ann_file):
+        parser.error(f'--json {args.json} would overwrite the input annotation file {args.ann_file} (same '
+                     f'file {osp.realpath(args.ann_file)}); choose another output path, nothing was written')
+    if args.json and not args.json.lower().endswith('.json'):
+        parser.error(f'--json {args.json}: the name of the JSON copy must end with .json (annotation files '
+                     'are read as JSON by that extension, as pickles otherwise); nothing was written')
+    return args
 
 
-def to_json_dict(ann: dict) -> dict:
-    """A JSON-serialisable copy of a validated annotation dict."""
-    gttubes = {}
-    for video, per_label in ann['gttubes'].items():
-        gttubes[video] = {
-            str(label): [[[int(row[0])] + [round(float(v), 3) for v in row[1:]] for row in tube]
-                         for tube in tubes]
-            for label, tubes in per_label.items()
-        }
-    return dict(
-        labels=list(ann['labels']),
-        gttubes=gttubes,
-        nframes=dict(ann['nframes']),
-        resolution={
-            v: [int(h), int(w)]
-            for v, (h, w) in ann['resolution'].items()
-        },
-        train_videos=[list(s) for s in ann['train_videos']],
-        test_videos=[list(s) for s in ann['test_videos']])
+def _same_file(out: str, ann_file: str) -> bool:
+    """Whether writing ``out`` would overwrite ``ann_file``: same real path (symlinks resolved) or, when both
+    exist, the same file (hard links)."""
+    if osp.realpath(out) == osp.realpath(ann_file):
+        return True
+    try:
+        return osp.samefile(out, ann_file)
+    except OSError:  # one of them does not exist
+        return False
 
 
 def check_media(ann: dict, prefix: str, source: str, ext: str, tmpl: str, start: int) -> list:
@@ -132,7 +145,11 @@ def format_statistics(stats: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        ann = load_annotations(args.ann_file, box_tolerance=args.box_tolerance)
+        ann = load_annotations(
+            args.ann_file,
+            box_tolerance=args.box_tolerance,
+            max_nframes=args.max_nframes,
+            max_side=args.max_side)
     except (AnnotationError, FileNotFoundError) as err:
         print(f'ERROR: {err}', file=sys.stderr)
         return 1
@@ -150,8 +167,12 @@ def main(argv=None) -> int:
         else:
             print(f'media check: all videos found under {args.check_media}')
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(to_json_dict(ann), f)
+        try:
+            with open(args.json, 'w', encoding='utf-8') as f:
+                json.dump(to_json_dict(ann), f, ensure_ascii=False, allow_nan=False)
+        except OSError as err:
+            print(f'ERROR: cannot write the JSON copy {args.json}: {err}', file=sys.stderr)
+            return 1
         print(f'JSON copy written to {args.json}')
     return status
 

@@ -64,6 +64,8 @@ def parse_args(argv=None):
                    help='check on the first clip of this video (file or frame folder) instead of a random clip: '
                         'a trained model finds no tube in noise, so only a real clip checks the per-tube outputs')
     p.add_argument('--verbose', action='store_true', help='show the exporter warnings')
+    p.add_argument('--unsafe-load', action='store_true',
+                   help='load the checkpoint with full pickle semantics: ONLY for a file you trust')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     return p.parse_args(argv)
 
@@ -116,11 +118,22 @@ def main(argv=None):
             raise SystemExit(f'error: {what} not found: {path}')
     from cfad_mm.apis import init_detector
     from cfad_mm.apis.export import compare_with_onnxruntime, export_onnx
-    model = init_detector(args.config, args.checkpoint, 'cpu', args.cfg_options)
+    from cfad_mm.engine.checkpoint import CHECKPOINT_ERRORS
+    try:
+        model = init_detector(args.config, args.checkpoint, 'cpu', args.cfg_options, unsafe_load=args.unsafe_load)
+    except CHECKPOINT_ERRORS as err:
+        raise SystemExit(f'error: {err}') from None
     shape = tuple(args.shape) if args.shape else default_input_shape(model.cfg)
     out = args.out or osp.splitext(args.checkpoint)[0] + '.onnx'
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    inputs = video_clip(model, shape, args.video) if args.video else random_clip(model, shape, args.seed)
+    if args.video:
+        from cfad_mm.datasets.media import MediaError
+        try:
+            inputs = video_clip(model, shape, args.video)
+        except (FileNotFoundError, MediaError) as err:  # missing, empty or undecodable video / frame folder
+            raise SystemExit(f'error: {err}') from None
+    else:
+        inputs = random_clip(model, shape, args.seed)
     pre = model.data_preprocessor
     print(f'input "inputs" {shape}: normalised clips, (rgb - mean) / std with mean '
           f'{[round(float(v), 3) for v in pre.mean.flatten()]} std {[round(float(v), 3) for v in pre.std.flatten()]}')

@@ -10,6 +10,7 @@ to original video pixels with :func:`~cfad_mm.datasets.transforms.box_mapping.bo
 mmaction's own ``Resize`` / ``RandomCrop`` / ``Flip`` do not know about tubes: use these instead. Photometric
 transforms (mmaction's ``ColorJitter``) need no tube handling and can be used as they are.
 """
+import os.path as osp
 from typing import Optional, Sequence, Tuple, Union
 
 import mmcv
@@ -30,8 +31,9 @@ def init_tube_geometry(results: dict) -> None:
 
     Raises:
         ValueError: If the decoded frame size differs from the annotated resolution ``ann_shape`` (the tubes
-            would not match the frames), or if a transform without tube support already changed the frame
-            size (``img_shape != original_shape``).
+            would not match the frames), if the decoded frames of the clip do not all have the same size (a
+            frame folder with images of mixed sizes), or if a transform without tube support already changed
+            the frame size (``img_shape != original_shape``).
     """
     if AFFINE_KEY in results:
         return
@@ -53,6 +55,7 @@ def init_tube_geometry(results: dict) -> None:
         raise ValueError(
             f'video {video!r}: decoded frames are {img_shape[1]}x{img_shape[0]} (WxH) but the annotation '
             f'resolution is {ann_shape[1]}x{ann_shape[0]}; the boxes would not match the frames')
+    _check_same_frame_size(results, img_shape, video)
     height, width = img_shape
     results['img_shape'] = img_shape
     results['ori_shape'] = img_shape
@@ -61,6 +64,30 @@ def init_tube_geometry(results: dict) -> None:
     results.setdefault('crop_bbox', np.array([0, 0, width, height], dtype=np.int64))
     results.setdefault('flip', False)
     results.setdefault('flip_direction', None)
+
+
+def _check_same_frame_size(results: dict, img_shape: tuple, video) -> None:
+    """Raise if a decoded frame of the list ``results['imgs']`` is not ``img_shape`` (the first frame's size):
+    the tube transforms resize, crop and flip all frames with the geometry of the first one."""
+    imgs = results.get('imgs')
+    if not isinstance(imgs, (list, tuple)):  # a stacked array has one frame size
+        return
+    numbers = results.get('video_frame_inds')
+    for i, img in enumerate(imgs):
+        size = tuple(int(v) for v in img.shape[:2])
+        if size == img_shape:
+            continue
+        which = f'clip frame {i}'
+        if numbers is not None and len(numbers) == len(imgs):
+            which = f'frame {int(numbers[i])}'
+        if 'frame_dir' in results and 'filename_tmpl' in results and 'frame_inds' in results:
+            number = int(results['frame_inds'][i]) + int(results.get('offset', 0))
+            which += f" ({osp.join(results['frame_dir'], results['filename_tmpl'].format(number))})"
+        raise ValueError(
+            f'video {video!r}: the decoded frames have different sizes: {which} is {size[1]}x{size[0]} (WxH) '
+            f'but the first frame of the clip is {img_shape[1]}x{img_shape[0]}; all frames of a video must '
+            'have one size (the tube boxes would not match the other frames); re-extract the frames at one '
+            'size')
 
 
 def _drop_empty_tubes(results: dict) -> None:

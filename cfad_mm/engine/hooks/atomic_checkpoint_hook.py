@@ -1,4 +1,5 @@
 """``AtomicCheckpointHook``: mmengine's ``CheckpointHook`` whose files are never left half-written."""
+import json
 import os
 import os.path as osp
 from typing import List
@@ -9,7 +10,13 @@ from mmengine.hooks import CheckpointHook
 
 from mmaction.registry import HOOKS
 
-TMP_SUFFIX = '.tmp'
+#: Temporary files of this hook are named ``<final name>.cfad-partial<rank or pid>`` and announced by a marker
+#: file ``<temporary name>.cfad-marker`` written BEFORE them and removed after the rename. Only a temporary file
+#: whose marker exists (and says it was written by this hook) is ever deleted by the clean-up of an interrupted
+#: run: a user's ``model.tmp1`` or any other file in the work dir is never touched.
+TMP_SUFFIX = '.cfad-partial'
+MARKER_SUFFIX = '.cfad-marker'
+MARKER_WRITER = 'cfad_mm.engine.AtomicCheckpointHook'
 
 
 def _fsync(path: str) -> None:
@@ -17,14 +24,66 @@ def _fsync(path: str) -> None:
         os.fsync(f.fileno())
 
 
+def partial_path(path: str, tag) -> str:
+    """The temporary name of ``path`` while it is being written (``tag``: a rank or a pid)."""
+    return f'{path}{TMP_SUFFIX}{tag}'
+
+
+def _write_marker(tmp_path: str) -> None:
+    with open(tmp_path + MARKER_SUFFIX, 'w') as f:
+        json.dump(dict(writer=MARKER_WRITER, partial=osp.basename(tmp_path), pid=os.getpid()), f)
+
+
+def _remove_marker(tmp_path: str) -> None:
+    try:
+        os.remove(tmp_path + MARKER_SUFFIX)
+    except FileNotFoundError:
+        pass
+
+
+def remove_interrupted_writes(folder: str) -> list:
+    """Delete the temporary files that this hook (or :func:`atomic_write_text`) left in ``folder`` when a run was
+    killed while writing, and their markers.
+
+    A file is deleted only when its marker ``<name>.cfad-marker`` exists, names this hook as its writer and
+    names the file, and the file's name has the form ``<final name>.cfad-partial<digits>``.
+
+    Returns:
+        list[str]: The names of the deleted temporary files.
+    """
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(MARKER_SUFFIX):
+            continue
+        marker = osp.join(folder, name)
+        partial = name[:-len(MARKER_SUFFIX)]
+        try:
+            with open(marker) as f:
+                info = json.load(f)
+        except (OSError, ValueError):
+            continue  # not one of ours
+        if not isinstance(info, dict) or info.get('writer') != MARKER_WRITER or info.get('partial') != partial:
+            continue
+        if TMP_SUFFIX not in partial or not partial.rsplit(TMP_SUFFIX, 1)[-1].isdigit():
+            continue
+        path = osp.join(folder, partial)
+        if osp.isfile(path):
+            os.remove(path)
+            removed.append(partial)
+        os.remove(marker)
+    return removed
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write a small text file atomically (temporary file in the same folder + ``os.replace``)."""
-    tmp = f'{path}{TMP_SUFFIX}{os.getpid()}'
+    """Write a small text file atomically (marked temporary file in the same folder + ``os.replace``)."""
+    tmp = partial_path(path, os.getpid())
+    _write_marker(tmp)
     with open(tmp, 'w') as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    _remove_marker(tmp)
 
 
 class _AtomicSaveRunner:
@@ -80,11 +139,13 @@ class AtomicCheckpointHook(CheckpointHook):
     ``last_checkpoint`` (``--resume auto`` fails) or one checkpoint fewer than ``max_keep_ckpts``. This hook,
     on a local file system:
 
-    1. writes every checkpoint to ``<name>.tmp<rank>`` in the same folder, flushes it to disk and renames it with
+    1. writes every checkpoint to ``<name>.cfad-partial<rank>`` in the same folder, flushes it to disk and renames it with
        ``os.replace`` (atomic on POSIX): a checkpoint file either is complete or does not exist;
     2. updates ``last_checkpoint`` atomically the same way, after the checkpoint is in place;
     3. removes outdated checkpoints (``max_keep_ckpts``, previous best) only after the new one is in place;
-    4. deletes temporary files left by a killed run in ``before_train``.
+    4. deletes the temporary files a killed run left, in ``before_train``: only files named
+       ``<name>.cfad-partial<digits>`` whose marker file ``<that name>.cfad-marker`` (written before them) says
+       this hook wrote them; nothing else in the folder is touched.
 
     For other storage backends (``backend_args`` with a remote prefix) it behaves as ``CheckpointHook``.
     All arguments are those of :class:`mmengine.hooks.CheckpointHook`; it is the default checkpoint hook of
@@ -94,10 +155,8 @@ class AtomicCheckpointHook(CheckpointHook):
     def before_train(self, runner) -> None:
         super().before_train(runner)
         if self._is_local() and is_main_process() and osp.isdir(self.out_dir):
-            for name in os.listdir(self.out_dir):
-                if TMP_SUFFIX in name and name.split(TMP_SUFFIX)[-1].isdigit():
-                    os.remove(osp.join(self.out_dir, name))
-                    runner.logger.warning(f'Removed {name}, a checkpoint left half-written by an interrupted run.')
+            for name in remove_interrupted_writes(self.out_dir):
+                runner.logger.warning(f'Removed {name}, a checkpoint left half-written by an interrupted run.')
 
     def _is_local(self) -> bool:
         backend = getattr(self, 'file_backend', None)
@@ -110,14 +169,17 @@ class AtomicCheckpointHook(CheckpointHook):
         if not self._is_local():
             runner.save_checkpoint(out_dir, filename, *args, **kwargs)
             return
-        tmp_name = f'{filename}{TMP_SUFFIX}{get_rank()}'
-        runner.save_checkpoint(out_dir, tmp_name, *args, **kwargs)
+        tmp_name = osp.basename(partial_path(filename, get_rank()))
         tmp_path, path = osp.join(out_dir, tmp_name), osp.join(out_dir, filename)
+        os.makedirs(out_dir, exist_ok=True)
+        _write_marker(tmp_path)
+        runner.save_checkpoint(out_dir, tmp_name, *args, **kwargs)
         if is_main_process():
             _fsync(tmp_path)
             os.replace(tmp_path, path)
         elif osp.isfile(tmp_path):  # every rank writes (mmengine); the main process's copy is kept
             os.remove(tmp_path)
+        _remove_marker(tmp_path)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         """Same bookkeeping as ``CheckpointHook``; new file first, then ``last_checkpoint``, then removals."""

@@ -10,10 +10,10 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 
 from mmaction.registry import METRICS
-from ..functional import evaluate_tubes, format_report_table, metric_keys, report_to_json, resolve_annotations
+from ..functional import format_report_table, metric_keys, report_to_json, resolve_annotations
 from ..functional.ground_truth import split_videos
 from ..functional.protocol import get_protocol
-from ..linking import drop_nonfinite_tubes
+from ..predictions import evaluate_clip_predictions
 
 __all__ = ['TubeMetric', 'data_samples_to_clip_predictions']
 
@@ -86,9 +86,11 @@ class TubeMetric(BaseMetric):
     distributed tests); ``compute_metrics`` groups the clips by video, links them into video tubes
     (:func:`cfad_mm.evaluation.link_video_tubes`) and evaluates all videos of ``{subset}_videos[split]`` of
     the annotation -- videos without any prediction count with all their ground truth missed -- with
-    :func:`cfad_mm.evaluation.evaluate_tubes`. Predicted tubes with a NaN/inf score or box are left out with a
-    warning (:func:`cfad_mm.evaluation.linking.drop_nonfinite_tubes`). The numbers do not depend on the order of the clips. Protocols
-    and conventions: ``docs/evaluation.md`` and :mod:`cfad_mm.evaluation.functional.protocol`.
+    :func:`cfad_mm.evaluation.evaluate_clip_predictions` (the path of the offline
+    ``tools/analysis/eval_results.py`` too): predicted tubes with a NaN/inf score or box are left out with a
+    warning, then :func:`cfad_mm.evaluation.evaluate_tubes` evaluates. The numbers do not depend on the order
+    of the clips. Protocols and conventions: ``docs/evaluation.md`` and
+    :mod:`cfad_mm.evaluation.functional.protocol`.
 
     Returned keys (mmengine prefixes them with ``prefix``, default ``'tube'``, e.g. ``tube/frame_mAP@0.5``):
     ``frame_mAP@0.5``, ``video_mAP@0.2``, ``video_mAP@0.5``, ``video_mAP@0.75``, ``video_mAP@0.5:0.95``
@@ -177,13 +179,9 @@ class TubeMetric(BaseMetric):
             dict: ``frame_mAP@0.5``, ``video_mAP@0.2``, ``video_mAP@0.5``, ``video_mAP@0.75``,
             ``video_mAP@0.5:0.95`` (for the default thresholds).
         """
-        clips_by_video = {}
-        for clip in results:
-            clips_by_video.setdefault(clip['video_id'], []).append(clip)
         # a numerically broken prediction (NaN/inf) costs its tube, not the evaluation (warned per video)
-        clips_by_video = {v: drop_nonfinite_tubes(clips, v)[0] for v, clips in clips_by_video.items()}
-        report = evaluate_tubes(
-            clips_by_video,
+        report = evaluate_clip_predictions(
+            results,
             self.annotations,
             split=self.split,
             subset=self.subset,

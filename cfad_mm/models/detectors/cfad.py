@@ -10,6 +10,7 @@ from torch import Tensor
 from cfad_mm.structures.tube_ops import tube_nms
 from ..heads.coarse_tube_head import tube_box_losses
 from ..heads.key_timestamp_selector import feature_step_frames
+from ..utils.cfg_keys import merge_known_keys
 from ..utils.pretrained import load_pretrained_backbone
 
 
@@ -54,9 +55,15 @@ class CFAD(BaseModel):
             In training every pass is supervised (its input detached, the refine losses averaged over the
             passes). The synthetic study (docs/results.md) found two passes at test time after one-pass
             training the best setting.
+
+            A key of ``train_cfg`` / ``test_cfg`` that is not listed here raises a ``KeyError`` naming it and
+            the known keys (a misspelt ablation switch would otherwise do nothing).
         data_preprocessor (dict, optional): e.g. ``ActionDataPreprocessor`` with ``format_shape='NCTHW'``.
         init_cfg (dict, optional): Initialisation config.
     """
+
+    DEFAULT_TRAIN_CFG = dict(topk=8, gt_jitter=(0.03, 0.1), refine_iters=1)
+    DEFAULT_TEST_CFG = dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10, refine_iters=1)
 
     def __init__(self, backbone: dict, proposal_head: dict, coarse_head: dict, key_selector: dict,
                  refine_head: dict, feat_channels: int, num_classes: int, neck: Optional[dict] = None,
@@ -66,9 +73,8 @@ class CFAD(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.num_classes = num_classes
         self.refine = refine
-        self.train_cfg = dict(dict(topk=8, gt_jitter=(0.03, 0.1), refine_iters=1), **(train_cfg or {}))
-        self.test_cfg = dict(dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10, refine_iters=1),
-                             **(test_cfg or {}))
+        self.train_cfg = merge_known_keys('train_cfg', self.DEFAULT_TRAIN_CFG, train_cfg)
+        self.test_cfg = merge_known_keys('test_cfg', self.DEFAULT_TEST_CFG, test_cfg)
         for name, cfg in (('train_cfg', self.train_cfg), ('test_cfg', self.test_cfg)):
             if int(cfg['refine_iters']) < 1:
                 raise ValueError(f"{name}.refine_iters must be >= 1, got {cfg['refine_iters']}")

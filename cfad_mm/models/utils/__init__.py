@@ -1,5 +1,9 @@
 from .feature_sampling import (clip_time_to_feature, feature_time_to_clip, sample_tube_rois,
                                temporal_roi_pool)
+from .cfg_keys import merge_known_keys
 from .pretrained import load_pretrained_backbone
 
-__all__ = ['clip_time_to_feature', 'feature_time_to_clip', 'sample_tube_rois', 'temporal_roi_pool', 'load_pretrained_backbone']
+__all__ = [
+    'clip_time_to_feature', 'feature_time_to_clip', 'sample_tube_rois', 'temporal_roi_pool', 'load_pretrained_backbone',
+    'merge_known_keys'
+]

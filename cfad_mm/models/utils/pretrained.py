@@ -10,7 +10,7 @@ import os.path as osp
 from typing import Optional
 
 from mmengine.logging import MMLogger, print_log
-from mmengine.runner.checkpoint import _load_checkpoint, get_state_dict
+from mmengine.runner.checkpoint import get_state_dict
 from torch import nn
 
 
@@ -41,10 +41,12 @@ def load_pretrained_backbone(backbone: nn.Module, init_cfg: Optional[dict]) -> b
                   'weights. Set model.backbone.init_cfg.checkpoint to a local checkpoint for the paper setting.',
                   logger='current', level=30)
         return False
-    if '://' not in str(path) and not osp.isfile(path):
+    if not osp.isfile(path):
         raise FileNotFoundError(f'backbone pretrained checkpoint {path!r} (model.backbone.init_cfg.checkpoint) '
-                                f'does not exist')
-    ckpt = _load_checkpoint(path, map_location=init_cfg.get('map_location', 'cpu'))
+                                'does not exist; give a local file (no download happens)')
+    # weights_only with the allow-list (cfad_mm.engine.checkpoint); trusted files: trust_checkpoint(path)
+    from cfad_mm.engine.checkpoint import load_checkpoint_file
+    ckpt = load_checkpoint_file(path, map_location=init_cfg.get('map_location', 'cpu'))
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     prefix = init_cfg.get('prefix') or ''
     if prefix and any(k.startswith(prefix) for k in state):

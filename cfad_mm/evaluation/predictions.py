@@ -1,0 +1,206 @@
+"""Clip predictions as the evaluation receives them: grouping by video, the shared evaluation entry point of
+``TubeMetric`` and ``tools/analysis/eval_results.py``, and reading ``DumpResults`` pickles safely."""
+import io
+import os.path as osp
+import pickle
+from typing import Dict, List, Optional, Sequence, Union
+
+from .functional import evaluate_tubes
+from .linking import drop_nonfinite_tubes
+
+__all__ = [
+    'group_clips_by_video', 'evaluate_clip_predictions', 'load_dump', 'DumpUnpickler', 'config_tube_metric',
+    'EVAL_SETTING_KEYS'
+]
+
+
+def group_clips_by_video(clips: Sequence[dict]) -> Dict[str, List[dict]]:
+    """Clip predictions grouped by their ``video_id`` (the order of the clips of a video is kept).
+
+    Args:
+        clips (Sequence[dict]): Clip predictions with a ``video_id`` key (as
+            :func:`~cfad_mm.evaluation.data_samples_to_clip_predictions` returns them).
+
+    Returns:
+        dict[str, list[dict]]: The clips of each video.
+
+    Raises:
+        KeyError: A clip has no ``video_id``.
+    """
+    by_video: Dict[str, List[dict]] = {}
+    for i, clip in enumerate(clips):
+        if 'video_id' not in clip:
+            raise KeyError(f'clip prediction {i}: no video_id (keys: {sorted(clip)})')
+        by_video.setdefault(str(clip['video_id']), []).append(clip)
+    return by_video
+
+
+def evaluate_clip_predictions(clips: Union[Sequence[dict], Dict[str, Sequence[dict]]],
+                              annotations: Union[str, dict],
+                              split: int = 0,
+                              subset: str = 'test',
+                              protocol: str = 'act',
+                              frame_iou_thr: float = 0.5,
+                              video_iou_thrs: Sequence[float] = (0.2, 0.5, 0.75),
+                              nms_thr: Optional[float] = 0.3,
+                              link_iou: float = 0.5,
+                              trim_thr: Optional[float] = 0.5,
+                              max_gap: int = 0,
+                              return_tubes: bool = False) -> dict:
+    """Evaluate model outputs: leave out the non-finite clip tubes, then :func:`evaluate_tubes`.
+
+    The one path of the online (``TubeMetric``) and the offline (``tools/analysis/eval_results.py``)
+    evaluation, so that both give the same numbers for the same predictions. A clip tube with a NaN/inf score
+    or box (on a frame of its mask) is a numerically broken model output: it is left out of the linking and
+    the evaluation with a warning per video (:func:`cfad_mm.evaluation.linking.drop_nonfinite_tubes`) rather
+    than failing the whole evaluation. Hand-made inputs given to :func:`evaluate_tubes` directly still get an
+    error for such values.
+
+    Args:
+        clips (Sequence[dict] | dict[str, Sequence[dict]]): Clip predictions with a ``video_id`` (grouped
+            here), or already grouped by video name. Layout in :func:`cfad_mm.evaluation.prepare_clips`.
+        annotations (str | dict): Annotation pickle path or dict (ACT format).
+        split (int): 0-based split index. Defaults to 0.
+        subset (str): ``'test'`` or ``'train'``. Defaults to ``'test'``.
+        protocol (str): ``'act'`` or ``'voc'``. Defaults to ``'act'``.
+        frame_iou_thr (float): IoU threshold of frame-mAP. Defaults to 0.5.
+        video_iou_thrs (Sequence[float]): Reported video-mAP thresholds. Defaults to (0.2, 0.5, 0.75).
+        nms_thr (float, optional): Hard-NMS threshold. Defaults to 0.3.
+        link_iou (float): Linking threshold. Defaults to 0.5.
+        trim_thr (float, optional): Temporal trimming threshold of the linking. Defaults to 0.5.
+        max_gap (int): Largest gap (frames) bridged by the linking. Defaults to 0.
+        return_tubes (bool): Also return the linked video tubes. Defaults to False.
+
+    Returns:
+        dict: The report of :func:`evaluate_tubes` plus ``num_nonfinite_tubes`` (clip tubes left out).
+
+    Raises:
+        KeyError: Ungrouped clips without ``video_id``.
+        ValueError: As :func:`evaluate_tubes` (videos outside the split, malformed predictions, ...).
+    """
+    by_video = dict(clips) if isinstance(clips, dict) else group_clips_by_video(clips)
+    num_nonfinite = 0
+    for video in sorted(by_video):
+        by_video[video], dropped = drop_nonfinite_tubes(by_video[video], video)
+        num_nonfinite += dropped
+    report = evaluate_tubes(
+        by_video,
+        annotations,
+        split=split,
+        subset=subset,
+        protocol=protocol,
+        frame_iou_thr=frame_iou_thr,
+        video_iou_thrs=video_iou_thrs,
+        nms_thr=nms_thr,
+        link_iou=link_iou,
+        trim_thr=trim_thr,
+        max_gap=max_gap,
+        return_tubes=return_tubes)
+    report['num_nonfinite_tubes'] = num_nonfinite
+    return report
+
+
+def _load_storage_from_bytes(data: bytes):
+    """``torch.storage._load_from_bytes`` without arbitrary objects: the bytes are a ``torch.save`` of one
+    storage, read with ``torch.load(weights_only=True)``."""
+    import torch
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+class RefusedGlobalError(pickle.UnpicklingError):
+    """A pickle refers to a global outside the allow-list of :class:`DumpUnpickler`."""
+
+
+class DumpUnpickler(pickle.Unpickler):
+    """An unpickler that only rebuilds what a ``DumpResults`` pickle of data samples holds.
+
+    ``DumpResults`` writes the data-sample dicts with ``pickle``: containers, strings and numbers, numpy
+    arrays / scalars and CPU torch tensors. Any other global (a class, ``os.system``, ...) is refused, so a
+    crafted pickle cannot run code while it is loaded. The tensor storages inside are read with
+    ``torch.load(weights_only=True)``.
+
+    Raises:
+        RefusedGlobalError: (a ``pickle.UnpicklingError``) On a global outside the allow-list.
+    """
+
+    ALLOWED = {
+        ('builtins', 'set'), ('builtins', 'frozenset'), ('builtins', 'complex'), ('builtins', 'slice'),
+        ('builtins', 'range'), ('builtins', 'bytearray'),
+        ('_codecs', 'encode'),  # bytes in pickle protocol 2
+        ('collections', 'OrderedDict'),
+        ('numpy', 'ndarray'), ('numpy', 'dtype'),
+        ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+        ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+        ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),
+        ('torch._utils', '_rebuild_tensor_v2'),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ('torch.storage', '_load_from_bytes'):
+            return _load_storage_from_bytes
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise RefusedGlobalError(
+            f'refusing to load {module}.{name}: a results dump only holds data samples (dicts, numpy arrays, '
+            'tensors)')
+
+
+def load_dump(path: str, restricted: bool = True) -> Dict[str, List[dict]]:
+    """Clip predictions grouped by video from a ``DumpResults`` pickle (``tools/test.py --dump``).
+
+    Args:
+        path (str): The pickle: the list of data-sample dicts, each with ``pred_instances`` and the metainfo
+            keys ``video_id``, ``frame_inds`` and ``frame_valid``.
+        restricted (bool): Load with :class:`DumpUnpickler` (no code can run while loading). False uses plain
+            ``pickle.load``: only for trusted files that hold other objects. Defaults to True.
+
+    Returns:
+        dict[str, list[dict]]: The compact numpy clip predictions of each video
+        (:func:`~cfad_mm.evaluation.data_samples_to_clip_predictions`).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: The file is not a readable pickle, holds something other than data samples, or
+            (restricted) holds objects outside the allow-list. The message starts with ``path``.
+    """
+    from .metrics.tube_metric import data_samples_to_clip_predictions  # (tube_metric imports this module)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'results file not found: {path}')
+    with open(path, 'rb') as f:
+        try:
+            samples = DumpUnpickler(f).load() if restricted else pickle.load(f)
+        except RefusedGlobalError as err:
+            raise ValueError(f'{path}: {err}') from err
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError,
+                ValueError, RuntimeError) as err:
+            raise ValueError(f'{path}: not a readable results pickle ({type(err).__name__}: {err})') from err
+    if not isinstance(samples, (list, tuple)):
+        raise ValueError(f'{path}: expected the list of data samples written by DumpResults, got '
+                         f'{type(samples).__name__}')
+    try:
+        clips = data_samples_to_clip_predictions(samples)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f'{path}: {err}') from err
+    return group_clips_by_video(clips)
+
+
+#: ``TubeMetric`` arguments that set how predictions are evaluated (read from configs by the offline tools).
+EVAL_SETTING_KEYS = ('split', 'subset', 'protocol', 'frame_iou_thr', 'video_iou_thrs', 'nms_thr', 'link_iou',
+                     'trim_thr', 'max_gap')
+
+
+def config_tube_metric(cfg, key: str = 'test_evaluator') -> dict:
+    """The ``TubeMetric`` dict of a config's evaluator.
+
+    Args:
+        cfg (Config | dict): The config.
+        key (str): The evaluator entry. Defaults to ``'test_evaluator'``.
+
+    Returns:
+        dict: The evaluator dict (a single evaluator is returned whatever its type; from a list, the first
+        ``TubeMetric``); ``{}`` when there is none.
+    """
+    ev = cfg.get(key, None)
+    if isinstance(ev, (list, tuple)):
+        ev = next((e for e in ev if str(e.get('type', '')).split('.')[-1] == 'TubeMetric'), None)
+    return dict(ev) if ev else {}
