@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test clean-demo
+.PHONY: setup demo test check-kernels clean-demo
 
 setup:
 	@bash tools/setup_env.sh
@@ -18,6 +18,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# the model and learning tests under ATEN_CPU_CAPABILITY=default, avx2 and the machine's own kernels (CI runs it)
+check-kernels: setup
+	bash tools/check_cpu_kernels.sh 3
 
 clean-demo:
 	rm -rf data/synth work_dirs/synthetic_demo

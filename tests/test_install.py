@@ -48,14 +48,16 @@ def test_missing_drn_placeholder_gives_a_clear_error():
         DRN()
 
 
-def test_weights_only_load_workaround_round_trips_an_mmengine_checkpoint(tmp_path):
+def test_mmengine_loads_its_checkpoints_safely_after_import(tmp_path):
+    """``import cfad_mm`` keeps torch's weights_only default and makes mmengine's loader use the allow-list."""
     import cfad_mm  # noqa: F401
     import torch
     from mmengine.logging import HistoryBuffer
-    assert os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD') == '1'
+    from mmengine.runner.checkpoint import _load_checkpoint
+    assert 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD' not in os.environ
     path = tmp_path / 'ckpt.pth'
     torch.save({'message_hub': {'log_scalars': {'loss': HistoryBuffer([1.0, 2.0], [1, 1])}}}, path)
-    loaded = torch.load(path)
+    loaded = _load_checkpoint(str(path), map_location='cpu')
     assert loaded['message_hub']['log_scalars']['loss'].mean() == 1.5
 
 

@@ -53,7 +53,7 @@ from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
 from mmaction.registry import DATASETS
-from .annotation import AnnotationError, load_annotations
+from .annotation import DEFAULT_MAX_NFRAMES, DEFAULT_MAX_SIDE, AnnotationError, load_annotations
 from .media import check_frame_folder, probe_video
 
 SOURCES = ('video', 'frames')
@@ -184,6 +184,9 @@ class TubeDataset(BaseDataset):
             out, count them and report them; see the module docstring). Defaults to ``'error'``.
         box_tolerance (float): Tolerance of boxes outside the frame, see
             :func:`cfad_mm.datasets.annotation.validate_annotations`. Defaults to 0.05.
+        max_nframes (int): Largest ``nframes`` the annotation may give a video; larger values are refused as
+            corrupt (raise it for genuinely longer videos). Defaults to 1,000,000.
+        max_side (int): Largest height or width the annotation may give a video. Defaults to 16384.
         metainfo (dict, optional): ``dict(classes=...)``; the class names come from the annotation file when
             omitted. Defaults to None.
         **kwargs: Other arguments of :class:`mmengine.dataset.BaseDataset` (``indices``, ``serialize_data``,
@@ -216,6 +219,8 @@ class TubeDataset(BaseDataset):
                  check_files: bool = True,
                  on_bad_sample: str = 'error',
                  box_tolerance: float = 0.05,
+                 max_nframes: int = DEFAULT_MAX_NFRAMES,
+                 max_side: int = DEFAULT_MAX_SIDE,
                  metainfo: Optional[dict] = None,
                  **kwargs):
         name = type(self).__name__
@@ -263,6 +268,7 @@ class TubeDataset(BaseDataset):
         self._pending_bad: List[dict] = []  # skips not yet reported through a served sample
         self._probed: set = set()  # video files already probed by _check_media
         self.box_tolerance = box_tolerance
+        self.ann_limits = dict(max_nframes=int(max_nframes), max_side=int(max_side))
         self.videos: Dict[str, VideoTubes] = {}
         if data_prefix is None:
             data_prefix = dict(video='')
@@ -303,7 +309,7 @@ class TubeDataset(BaseDataset):
 
     def load_data_list(self) -> List[dict]:
         """Load the annotation file and build the clip list of the chosen split/subset."""
-        ann = load_annotations(self.ann_file, box_tolerance=self.box_tolerance)
+        ann = load_annotations(self.ann_file, box_tolerance=self.box_tolerance, **self.ann_limits)
         self._set_classes(ann['labels'])
         key = f'{self.subset}_videos'
         if self.split >= len(ann[key]):

@@ -183,13 +183,30 @@ def test_predict_untrained_is_well_formed(mode):
     assert float(pred.tubes[pred.tube_masks].max()) <= 2 * W + 1e-3
 
 
-def test_overfit_one_clip_recovers_gt_tube(model):
-    torch.manual_seed(0)
-    inputs, ds = moving_square_clip()
+#: Steps of the overfitting test, chosen by ``python tools/analysis/overfit_margins.py`` (seeds 0-4 under
+#: ATEN_CPU_CAPABILITY=default / avx2 / the machine's AVX-512, 1 and 2 threads). After 30 steps (the earlier
+#: setting) the tube IoU fell to 0.34 and the loss ratio rose to 0.57 in some of these runs, so the thresholds
+#: below failed on some machines; after 120 steps the 30 runs gave IoU 0.72-0.95, the right label every time and
+#: a loss ratio of at most 0.17.
+OVERFIT_STEPS = 120
+
+
+def overfit_one_clip(seed: int = 0, steps: int = OVERFIT_STEPS) -> dict:
+    """Train the tiny model on one clip for ``steps`` AdamW steps, then predict on it.
+
+    Returns:
+        dict: ``loss_ratio`` (last / first loss), ``label`` (of the best tube, -1 if none) and ``iou`` (its
+        spatio-temporal IoU with the GT tube, in original pixels).
+    """
+    torch.manual_seed(seed)
+    model = MODELS.build(tiny_model_cfg())
+    model.init_weights()
+    torch.manual_seed(seed)
+    inputs, ds = moving_square_clip(seed)
     optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     first = None
-    for it in range(30):
+    for _ in range(steps):
         data = model.data_preprocessor(dict(inputs=[inputs], data_samples=[copy.deepcopy(ds)]), True)
         losses = model(data['inputs'], data['data_samples'], mode='loss')
         total = sum(losses.values())
@@ -197,17 +214,26 @@ def test_overfit_one_clip_recovers_gt_tube(model):
         total.backward()
         optim.step()
         if first is None:
-            first = float(total)
-    assert float(total) < first / 3, (first, float(total))
+            first = float(total.detach())
     model.eval()
     data = model.data_preprocessor(dict(inputs=[inputs], data_samples=[copy.deepcopy(ds)]), False)
     with torch.no_grad():
         pred = model(data['inputs'], data['data_samples'], mode='predict')[0].pred_instances
-    assert len(pred) >= 1
-    assert int(pred.labels[0]) == 1
+    if len(pred) == 0:
+        return dict(loss_ratio=float(total.detach()) / first, label=-1, iou=0.0)
     gt = ds.gt_instances.tubes * 2  # original pixels
     iou = tube_st_iou(pred.tubes[:1], pred.tube_masks[:1], gt, ds.gt_instances.tube_masks)
-    assert float(iou) >= 0.5, float(iou)
+    return dict(loss_ratio=float(total.detach()) / first, label=int(pred.labels[0]), iou=float(iou))
+
+
+@pytest.mark.learning
+def test_overfit_one_clip_recovers_gt_tube():
+    """Margins measured under three kernel families and two thread counts (see ``OVERFIT_STEPS``): IoU >= 0.5
+    where the worst of 30 runs gave 0.72, loss ratio < 1/3 where the worst gave 0.17."""
+    result = overfit_one_clip(seed=0)
+    assert result['loss_ratio'] < 1 / 3, result
+    assert result['label'] == 1, result
+    assert result['iou'] >= 0.5, result
 
 
 def test_neck_maps_channels_for_every_head_and_is_trained():
