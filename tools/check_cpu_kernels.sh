@@ -16,7 +16,13 @@ PY="${PYTHON:-.venv/bin/python}"
 KERNELS=(${CFAD_KERNELS:-default avx2 native})
 declare -a SUMMARY
 failed=0
+# torch does not check that the CPU has the instructions of a forced capability: skip avx2 where it lacks them
+if [[ -r /proc/cpuinfo ]] && ! { grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; }; then
+    echo "[check_cpu_kernels] this CPU has no AVX2/FMA: skipping kernels=avx2"
+    KERNELS=("${KERNELS[@]/avx2/}")
+fi
 for kernel in "${KERNELS[@]}"; do
+    [[ -z "$kernel" ]] && continue
     for ((run = 1; run <= REPEATS; run++)); do
         if [[ "$kernel" == native ]]; then
             env_cmd=(env -u ATEN_CPU_CAPABILITY)

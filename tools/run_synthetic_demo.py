@@ -57,7 +57,7 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=0, help='dataset and training seed')
     p.add_argument('--retrain', action='store_true', help='train even if the final checkpoint exists')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                   help='config overrides passed to training and testing')
+                   help='config overrides passed to training, testing and the demo')
     args = p.parse_args(argv)
     t0 = time.time()
     python = sys.executable
@@ -110,7 +110,9 @@ def main(argv=None):
     video_path = osp.join(args.data_root, 'videos', video + '.mp4')
     demo_dir = osp.join(args.work_dir, 'demo')
     import demo as demo_tool
-    tubes = demo_tool.main([video_path, CONFIG, ckpt, '--out', demo_dir, '--gif'])
+    # the same model overrides as training and testing (the checkpoint must fit the model the demo builds)
+    tubes = demo_tool.main([video_path, CONFIG, ckpt, '--out', demo_dir, '--gif'] +
+                           (['--cfg-options'] + overrides if overrides else []))
 
     print('\n==== results (ACT protocol, synthetic test split)')
     for k, v in metrics.items():

@@ -72,8 +72,10 @@ def merge_args(cfg, args):
         else:
             cfg.test_evaluator = [cfg.test_evaluator, dump_metric]
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
-    # loaded by load_checkpoint_for_test (safe and strict), not by mmengine's non-strict load_from
+    # loaded by load_checkpoint_for_test (safe and strict), not by mmengine's non-strict load_from; no resume, so
+    # that Runner.test() does not load another checkpoint of the work dir over it
     cfg.load_from = None
+    cfg.resume = False
     return cfg
 
 
@@ -81,7 +83,8 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     if not os.path.isfile(args.checkpoint):
-        raise SystemExit(f'error: checkpoint not found: {args.checkpoint}')
+        raise SystemExit(f'error: checkpoint not found: {args.checkpoint} (a local file is needed: download a '
+                         'remote checkpoint first)')
     runner = build_runner(cfg, args.launcher)
     from cfad_mm.engine.checkpoint import CHECKPOINT_ERRORS
     try:

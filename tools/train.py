@@ -117,7 +117,11 @@ def main(argv=None):
     if args.unsafe_load:
         trust_config_checkpoints(cfg, args.resume)
     runner = build_runner(cfg, args.launcher)
-    runner.train()
+    from cfad_mm.engine.checkpoint import CheckpointMismatchError, UnsafeCheckpointError
+    try:
+        runner.train()
+    except (UnsafeCheckpointError, CheckpointMismatchError) as err:  # load_from / --resume refused: one line
+        raise SystemExit(f'error: {err}') from None
     shutdown_distributed()
 
 

@@ -149,6 +149,7 @@ def load_checkpoint_for_test(runner: Runner, checkpoint: str, strict: bool = Tru
     from cfad_mm.engine.checkpoint import load_model_checkpoint
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     ckpt = load_model_checkpoint(model, checkpoint, strict=strict, unsafe_load=unsafe_load, config=config)
+    runner.call_hook('after_load_checkpoint', checkpoint=ckpt)  # as Runner.load_checkpoint does
     runner.logger.info(f'Load checkpoint from {checkpoint} (strict={strict})')
     return ckpt
 

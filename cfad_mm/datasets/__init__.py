@@ -5,6 +5,7 @@ from .transforms import (PackTubeInputs, TubeFlip, TubeRandomCrop, TubeResize, b
                          boxes_to_original)
 from .media import MediaError, check_frame_folder, probe_video
 from .tube_dataset import TubeDataset
+from .importers import AnnotationImportError, export_ava_csv, export_cvat, export_mot, import_annotations  # noqa: F401,E501
 
 __all__ = [
     'AnnotationError', 'MediaError', 'probe_video', 'check_frame_folder', 'load_annotations',

@@ -33,19 +33,19 @@ import torch
 from mmengine.logging import print_log
 
 __all__ = [
-    'CHECKPOINT_ERRORS', 'SAFE_GLOBAL_NAMES', 'HISTORY_BUFFER_METHODS', 'history_buffer_getattr', 'UnsafeCheckpointError', 'CheckpointMismatchError', 'safe_globals', 'trust_checkpoint',
+    'CHECKPOINT_ERRORS', 'SAFE_GLOBAL_NAMES', 'HISTORY_BUFFER_METHODS', 'history_buffer_getattr',
+    'RestrictedHistoryBuffer', 'UnsafeCheckpointError', 'CheckpointMismatchError', 'safe_globals', 'trust_checkpoint',
     'load_checkpoint_file', 'load_from_local_safe', 'register_safe_local_loader', 'load_model_checkpoint',
     'model_state_dict'
 ]
 
 #: The globals (``module.name``) that a checkpoint may reference. Each is a data type or a function that only
-#: rebuilds data: mmengine's ``HistoryBuffer`` (the logged scalars in ``message_hub``) and numpy's array, scalar
-#: and dtype reconstruction (numpy values in ``meta`` and in the message hub). torch adds its own tensor
-#: rebuilding functions and ``collections.OrderedDict`` itself. ``builtins.getattr`` is NOT allowed as such: a
-#: pickled ``HistoryBuffer`` references its statistics methods as ``getattr(HistoryBuffer, 'mean')``, so the
-#: name ``builtins.getattr`` is bound to :func:`history_buffer_getattr`, which returns only those methods.
+#: rebuilds data: numpy's array, scalar and dtype reconstruction (numpy values in ``meta`` and in the message
+#: hub). torch adds its own tensor rebuilding functions and ``collections.OrderedDict`` itself. Two more names are
+#: bound to restricted stand-ins (see :func:`safe_globals`): mmengine's ``HistoryBuffer`` (the logged scalars in
+#: ``message_hub``) to :class:`RestrictedHistoryBuffer`, and ``builtins.getattr`` to
+#: :func:`history_buffer_getattr`.
 SAFE_GLOBAL_NAMES = (
-    'mmengine.logging.history_buffer.HistoryBuffer',
     'numpy.core.multiarray._reconstruct',
     'numpy.core.multiarray.scalar',
     'numpy.ndarray',
@@ -58,17 +58,57 @@ HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
 
 def history_buffer_getattr(obj, name: str):
     """``getattr`` restricted to ``HistoryBuffer.<min|max|current|mean>``, all that mmengine checkpoints use it
-    for (``HistoryBuffer.__getstate__`` saves its statistics methods).
+    for (``HistoryBuffer.__getstate__`` saves its statistics methods, which :class:`RestrictedHistoryBuffer`
+    then ignores).
 
     Raises:
         pickle.UnpicklingError: Any other object or attribute.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
-    if obj is HistoryBuffer and name in HISTORY_BUFFER_METHODS:
+    if obj in (HistoryBuffer, RestrictedHistoryBuffer) and name in HISTORY_BUFFER_METHODS:
         return getattr(HistoryBuffer, name)
-    raise pickle.UnpicklingError(f'Unsupported global: GLOBAL builtins.getattr is only allowed for '
-                                 f'HistoryBuffer.{"/".join(HISTORY_BUFFER_METHODS)}, not for '
-                                 f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r})')
+    raise pickle.UnpicklingError(f'refused getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}): '
+                                 'builtins.getattr is only allowed for HistoryBuffer.'
+                                 f'{"/".join(HISTORY_BUFFER_METHODS)}')
+
+
+def _history_buffer_class():
+    from mmengine.logging.history_buffer import HistoryBuffer
+    return HistoryBuffer
+
+
+class RestrictedHistoryBuffer(_history_buffer_class()):
+    """What a pickled mmengine ``HistoryBuffer`` is rebuilt as: a ``HistoryBuffer`` whose state can only be its
+    data.
+
+    mmengine's ``HistoryBuffer.__setstate__`` merges the pickled ``statistics_methods`` into a dict shared by
+    every buffer of the process and copies any other key into the instance ``__dict__``, so a checkpoint could
+    replace ``mean`` for the whole process or plant attributes. Here the state is checked and only
+    ``_log_history``, ``_count_history`` (numeric arrays of one length) and ``max_length`` (a positive int) are
+    kept; the statistics methods stay mmengine's. The buffer pickles back as a plain ``HistoryBuffer``.
+
+    Raises:
+        pickle.UnpicklingError: A state that is not a buffer's data.
+    """
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError(f'HistoryBuffer state must be a dict, got {type(state).__name__}')
+        import numpy as np
+        log, count, max_length = (state.get(k) for k in ('_log_history', '_count_history', 'max_length'))
+        ok = (isinstance(log, np.ndarray) and isinstance(count, np.ndarray) and log.ndim == 1
+              and count.shape == log.shape and log.dtype.kind in 'biuf' and count.dtype.kind in 'biuf'
+              and isinstance(max_length, int) and not isinstance(max_length, bool) and max_length > 0)
+        if not ok:
+            raise pickle.UnpicklingError('HistoryBuffer state must hold _log_history and _count_history (numeric '
+                                         '1-D arrays of one length) and a positive int max_length')
+        self._set_default_statistics()
+        self.max_length = max_length
+        self._log_history = log
+        self._count_history = count
+
+    def __reduce__(self):
+        return (_history_buffer_class(), (self._log_history.tolist(), self._count_history.tolist(), self.max_length))
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -109,7 +149,8 @@ def _resolve(name: str):
 
 
 def safe_globals() -> list:
-    """The objects of :data:`SAFE_GLOBAL_NAMES` (those importable here), numpy's concrete dtype classes and
+    """The objects of :data:`SAFE_GLOBAL_NAMES` (those importable here), numpy's concrete dtype classes,
+    :class:`RestrictedHistoryBuffer` under the name of mmengine's ``HistoryBuffer`` and
     :func:`history_buffer_getattr` under the name ``builtins.getattr``.
 
     Returns:
@@ -120,7 +161,17 @@ def safe_globals() -> list:
         obj = _resolve(name)
         if obj is not None and obj not in objs:
             objs.append(obj)
-    return objs + _numpy_dtype_classes() + [(history_buffer_getattr, 'builtins.getattr')]
+    return objs + _numpy_dtype_classes() + [
+        (RestrictedHistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
+        (history_buffer_getattr, 'builtins.getattr'),
+    ]
+
+
+def _not_yet_allowed(entries: list) -> list:
+    """The entries that torch's process-wide allow-list does not hold yet. ``torch.serialization.safe_globals``
+    removes on exit everything it added: passing only these keeps the user's own ``add_safe_globals``."""
+    present = torch.serialization.get_safe_globals()
+    return [e for e in entries if not any(e is p or (isinstance(e, tuple) and e == p) for p in present)]
 
 
 def trust_checkpoint(path: str) -> None:
@@ -183,21 +234,23 @@ def load_checkpoint_file(path: str, map_location='cpu', unsafe_load: bool = Fals
                   logger='current', level=30)
         return torch.load(path, map_location=map_location, weights_only=False)
     try:
-        with torch.serialization.safe_globals(safe_globals()):
+        # torch keeps this allow-list in one process-wide set: other threads see it during the call
+        with torch.serialization.safe_globals(_not_yet_allowed(safe_globals())):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        needed = _needed_global(err)
         reason = _unpickler_reason(err)
+        needed = None if 'refused getattr(' in reason or 'HistoryBuffer state' in reason else _needed_global(err)
         if needed is None and reason.startswith('Unsupported operand'):
             raise ValueError(f'{path}: cannot read this checkpoint: it is not a PyTorch checkpoint, or an old '
                              f'pickle format that weights_only loading does not read ({reason})') from err
-        what = f'the global {needed!r}' if needed else f'something ({reason})'
+        what = f'the global {needed!r}, which is not on the allow-list of safe globals' if needed else \
+            f'something the allow-list of safe globals refuses ({reason})'
         raise UnsafeCheckpointError(
-            f'{path}: refused to load: the checkpoint needs {what} that is not on the allow-list of safe '
-            'globals. Loading it would let its pickle run code. If you trust this file (you wrote it, '
-            'or it comes from a source you trust), load it with --unsafe-load (tools) or unsafe_load=True '
-            '(cfad_mm.apis.init_detector / load_checkpoint_file). See docs/security.md.') from err
-    except (RuntimeError, EOFError, OSError) as err:
+            f'{path}: refused to load: the checkpoint needs {what}. Loading it would let its pickle run code. '
+            'If you trust this file (you wrote it, or it comes from a source you trust), load it with '
+            '--unsafe-load (tools) or unsafe_load=True (cfad_mm.apis.init_detector / load_checkpoint_file). '
+            'See docs/security.md.') from err
+    except Exception as err:  # truncated zip, random bytes, a text file: all "not a checkpoint"
         raise ValueError(f'{path}: cannot read this checkpoint (empty, truncated or not a PyTorch checkpoint): '
                          f'{type(err).__name__}: {str(err).strip()[:300]}') from err
 

@@ -1,4 +1,4 @@
-"""Linking clip tubes into video tubes (DESIGN.md section 4).
+"""Linking clip tubes into video tubes.
 
 Untrimmed videos are covered by clips of ``T`` frames with stride ``S <= T``. The detector predicts tubes per
 clip; :func:`link_video_tubes` joins them into tubes on the whole video::

@@ -229,8 +229,13 @@ def overfit_one_clip(seed: int = 0, steps: int = OVERFIT_STEPS) -> dict:
 @pytest.mark.learning
 def test_overfit_one_clip_recovers_gt_tube():
     """Margins measured under three kernel families and two thread counts (see ``OVERFIT_STEPS``): IoU >= 0.5
-    where the worst of 30 runs gave 0.72, loss ratio < 1/3 where the worst gave 0.17."""
-    result = overfit_one_clip(seed=0)
+    where the worst of 30 runs gave 0.72 (0.72 also with 2 threads), loss ratio < 1/3 where the worst gave 0.17."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # as measured: the number of threads changes the order of float reductions
+    try:
+        result = overfit_one_clip(seed=0)
+    finally:
+        torch.set_num_threads(threads)
     assert result['loss_ratio'] < 1 / 3, result
     assert result['label'] == 1, result
     assert result['iou'] >= 0.5, result

@@ -100,9 +100,55 @@ def test_getattr_is_only_allowed_for_history_buffer_statistics(tmp_path):
         load_checkpoint_file(str(path))
     buf = HistoryBuffer()
     buf.update(2.0)
+    buf.update(6.0)
     torch.save({'message_hub': {'log_scalars': {'loss': buf}}}, tmp_path / 'ok.pth')
     loaded = load_checkpoint_file(str(tmp_path / 'ok.pth'))['message_hub']['log_scalars']['loss']
-    assert loaded.mean() == 2.0 and loaded._statistics_methods['mean'] is HistoryBuffer.mean
+    assert loaded.mean() == 4.0 and loaded.statistics('max') == 6.0
+    # a loaded buffer pickles back as a plain HistoryBuffer (no getattr needed any more)
+    torch.save({'loss': loaded}, tmp_path / 'again.pth')
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(str(tmp_path / 'again.pth')) == [
+        'mmengine.logging.history_buffer.HistoryBuffer']
+    assert load_checkpoint_file(str(tmp_path / 'again.pth'))['loss'].mean() == 4.0
+
+
+def test_a_history_buffer_state_cannot_change_the_process(tmp_path, monkeypatch):
+    """mmengine's HistoryBuffer.__setstate__ would merge the pickled statistics methods into a dict shared by
+    every buffer (here: 'mean' replaced by 'max') and copy other keys into the instance."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    evil_state = dict(HistoryBuffer([1.0, 5.0], [1, 1]).__dict__, statistics_methods={'mean': HistoryBuffer.max},
+                      __deepcopy__=HistoryBuffer.max)
+    monkeypatch.setattr(HistoryBuffer, '__getstate__', lambda self: evil_state)
+    torch.save({'h': HistoryBuffer()}, tmp_path / 'planted.pth')
+    monkeypatch.undo()
+    loaded = load_checkpoint_file(str(tmp_path / 'planted.pth'))['h']
+    assert HistoryBuffer([1.0, 5.0], [1, 1]).statistics('mean') == 3.0  # not 5.0
+    assert loaded.statistics('mean') == 3.0 and '__deepcopy__' not in vars(loaded)
+    bad_state = dict(HistoryBuffer([1.0], [1]).__dict__, _log_history='not an array')
+    monkeypatch.setattr(HistoryBuffer, '__getstate__', lambda self: bad_state)
+    torch.save({'h': HistoryBuffer()}, tmp_path / 'bad.pth')
+    monkeypatch.undo()
+    with pytest.raises(UnsafeCheckpointError, match='HistoryBuffer state must hold'):
+        load_checkpoint_file(str(tmp_path / 'bad.pth'))
+
+
+def test_the_users_own_safe_globals_survive_a_load(tmp_path):
+    import collections
+    torch.serialization.add_safe_globals([collections.Counter])
+    try:
+        torch.save({'x': 1}, tmp_path / 'x.pth')
+        load_checkpoint_file(str(tmp_path / 'x.pth'))
+        assert collections.Counter in torch.serialization.get_safe_globals()
+    finally:
+        torch.serialization.clear_safe_globals()
+
+
+def test_text_and_random_bytes_are_unreadable_checkpoints_not_crashes(tmp_path):
+    import numpy as np
+    (tmp_path / 'text.pth').write_text('hello world')
+    (tmp_path / 'noise.pth').write_bytes(np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes())
+    for name in ('text.pth', 'noise.pth'):
+        with pytest.raises(ValueError, match='cannot read this checkpoint'):
+            load_checkpoint_file(str(tmp_path / name))
 
 
 def test_every_entry_point_refuses_the_payload(evil, tiny_synth, tmp_path, capsys):
@@ -125,10 +171,10 @@ def test_every_entry_point_refuses_the_payload(evil, tiny_synth, tmp_path, capsy
             tool_main(argv)
         assert str(info.value).startswith('error: ') and 'refused to load' in str(info.value), info.value
     train_opts = SMALL_CLI + data_options(root, ann) + ['train_cfg.max_epochs=1']
-    with pytest.raises(UnsafeCheckpointError):  # load_from (fine-tuning)
+    with pytest.raises(SystemExit, match='^error: .*refused to load'):  # load_from (fine-tuning)
         train_tool.main([CONFIG, '--work-dir', str(tmp_path / 'ft'), '--cfg-options', f'load_from={path}'] +
                         train_opts)
-    with pytest.raises(UnsafeCheckpointError):  # --resume PATH
+    with pytest.raises(SystemExit, match='^error: .*refused to load'):  # --resume PATH
         train_tool.main([CONFIG, '--work-dir', str(tmp_path / 'rs'), '--resume', path, '--cfg-options'] + train_opts)
     from cfad_mm.models.utils import load_pretrained_backbone
     model = init_detector(CONFIG, cfg_options=dict(SMALL))
@@ -196,6 +242,15 @@ def test_checkpoint_of_another_model_is_refused_by_default(tmp_path, tiny_synth,
         demo.main([video, CONFIG, path, '--out', str(tmp_path / 'demo'), '--cfg-options'] + SMALL_CLI)
     with pytest.raises(SystemExit, match='does not fit'):
         test_tool.main([CONFIG, path, '--work-dir', str(tmp_path / 'test'), '--cfg-options'] + SMALL_CLI +
+                       data_options(root, ann))
+    # resume=True in the config must not make Runner.test() load the work dir's newest checkpoint over it
+    work = tmp_path / 'resume_work'
+    work.mkdir()
+    good = str(work / 'epoch_1.pth')
+    torch.save({'state_dict': small_state, 'meta': {}}, good)
+    (work / 'last_checkpoint').write_text(good)
+    with pytest.raises(SystemExit, match='does not fit'):
+        test_tool.main([CONFIG, path, '--work-dir', str(work), '--cfg-options', 'resume=True'] + SMALL_CLI +
                        data_options(root, ann))
 
 

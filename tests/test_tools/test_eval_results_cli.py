@@ -40,3 +40,65 @@ def test_offline_evaluation_of_a_real_dump_equals_tools_test(tiny_synth, tmp_pat
     assert report['settings']['link_iou'] == 0.3  # the tiny config's test_evaluator, not TubeMetric's 0.5
     for key, value in report['metrics'].items():
         assert online[f'tube/{key}'] == pytest.approx(value, abs=1e-12), key
+
+
+def test_offline_equals_online_on_predictions_that_score(tiny_synth, tmp_path):
+    """The same check with predictions that find the actors (noisy GT tubes, a NaN tube added), so that the
+    linking settings and the non-finite handling change the numbers: offline (eval_results --config) and
+    online (TubeMetric with the config's test_evaluator) agree, and both are far from 0."""
+    import eval_results
+    import numpy as np
+    from mmengine.config import Config
+
+    from cfad_mm.datasets.annotation import load_annotations
+    from cfad_mm.evaluation import TubeMetric
+    root, ann_file = tiny_synth
+    ann = load_annotations(ann_file)
+    rng = np.random.default_rng(0)
+    samples = []
+    for video in ann['test_videos'][0]:
+        n = ann['nframes'][video]
+        for start in range(0, max(1, n - 8), 8):  # 16-frame clips every 8 frames
+            frame_inds = np.arange(start + 1, start + 17)
+            valid = frame_inds <= n
+            tubes, masks, labels = [], [], []
+            for label, per_label in ann['gttubes'][video].items():
+                for tube in per_label:
+                    dense = np.zeros((16, 4), np.float32)
+                    mask = np.zeros(16, bool)
+                    for row in tube:
+                        t = int(row[0]) - 1 - start
+                        if 0 <= t < 16:
+                            dense[t] = row[1:] + rng.normal(0, 1.5, 4)
+                            mask[t] = True
+                    if mask.any():
+                        tubes.append(dense)
+                        masks.append(mask)
+                        labels.append(label)
+            if not tubes:
+                continue
+            scores = rng.uniform(0.5, 1.0, len(tubes)).astype(np.float32)
+            if not samples:  # one numerically broken tube: left out online and offline alike
+                tubes.append(np.full((16, 4), np.nan, np.float32))
+                masks.append(np.ones(16, bool))
+                labels.append(labels[0])
+                scores = np.append(scores, np.float32(0.9))
+            samples.append(dict(video_id=video, frame_inds=frame_inds, frame_valid=valid,
+                                pred_instances=dict(tubes=torch.from_numpy(np.stack(tubes)),
+                                                    tube_masks=torch.from_numpy(np.stack(masks)),
+                                                    scores=torch.from_numpy(scores),
+                                                    labels=torch.tensor(labels))))
+    dump = str(tmp_path / 'noisy_gt.pkl')
+    with open(dump, 'wb') as f:
+        pickle.dump(samples, f)
+    settings = dict(Config.fromfile(CONFIG).test_evaluator)
+    settings.pop('type')
+    settings['ann_file'] = ann_file
+    metric = TubeMetric(**settings)
+    metric.process({}, samples)
+    online = metric.compute_metrics(metric.results)
+    report = eval_results.main([dump, ann_file, '--config', CONFIG])
+    assert report['num_nonfinite_tubes'] == 1
+    assert report['metrics']['frame_mAP@0.5'] > 0.5 and report['metrics']['video_mAP@0.5'] > 0.5, report['metrics']
+    for key, value in report['metrics'].items():
+        assert online[key] == pytest.approx(value, abs=1e-12), key

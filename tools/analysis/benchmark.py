@@ -44,6 +44,8 @@ def parse_args(argv=None):
                                 epilog=__doc__[__doc__.index('Modes:'):__doc__.index('Example:')])
     p.add_argument('config', help='config file')
     p.add_argument('--checkpoint', default=None, help='checkpoint (default: random initialisation)')
+    p.add_argument('--unsafe-load', action='store_true',
+                   help='load the checkpoint with full pickle semantics: ONLY for a file you trust')
     p.add_argument('--clip-len', type=int, default=None, help='frames per clip (default: the config\'s)')
     p.add_argument('--shape', type=int, nargs=2, default=None, metavar=('H', 'W'),
                    help='frame size (default: the test resize short side and 4/3 of it)')
@@ -129,7 +131,12 @@ def main(argv=None):
     sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'deployment'))
     from export_onnx import default_input_shape
     torch.manual_seed(0)
-    model = init_detector(args.config, args.checkpoint, args.device, args.cfg_options)
+    from cfad_mm.engine.checkpoint import CHECKPOINT_ERRORS
+    try:
+        model = init_detector(args.config, args.checkpoint, args.device, args.cfg_options,
+                              unsafe_load=args.unsafe_load)
+    except CHECKPOINT_ERRORS as err:
+        raise SystemExit(f'error: {err}') from None
     _, c, t, h, w = default_input_shape(model.cfg)
     t = args.clip_len or t
     h, w = args.shape or (h, w)
