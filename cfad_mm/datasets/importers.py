@@ -33,8 +33,9 @@ Formats and frame-number conventions (the ACT dict numbers frames from 1):
   half up; ``fps`` from the video read with decord, or given), coordinates are multiplied by the frame width /
   height. Each ``(video, person_id, action_id)`` is one tube (several actions of one person make several
   tubes); consecutive keyframes more than ``max_gap_seconds`` apart (default 1.5 s) split it. Labels: the
-  label map (AVA ``item { name: "..." id: N }`` pbtxt or ``id,name`` CSV), in ascending id order, or the action
-  ids as names (sorted numerically). A first row whose first column is ``video_id`` / ``video`` is a header.
+  label map (AVA ``item { name: "..." id: N }`` pbtxt or ``id,name`` CSV), in ascending id order, or the
+  action ids as names (sorted numerically). A first row whose first column is ``video_id`` / ``video`` is a
+  header.
 
 Media: ``nframes`` and ``resolution`` are read from the media under ``videos_dir``, never from the annotation
 file: a frame folder ``videos_dir/<video>/`` holding images (or an ``img1/`` sub-folder of images, the MOT
@@ -76,9 +77,9 @@ from .annotation import validate_annotations
 from .media import MediaError, probe_video
 
 __all__ = [
-    'AnnotationImportError', 'ImportResult', 'import_annotations', 'import_cvat', 'import_mot', 'import_ava_csv',
-    'read_media_info', 'split_videos', 'parse_class_map', 'parse_track_labels', 'parse_label_map',
-    'write_annotation_pickle', 'export_cvat', 'export_mot', 'export_ava_csv', 'FORMATS'
+    'AnnotationImportError', 'ImportResult', 'import_annotations', 'import_cvat', 'import_mot',
+    'import_ava_csv', 'read_media_info', 'split_videos', 'parse_class_map', 'parse_track_labels',
+    'parse_label_map', 'write_annotation_pickle', 'export_cvat', 'export_mot', 'export_ava_csv', 'FORMATS'
 ]
 
 FORMATS = ('cvat', 'mot', 'ava-csv')
@@ -87,8 +88,8 @@ IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
 _SOURCE_EXTS = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv', '.flv', '.3gp')
 
 ImportResult = namedtuple('ImportResult', ['annotations', 'summary'])
-ImportResult.__doc__ = """The validated annotation dict and a summary dict (``format``, ``inputs``, ``videos``,
-``tubes``, ``tubes_per_label``, ``train``, ``test``, ``skipped`` (messages), ``notes``)."""
+ImportResult.__doc__ = """The validated annotation dict and a summary dict (``format``, ``inputs``,
+``videos``, ``tubes``, ``tubes_per_label``, ``train``, ``test``, ``skipped`` (messages), ``notes``)."""
 
 
 class AnnotationImportError(ValueError):
@@ -100,7 +101,7 @@ def _fail(msg: str):
 
 
 class _Track:
-    """Visible boxes of one track: rows ``(frame 1-based, x1, y1, x2, y2, ref)`` where ``ref`` names the line."""
+    """Visible boxes of one track: rows ``(frame 1-based, x1, y1, x2, y2, ref)``; ``ref`` names the line."""
 
     __slots__ = ('video', 'label', 'where', 'rows')
 
@@ -140,16 +141,21 @@ def read_media_info(videos_dir: str, video: str, ext: Optional[str] = None, need
                 first = osp.join(folder, names[0])
                 img = cv2.imread(first, cv2.IMREAD_UNCHANGED)
                 if img is None:
-                    _fail(f'{first}: cannot read this image (first frame of the frame folder of video {video!r})')
-                return dict(path=folder, kind='frames', nframes=len(names),
-                            resolution=(int(img.shape[0]), int(img.shape[1])), fps=None)
+                    _fail(f'{first}: cannot read this image (first frame of the frame folder of video '
+                          f'{video!r})')
+                return dict(
+                    path=folder,
+                    kind='frames',
+                    nframes=len(names),
+                    resolution=(int(img.shape[0]), int(img.shape[1])),
+                    fps=None)
     exts = [ext] if ext else list(VIDEO_EXTS)
     candidates = [base + e for e in exts]
     path = next((p for p in candidates if osp.isfile(p)), None)
     if path is None:
         tried = ', '.join(candidates + [base + '/ (frame folder with images)'])
-        _fail(f'no media for video {video!r} under {videos_dir}: none of {tried} exists; nframes and resolution '
-              'are read from the media (--videos DIR, --ext)')
+        _fail(f'no media for video {video!r} under {videos_dir}: none of {tried} exists; nframes and '
+              'resolution are read from the media (--videos DIR, --ext)')
     try:
         nframes, resolution = probe_video(path)
         fps = None
@@ -221,8 +227,9 @@ def split_videos(videos: Sequence[str],
     if test_ratio is None or not 0 < test_ratio < 1:
         _fail(f'test ratio must be in (0, 1), got {test_ratio}')
     if len(videos) < 2:
-        _fail(f'a train / test split needs at least 2 videos, got {len(videos)} ({videos}): a video cannot be '
-              'both a train and a test video; import more videos')
+        _fail(
+            f'a train / test split needs at least 2 videos, got {len(videos)} ({videos}): a video cannot be '
+            'both a train and a test video; import more videos')
     order = list(videos)
     random.Random(seed).shuffle(order)
     n_test = min(max(int(round(test_ratio * len(order))), 1), len(order) - 1)
@@ -248,7 +255,8 @@ def _int_key(key, where: str, what: str) -> int:
 
 
 def parse_class_map(spec) -> 'OrderedDict[int, Optional[str]]':
-    """``{MOT class: label or None}`` from a dict, a JSON file (``{"1": "walk", "2": null}``) or ``"1:walk,2:run"``.
+    """``{MOT class: label or None}`` from a dict, a JSON file (``{"1": "walk", "2": null}``) or a string
+    ``"1:walk,2:run"``.
 
     A class mapped to ``None`` (JSON ``null``, or ``"3:"`` inline) is skipped (its rows are counted).
     """
@@ -282,7 +290,7 @@ def parse_class_map(spec) -> 'OrderedDict[int, Optional[str]]':
 
 
 def parse_track_labels(spec) -> dict:
-    """``{track id: label}`` or ``{video: {track id: label}}`` from a dict or a JSON file (None skips a track)."""
+    """``{track id: label}`` or ``{video: {track id: label}}`` from a dict or a JSON file (None: skip it)."""
     where = 'track labels'
     data = spec
     if not isinstance(spec, dict):
@@ -306,7 +314,8 @@ def parse_track_labels(spec) -> dict:
 
 
 def parse_label_map(path: str) -> 'OrderedDict[int, str]':
-    """``{action id: name}`` (ascending ids) from an AVA ``item { name: "..." id: N }`` pbtxt or an ``id,name`` CSV."""
+    """``{action id: name}`` (ascending ids) from an AVA pbtxt (``item { name: "..." id: N }``) or an
+    ``id,name`` CSV."""
     lines = _read_lines(path, 'label map')
     text = '\n'.join(lines)
     out = {}
@@ -366,15 +375,18 @@ def _check_and_split(track: _Track, media: dict, tol: tuple, max_step: float, ti
     box_tol, box_tol_px = tol
     tol_x, tol_y = max(box_tol_px, box_tol * width), max(box_tol_px, box_tol * height)
     for frame, x1, y1, x2, y2, ref in rows:
-        if not 1 <= frame <= nframes:
-            _fail(f'{track.where}, {ref}: frame {frame} is beyond the video {track.video!r} (frames 1..{nframes} '
-                  f'in {media["path"]})')
+        if frame < 1:
+            _fail(f'{track.where}, {ref}: frame {frame} is before the first frame of the video (frame 1)')
+        if frame > nframes:
+            _fail(f'{track.where}, {ref}: frame {frame} is beyond the video {track.video!r} (frames '
+                  f'1..{nframes} in {media["path"]})')
         if not (x2 > x1 and y2 > y1):
             _fail(f'{track.where}, {ref}: empty box (x2 <= x1 or y2 <= y1): ({x1:g}, {y1:g}, {x2:g}, {y2:g})')
         if (x1 < -tol_x or y1 < -tol_y or x2 > width + tol_x or y2 > height + tol_y or x1 >= width
                 or y1 >= height or x2 <= 0 or y2 <= 0):
-            _fail(f'{track.where}, {ref}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies outside the {width}x{height} '
-                  f'(WxH) frame of video {track.video!r} beyond the tolerance ({tol_x:.1f}, {tol_y:.1f}) px')
+            _fail(f'{track.where}, {ref}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies outside the '
+                  f'{width}x{height} (WxH) frame of video {track.video!r} beyond the tolerance ({tol_x:.1f}, '
+                  f'{tol_y:.1f}) px of validate_annotations')
     keys = [times[i] for i in order] if times is not None else [r[0] for r in rows]
     tubes, start = [], 0
     for i in range(1, len(rows) + 1):
@@ -384,9 +396,18 @@ def _check_and_split(track: _Track, media: dict, tol: tuple, max_step: float, ti
     return tubes
 
 
-def _assemble(fmt: str, inputs: List[str], tracks: List[_Track], videos: List[str], labels: List[str],
-              media: Dict[str, dict], split: dict, tol: tuple, max_step: float, skipped: List[str],
-              notes: List[str], times: Optional[dict] = None) -> ImportResult:
+def _assemble(fmt: str,
+              inputs: List[str],
+              tracks: List[_Track],
+              videos: List[str],
+              labels: List[str],
+              media: Dict[str, dict],
+              split: dict,
+              tol: tuple,
+              max_step: float,
+              skipped: List[str],
+              notes: List[str],
+              times: Optional[dict] = None) -> ImportResult:
     index = {name: i for i, name in enumerate(labels)}
     gttubes = {v: {} for v in videos}
     for track in tracks:
@@ -397,23 +418,35 @@ def _assemble(fmt: str, inputs: List[str], tracks: List[_Track], videos: List[st
     raw = dict(
         labels=list(labels),
         gttubes=gttubes,
-        nframes={v: media[v]['nframes'] for v in videos},
-        resolution={v: tuple(media[v]['resolution']) for v in videos},
+        nframes={v: media[v]['nframes']
+                 for v in videos},
+        resolution={v: tuple(media[v]['resolution'])
+                    for v in videos},
         train_videos=train,
         test_videos=test)
-    ann = validate_annotations(raw, ann_file=f'imported from {", ".join(inputs)}', box_tolerance=tol[0],
-                               box_tolerance_px=tol[1])
+    ann = validate_annotations(
+        raw, ann_file=f'imported from {", ".join(inputs)}', box_tolerance=tol[0], box_tolerance_px=tol[1])
     per_label = OrderedDict((name, 0) for name in labels)
     for per in ann['gttubes'].values():
         for label, tubes in per.items():
             per_label[labels[label]] += len(tubes)
-    summary = dict(format=fmt, inputs=list(inputs), videos=len(videos), tubes=sum(per_label.values()),
-                   tubes_per_label=per_label, train=len(train[0]), test=len(test[0]), skipped=skipped,
-                   notes=notes)
+    summary = dict(
+        format=fmt,
+        inputs=list(inputs),
+        videos=len(videos),
+        tubes=sum(per_label.values()),
+        tubes_per_label=per_label,
+        train=len(train[0]),
+        test=len(test[0]),
+        skipped=skipped,
+        notes=notes)
     return ImportResult(ann, summary)
 
 
-def _media_of(videos: List[str], videos_dir: str, ext: Optional[str], need_fps: bool = False) -> Dict[str, dict]:
+def _media_of(videos: List[str],
+              videos_dir: str,
+              ext: Optional[str],
+              need_fps: bool = False) -> Dict[str, dict]:
     if not osp.isdir(videos_dir):
         _fail(f'media folder not found: {videos_dir} (--videos DIR)')
     return {v: read_media_info(videos_dir, v, ext, need_fps) for v in videos}
@@ -475,7 +508,8 @@ def _xml_files(input_path: str, what: str, pattern: str = '.xml') -> List[str]:
 def _cvat_video_name(path: str, meta, video_name: Optional[str]) -> str:
     if video_name:
         return video_name
-    source = (meta.findtext('source') or meta.findtext('task/source') or '').strip() if meta is not None else ''
+    source = (meta.findtext('source') or meta.findtext('task/source')
+              or '').strip() if meta is not None else ''
     if source:
         stem, ext = osp.splitext(source)
         return stem if ext.lower() in _SOURCE_EXTS else source
@@ -529,10 +563,11 @@ def import_cvat(input_path: str,
             start = (task.findtext('start_frame') or '0').strip() or '0'
             step = re.search(r'step\s*=\s*([0-9]+)', task.findtext('frame_filter') or '')
             if start != '0' or (step and int(step.group(1)) != 1):
-                _fail(f'{path}: the task starts at frame {start} or uses a frame step '
-                      f'({(task.findtext("frame_filter") or "").strip() or "none"}) (<start_frame>, '
-                      '<frame_filter>): CVAT frame numbers would not be frame numbers of the video; only tasks '
-                      'made of the whole video, frame by frame, are supported')
+                ffilter = (task.findtext('frame_filter') or '').strip()
+                _fail(
+                    f'{path}: the task starts at frame {start} (<start_frame>) or has the frame filter '
+                    f'{ffilter!r} (<frame_filter>): its frame numbers are not those of the video; only tasks '
+                    'made of the whole video, frame by frame, are supported')
             size = task.find('original_size')
             if size is not None:
                 sizes[path] = (_number(size.findtext('height'), f'{path}, <original_size>', 'height', True),
@@ -557,7 +592,8 @@ def import_cvat(input_path: str,
             boxes = track_el.findall('box')
             if not boxes:
                 if len(track_el):
-                    skipped.append(f'{where}: track of <{track_el[0].tag}> shapes skipped (only <box> is imported)')
+                    skipped.append(
+                        f'{where}: track of <{track_el[0].tag}> shapes skipped (only <box> is imported)')
                     continue
                 _fail(f'{where} (label {label!r}): empty track: no <box>')
             track = _Track(video, label, f'{path}, track {tid} (label {label!r})')
@@ -592,8 +628,8 @@ def import_cvat(input_path: str,
     if not labels:
         _fail(f'{input_path}: no label declared in <meta><labels>')
     return _assemble('cvat', files, tracks, list(videos), labels, media,
-                     _split_options(test_ratio, seed, test_list, train_list), (box_tolerance, box_tolerance_px),
-                     math.inf if keep_gaps else 1, skipped, notes)
+                     _split_options(test_ratio, seed, test_list, train_list),
+                     (box_tolerance, box_tolerance_px), math.inf if keep_gaps else 1, skipped, notes)
 
 
 def _other_elements(root) -> 'OrderedDict[str, int]':
@@ -728,8 +764,9 @@ def import_mot(input_path: str,
             if name is not None and name not in labels:
                 labels.append(name)
     elif tmap is not None:
-        names = tmap['all'].values() if 'all' in tmap else [n for m in tmap['per_video'].values()
-                                                             for n in m.values()]
+        names = tmap['all'].values() if 'all' in tmap else [
+            n for m in tmap['per_video'].values() for n in m.values()
+        ]
         labels = sorted({n for n in names if n is not None})
     else:
         labels = sorted(used, key=int)
@@ -738,8 +775,8 @@ def import_mot(input_path: str,
     videos = [v for v, _ in entries]
     media = _media_of(videos, videos_dir, ext)
     return _assemble('mot', [p for _, p in entries], tracks, videos, labels, media,
-                     _split_options(test_ratio, seed, test_list, train_list), (box_tolerance, box_tolerance_px),
-                     math.inf if keep_gaps else 1, skipped, notes)
+                     _split_options(test_ratio, seed, test_list, train_list),
+                     (box_tolerance, box_tolerance_px), math.inf if keep_gaps else 1, skipped, notes)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -787,7 +824,8 @@ def import_ava_csv(input_path: str,
             continue
         where = f'{input_path}, line {lineno}'
         if len(row) != 8:
-            _fail(f'{where}: malformed row: expected 8 comma-separated values (video_id, timestamp, x1, y1, x2, '
+            _fail(f'{where}: malformed row: expected 8 comma-separated values (video_id, timestamp, x1, y1, '
+                  f'x2, '
                   f'y2, action_id, person_id), got {len(row)}')
         row = [c.strip() for c in row]
         if not records and row[0].lower() in ('video_id', 'video', 'video_name'):
@@ -819,8 +857,9 @@ def import_ava_csv(input_path: str,
         rate = fps if fps is not None else media[video]['fps']
         h, w = media[video]['resolution']
         label = lmap[action] if lmap is not None else str(action)
-        track = _Track(video, label, f'{input_path}, video {video!r}, person {person}, action {action} '
-                       f'(label {label!r})')
+        track = _Track(
+            video, label, f'{input_path}, video {video!r}, person {person}, action {action} '
+            f'(label {label!r})')
         stamps = []
         for t, x1, y1, x2, y2, lineno in rows:
             frame = int(math.floor((t - time_offset) * rate + 0.5)) + 1
@@ -833,9 +872,16 @@ def import_ava_csv(input_path: str,
         track.rows = [track.rows[i] for i in order]
         tracks.append(track)
     notes = [f'fps: {fps:g} (given)' if fps is not None else 'fps: read from each video']
-    return _assemble('ava-csv', [input_path], tracks, videos, labels, media,
-                     _split_options(test_ratio, seed, test_list, train_list), (box_tolerance, box_tolerance_px),
-                     max_gap_seconds, [], notes, times=times)
+    return _assemble(
+        'ava-csv', [input_path],
+        tracks,
+        videos,
+        labels,
+        media,
+        _split_options(test_ratio, seed, test_list, train_list), (box_tolerance, box_tolerance_px),
+        max_gap_seconds, [],
+        notes,
+        times=times)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -889,7 +935,8 @@ def export_cvat(ann: dict, out: str) -> List[str]:
 
     Args:
         ann (dict): An annotation dict (layout of :mod:`cfad_mm.datasets.annotation`).
-        out (str): A ``.xml`` file (one video only) or a folder (one ``<video>.xml`` a video, ``/`` -> ``__``).
+        out (str): A ``.xml`` file (one video only) or a folder (one ``<video>.xml`` a video, ``/`` written
+            ``__``).
 
     A tube becomes a track; a gap in a tube and the frame after its end (inside the video) get an
     ``outside="1"`` box, as CVAT writes them. Returns the written paths.
@@ -905,22 +952,29 @@ def export_cvat(ann: dict, out: str) -> List[str]:
     for video in videos:
         height, width = ann['resolution'][video]
         nframes = int(ann['nframes'][video])
-        parts = ['<?xml version="1.0" encoding="utf-8"?>', '<annotations>', '  <version>1.1</version>',
-                 '  <meta>', '    <task>', f'      <name>{escape(video)}</name>', f'      <size>{nframes}</size>',
-                 '      <mode>interpolation</mode>', '      <start_frame>0</start_frame>',
-                 f'      <stop_frame>{nframes - 1}</stop_frame>', '      <frame_filter></frame_filter>',
-                 '      <labels>']
+        parts = [
+            '<?xml version="1.0" encoding="utf-8"?>', '<annotations>', '  <version>1.1</version>', '  <meta>',
+            '    <task>', f'      <name>{escape(video)}</name>', f'      <size>{nframes}</size>',
+            '      <mode>interpolation</mode>', '      <start_frame>0</start_frame>',
+            f'      <stop_frame>{nframes - 1}</stop_frame>', '      <frame_filter></frame_filter>',
+            '      <labels>'
+        ]
         for name in ann['labels']:
-            parts += ['        <label>', f'          <name>{escape(name)}</name>', '          <type>rectangle</type>',
-                      '          <attributes></attributes>', '        </label>']
-        parts += ['      </labels>', '      <original_size>', f'        <width>{int(width)}</width>',
-                  f'        <height>{int(height)}</height>', '      </original_size>', '    </task>',
-                  f'    <source>{escape(video)}</source>', '  </meta>']
+            parts += [
+                '        <label>', f'          <name>{escape(name)}</name>',
+                '          <type>rectangle</type>', '          <attributes></attributes>', '        </label>'
+            ]
+        parts += [
+            '      </labels>', '      <original_size>', f'        <width>{int(width)}</width>',
+            f'        <height>{int(height)}</height>', '      </original_size>', '    </task>',
+            f'    <source>{escape(video)}</source>', '  </meta>'
+        ]
 
         def box(frame0, row, outside):
-            return (f'    <box frame="{frame0}" outside="{outside}" occluded="0" keyframe="1" '
-                    f'xtl="{row[1]:.2f}" ytl="{row[2]:.2f}" xbr="{row[3]:.2f}" ybr="{row[4]:.2f}" z_order="0">'
-                    '</box>')
+            return (
+                f'    <box frame="{frame0}" outside="{outside}" occluded="0" keyframe="1" '
+                f'xtl="{row[1]:.2f}" ytl="{row[2]:.2f}" xbr="{row[3]:.2f}" ybr="{row[4]:.2f}" z_order="0">'
+                '</box>')
 
         for tid, (label, rows) in enumerate(_tubes_of(ann, video)):
             parts.append(f'  <track id="{tid}" label={quoteattr(ann["labels"][label])} source="manual">')
@@ -928,7 +982,8 @@ def export_cvat(ann: dict, out: str) -> List[str]:
                 frame = int(round(row[0]))
                 parts.append(box(frame - 1, row, 0))
                 following = int(round(rows[i + 1][0])) if i + 1 < len(rows) else None
-                if (following is None and frame < nframes) or (following is not None and following > frame + 1):
+                if (following is None and frame < nframes) or (following is not None
+                                                               and following > frame + 1):
                     parts.append(box(frame, row, 1))  # CVAT frame `frame` is the 1-based frame frame + 1
             parts.append('  </track>')
         parts.append('</annotations>')
@@ -960,7 +1015,9 @@ def export_mot(ann: dict, out_dir: str) -> str:
     return class_map
 
 
-def export_ava_csv(ann: dict, out_csv: str, fps: Union[float, Dict[str, float]],
+def export_ava_csv(ann: dict,
+                   out_csv: str,
+                   fps: Union[float, Dict[str, float]],
                    label_map_file: Optional[str] = None) -> None:
     """Write an AVA-style CSV: one row per box, timestamp ``(frame - 1) / fps``, coordinates normalised.
 
@@ -977,8 +1034,8 @@ def export_ava_csv(ann: dict, out_csv: str, fps: Union[float, Dict[str, float]],
         height, width = ann['resolution'][video]
         for person, (label, tube) in enumerate(_tubes_of(ann, video), 1):
             for f, x1, y1, x2, y2 in tube:
-                rows.append((video, (f - 1) / rate, x1 / width, y1 / height, x2 / width, y2 / height, label + 1,
-                             person))
+                rows.append((video, (f - 1) / rate, x1 / width, y1 / height, x2 / width, y2 / height,
+                             label + 1, person))
     rows.sort(key=lambda r: (r[0], r[1], r[7]))
     os.makedirs(osp.dirname(osp.abspath(out_csv)), exist_ok=True)
     with open(out_csv, 'w', encoding='utf-8', newline='') as f:

@@ -1,4 +1,4 @@
-# CFAD, the paper's setting on UCF101-24 (split 1, untrimmed): I3D-style inflated ResNet-50 on 16-frame clips, 8 epochs.
+# CFAD, our I3D-style setting on UCF101-24 (split 1, untrimmed): I3D-style inflated ResNet-50 on 16-frame clips, 8 epochs.
 # Written for 8 GPUs x 8 clips (the `8xb8` of the name); with another total batch size enable
 # `auto_scale_lr` (`--auto-scale-lr` of tools/train.py) so the learning rate follows it.
 # The backbone needs Kinetics-400 pretrained weights from a LOCAL file (no model hub is contacted):

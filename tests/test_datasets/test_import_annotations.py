@@ -3,6 +3,7 @@ import json
 import os
 import os.path as osp
 import runpy
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -28,25 +29,28 @@ def _tube(frames, x0, y0, w, h, dx=0.0):
 def original_annotations() -> dict:
     gap = list(range(20, 26)) + list(range(30, 35))  # one tube with a gap (frames 26..29 missing)
     return validate_annotations(
-        dict(labels=list(LABELS),
-             gttubes={
-                 'walk/v1': {
-                     0: [_tube(range(1, 13), 2.25, 4.5, 12.5, 20.75, dx=0.25),
-                         _tube(gap, 30.5, 10.25, 14.0, 22.5, dx=-0.5)],
-                     2: [_tube(range(5, 11), 40.0, 20.0, 10.25, 12.5)]
-                 },
-                 'run_02': {
-                     2: [_tube(range(3, 31), 1.0, 2.0, 20.0, 30.0, dx=0.75)]
-                 },
-                 'v3': {
-                     1: [_tube(range(1, 11), 10.75, 5.5, 8.0, 16.25)]
-                 },
-             },
-             nframes=dict(NFRAMES),
-             resolution={v: (HEIGHT, WIDTH)
-                         for v in NFRAMES},
-             train_videos=[['run_02', 'walk/v1']],
-             test_videos=[['v3']]))
+        dict(
+            labels=list(LABELS),
+            gttubes={
+                'walk/v1': {
+                    0: [
+                        _tube(range(1, 13), 2.25, 4.5, 12.5, 20.75, dx=0.25),
+                        _tube(gap, 30.5, 10.25, 14.0, 22.5, dx=-0.5)
+                    ],
+                    2: [_tube(range(5, 11), 40.0, 20.0, 10.25, 12.5)]
+                },
+                'run_02': {
+                    2: [_tube(range(3, 31), 1.0, 2.0, 20.0, 30.0, dx=0.75)]
+                },
+                'v3': {
+                    1: [_tube(range(1, 11), 10.75, 5.5, 8.0, 16.25)]
+                },
+            },
+            nframes=dict(NFRAMES),
+            resolution={v: (HEIGHT, WIDTH)
+                        for v in NFRAMES},
+            train_videos=[['run_02', 'walk/v1']],
+            test_videos=[['v3']]))
 
 
 def canonical(ann: dict) -> dict:
@@ -54,14 +58,15 @@ def canonical(ann: dict) -> dict:
     out = {}
     for video, per_label in ann['gttubes'].items():
         out[video] = {
-            ann['labels'][label]: sorted((np.asarray(t, np.float64) for t in tubes), key=lambda t: (t[0, 0], t[0, 1]))
+            ann['labels'][label]:
+            sorted((np.asarray(t, np.float64) for t in tubes), key=lambda t: (t[0, 0], t[0, 1]))
             for label, tubes in per_label.items() if len(tubes)
         }
     return out
 
 
 def split_at_gaps(ann: dict) -> dict:
-    """The annotation with every tube cut into runs of consecutive frames (what CVAT / MOT import by default)."""
+    """The annotation with every tube cut into runs of consecutive frames (CVAT / MOT imports by default)."""
     out = dict(ann, gttubes={})
     for video, per_label in ann['gttubes'].items():
         out['gttubes'][video] = {}
@@ -126,23 +131,22 @@ def test_cvat_round_trip(media, tmp_path):
     assert got['train_videos'] == ann['train_videos'] and got['test_videos'] == ann['test_videos']
     got, _ = import_cvat(str(tmp_path / 'cvat'), media, keep_gaps=True, **SPLIT)
     assert_same_tubes(got, ann)
-    # one file, the video name from the flag
-    one = dict(ann, gttubes={'v3': ann['gttubes']['v3']}, nframes={'v3': 24}, resolution={'v3': (HEIGHT, WIDTH)})
+    # one file: the video name from the flag instead of <meta><source>
+    one = dict(ann, gttubes={'x': ann['gttubes']['v3']}, nframes={'x': 24}, resolution={'x': (HEIGHT, WIDTH)})
     export_cvat(one, str(tmp_path / 'single.xml'))
-    got, _ = import_cvat(str(tmp_path / 'single.xml'), media, video_name='v3', test_ratio=None,
-                         train_list=['v3'], test_list=['v3'] * 0 or None) if False else (None, None)
-    with pytest.raises(AnnotationImportError, match='at least 2 videos'):
+    with pytest.raises(AnnotationImportError, match=r"needs at least 2 videos, got 1 \(\['v3'\]\)"):
         import_cvat(str(tmp_path / 'single.xml'), media, video_name='v3')
 
 
 def test_mot_round_trip(media, tmp_path):
     ann = original_annotations()
     class_map = export_mot(ann, str(tmp_path / 'mot'))
-    assert json.load(open(class_map)) == {'1': 'walk', '2': 'jump', '3': 'run'}
+    assert json.loads(Path(class_map).read_text()) == {'1': 'walk', '2': 'jump', '3': 'run'}
     got, summary = import_mot(str(tmp_path / 'mot'), media, class_map=class_map, **SPLIT)
     assert_same_tubes(got, split_at_gaps(ann))
     assert summary['skipped'] == []
-    got, _ = import_mot(str(tmp_path / 'mot'), media, class_map='1:walk,2:jump,3:run', keep_gaps=True, **SPLIT)
+    got, _ = import_mot(
+        str(tmp_path / 'mot'), media, class_map='1:walk,2:jump,3:run', keep_gaps=True, **SPLIT)
     assert_same_tubes(got, ann)
     # labels per track instead of per class (sorted by name), a track mapped to null is skipped
     labels = {'walk/v1': {'1': 'walk', '2': 'walk', '3': 'run'}, 'run_02': {'1': 'run'}, 'v3': {'1': None}}
@@ -157,12 +161,17 @@ def test_ava_round_trip(media, tmp_path):
     ann = original_annotations()
     export_ava_csv(ann, str(tmp_path / 'ava.csv'), fps=FPS, label_map_file=str(tmp_path / 'labels.pbtxt'))
     # fps read from the videos; the 4-frame gap (0.16 s) is below max_gap_seconds: one tube
-    got, summary = import_ava_csv(str(tmp_path / 'ava.csv'), media, label_map=str(tmp_path / 'labels.pbtxt'),
-                                  **SPLIT)
+    got, summary = import_ava_csv(
+        str(tmp_path / 'ava.csv'), media, label_map=str(tmp_path / 'labels.pbtxt'), **SPLIT)
     assert_same_tubes(got, ann)
     assert summary['notes'] == ['fps: read from each video']
-    got, _ = import_ava_csv(str(tmp_path / 'ava.csv'), media, label_map=str(tmp_path / 'labels.pbtxt'),
-                            max_gap_seconds=0.1, fps=FPS, **SPLIT)
+    got, _ = import_ava_csv(
+        str(tmp_path / 'ava.csv'),
+        media,
+        label_map=str(tmp_path / 'labels.pbtxt'),
+        max_gap_seconds=0.1,
+        fps=FPS,
+        **SPLIT)
     assert_same_tubes(got, split_at_gaps(ann))
     # no label map: the action ids are the names; id,name CSV label map in id order
     got, _ = import_ava_csv(str(tmp_path / 'ava.csv'), media, **SPLIT)
@@ -173,19 +182,19 @@ def test_ava_round_trip(media, tmp_path):
 
 
 def test_ava_rules(media, tmp_path):
-    """timestamp -> frame = floor(t * fps + 0.5) + 1; one tube per (video, person, action); 1 fps keyframes."""
+    """timestamp -> frame floor(t * fps + 0.5) + 1; one tube per (video, person, action); 1 fps keyframes."""
     rows = ['video_id,timestamp,x1,y1,x2,y2,action_id,person_id']
-    for t in (0, 1, 2, 4):  # 4 - 2 > 1.5 s: a new tube
+    for t in (0, 1, 2, 4):  # 4 - 2 > 1.5 s: a new tube; at 5 fps: frames 1, 6, 11, 21
         rows.append(f'v3,{t}.0,0.25,0.25,0.5,0.75,1,7')
         rows.append(f'v3,{t}.0,0.25,0.25,0.5,0.75,2,7')  # another action of the same person
     rows.append('run_02,0.5,0.0,0.0,0.5,0.5,2,1')
     (tmp_path / 'a.csv').write_text('\n'.join(rows) + '\n')
-    got, _ = import_ava_csv(str(tmp_path / 'a.csv'), media, fps=10.0, test_list=['v3'])
+    got, _ = import_ava_csv(str(tmp_path / 'a.csv'), media, fps=5.0, test_list=['v3'])
     tubes = got['gttubes']['v3']
     assert sorted(got['labels']) == ['1', '2'] and len(tubes[0]) == 2 and len(tubes[1]) == 2
-    assert tubes[0][0][:, 0].tolist() == [1, 11, 21] and tubes[0][1][:, 0].tolist() == [41]
+    assert tubes[0][0][:, 0].tolist() == [1, 6, 11] and tubes[0][1][:, 0].tolist() == [21]
     assert tubes[0][0][0, 1:].tolist() == [16.0, 12.0, 32.0, 36.0]
-    assert got['gttubes']['run_02'][1][0][0, 0] == 6  # 0.5 s * 10 fps = 5 -> frame 6
+    assert got['gttubes']['run_02'][1][0][0, 0] == 4  # 0.5 s * 5 fps = 2.5, rounded half up: 3 -> frame 4
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -198,9 +207,13 @@ def test_cli(media, tmp_path, tool, capsys):
     gt.write_text(gt.read_text() + '5,9,1,1,5,5,0,1,1\n6,9,1,1,5,5,0,1,1\n')  # ignore regions
     (tmp_path / 'test.txt').write_text('# test videos\nv3\n')
     out = tmp_path / 'ann.pkl'
-    status = tool['main'](['--format', 'mot', str(tmp_path / 'mot'), '--videos', media, '--out', str(out),
-                           '--class-map', str(tmp_path / 'mot' / 'class_map.json'), '--test-list',
-                           str(tmp_path / 'test.txt'), '--keep-gaps'])
+    status = tool['main']([
+        '--format', 'mot',
+        str(tmp_path / 'mot'), '--videos', media, '--out',
+        str(out), '--class-map',
+        str(tmp_path / 'mot' / 'class_map.json'), '--test-list',
+        str(tmp_path / 'test.txt'), '--keep-gaps'
+    ])
     printed = capsys.readouterr().out
     assert status == 0, printed
     assert 'imported 3 videos, 3 labels, 5 tubes from 3 mot file(s)' in printed
@@ -208,8 +221,11 @@ def test_cli(media, tmp_path, tool, capsys):
     assert 'split: 2 train videos, 1 test videos' in printed
     assert_same_tubes(load_annotations(str(out)), ann)
 
-    status = tool['main'](['--format', 'cvat', str(tmp_path / 'nothing.xml'), '--videos', media, '--out',
-                           str(tmp_path / 'x.pkl')])
+    status = tool['main']([
+        '--format', 'cvat',
+        str(tmp_path / 'nothing.xml'), '--videos', media, '--out',
+        str(tmp_path / 'x.pkl')
+    ])
     err = capsys.readouterr().err
     assert status == 1 and err.startswith('error: CVAT XML not found: ') and not (tmp_path / 'x.pkl').exists()
     with pytest.raises(SystemExit) as exc:
@@ -257,8 +273,9 @@ def _cvat(boxes: str, labels=('walk', ), task_extra='', track_label='walk') -> s
 
 
 def _box(frame, x1=1, y1=2, x2=10, y2=12, outside=0, occluded=0):
-    return (f'<box frame="{frame}" outside="{outside}" occluded="{occluded}" keyframe="1" xtl="{x1}" ytl="{y1}" '
-            f'xbr="{x2}" ybr="{y2}" z_order="0"></box>\n')
+    return (
+        f'<box frame="{frame}" outside="{outside}" occluded="{occluded}" keyframe="1" xtl="{x1}" ytl="{y1}" '
+        f'xbr="{x2}" ybr="{y2}" z_order="0"></box>\n')
 
 
 CVAT_CASES = [
@@ -278,9 +295,10 @@ CVAT_CASES = [
     ('not_a_number', _cvat(_box(2, x1='abc')), r"a.xml, line 6, track 4: xtl = 'abc' is not a number"),
     ('not_xml', _cvat(_box(2)).replace('</track>', ''), r'a.xml: not well-formed XML \(line 8, column 2\)'),
     ('start_frame', _cvat(_box(2), task_extra='<start_frame>10</start_frame>'),
-     r'a.xml: the task starts at frame 10 or uses a frame step'),
-    ('original_size', _cvat(_box(2), task_extra='<original_size><width>640</width><height>480</height>'
-                            '</original_size>'),
+     r"a.xml: the task starts at frame 10 \(<start_frame>\) or has the frame filter ''"),
+    ('original_size',
+     _cvat(_box(2), task_extra='<original_size><width>640</width><height>480</height>'
+           '</original_size>'),
      r"a.xml: <original_size> of the task is 640x480 \(WxH\) but the media of video 'v3' .* is 64x48"),
 ]
 
@@ -289,11 +307,13 @@ CVAT_CASES = [
 def test_cvat_errors(media, tmp_path, name, text, message):
     (tmp_path / 'a.xml').write_text(text)
     with pytest.raises(AnnotationImportError, match=message):
-        import_cvat(str(tmp_path / 'a.xml'), media, train_list=['v3'], test_list=['v3'])
+        import_cvat(str(tmp_path / 'a.xml'), media)
 
 
 def test_cvat_occluded_kept_and_outside_splits(media, tmp_path):
-    boxes = (_box(0) + _box(1, occluded=1) + _box(2, outside=1) + _box(5) + _box(6, occluded=1) + _box(7, outside=1))
+    boxes = (
+        _box(0) + _box(1, occluded=1) + _box(2, outside=1) + _box(5) + _box(6, occluded=1) +
+        _box(7, outside=1))
     (tmp_path / 'a.xml').write_text(_cvat(boxes))
     (tmp_path / 'b.xml').write_text(_cvat(_box(0)).replace('<name>v3</name>', '<name>run_02</name>'))
     got, _ = import_cvat(str(tmp_path), media, test_list=['v3'])
@@ -310,7 +330,8 @@ MOT_CASES = [
     ('duplicated_frame', '1,1,2,3,4,5,1,1,1\n2,1,2,3,4,5,1,1,1\n2,1,2,3,4,5,1,1,1\n',
      r"gt.txt, track 1 \(label 'walk'\), line 3: frame 2 is annotated twice in the track \(also line 2\)"),
     ('box_outside', '1,1,-30,3,4,5,1,1,1\n',
-     r"gt.txt, track 1 \(label 'walk'\), line 1: box \(-30, 3, -26, 8\) lies outside the 64x48 \(WxH\) frame"),
+     r"gt.txt, track 1 \(label 'walk'\), line 1: box \(-30, 3, -26, 8\) lies outside the 64x48 \(WxH\) frame"
+     ),
     ('beyond_nframes', '25,1,2,3,4,5,1,1,1\n',
      r"gt.txt, track 1 \(label 'walk'\), line 1: frame 25 is beyond the video 'v3' \(frames 1..24"),
     ('empty_box', '3,1,2,3,0,5,1,1,1\n', r"gt.txt, track 1 \(label 'walk'\), line 1: empty box"),
@@ -323,7 +344,7 @@ def test_mot_errors(media, tmp_path, name, text, message):
     path.parent.mkdir(parents=True)
     path.write_text(text)
     with pytest.raises(AnnotationImportError, match=message):
-        import_mot(str(path), media, class_map={1: 'walk'}, train_list=['v3'], test_list=['v3'])
+        import_mot(str(path), media, class_map={1: 'walk'})
 
 
 AVA_CASES = [
@@ -337,7 +358,8 @@ AVA_CASES = [
     ('beyond_nframes', 'v3,5,0.1,0.1,0.5,0.5,1,1\n',
      r"a.csv, video 'v3', person 1, action 1 \(label 'walk'\), line 1, timestamp 5 s = frame 126 at 25 fps: "
      r"frame 126 is beyond the video 'v3'"),
-    ('box_outside', 'v3,0,1.5,0.1,1.9,0.5,1,1\n', r'line 1, timestamp 0 s = frame 1 at 25 fps: box \(96, 4.8, '
+    ('box_outside', 'v3,0,1.5,0.1,1.9,0.5,1,1\n',
+     r'line 1, timestamp 0 s = frame 1 at 25 fps: box \(96, 4.8, '
      r'121.6, 24\) lies outside the 64x48'),
     ('missing_media', 'nowhere,0,0.1,0.1,0.5,0.5,1,1\n',
      r"no media for video 'nowhere' under .*: none of .*nowhere.mp4, .*nowhere.avi, .*nowhere.mkv, "
@@ -350,5 +372,10 @@ def test_ava_errors(media, tmp_path, name, text, message):
     (tmp_path / 'a.csv').write_text(text)
     (tmp_path / 'map.pbtxt').write_text('item {\n  name: "walk"\n  id: 1\n}\n')
     with pytest.raises(AnnotationImportError, match=message):
-        import_annotations('ava-csv', str(tmp_path / 'a.csv'), media, label_map=str(tmp_path / 'map.pbtxt'),
-                           train_list=['v3'], test_list=['run_02'])
+        import_annotations(
+            'ava-csv',
+            str(tmp_path / 'a.csv'),
+            media,
+            label_map=str(tmp_path / 'map.pbtxt'),
+            train_list=['v3'],
+            test_list=['run_02'])

@@ -32,7 +32,7 @@ def test_config_builds_and_steps(path):
     assert cfg.val_evaluator['split'] == cfg.train_dataloader.dataset.split
     num_classes = cfg.model.num_classes
     if 'i3d-r50' in path:
-        # the paper's setting: pretrained weights from a local path via init_cfg, nothing downloaded
+        # the I3D-R50 configs: pretrained weights from a local path via init_cfg, nothing downloaded
         assert cfg.model.backbone.init_cfg['type'] == 'Pretrained'
         assert cfg.model.backbone.depth == 50
     torch.manual_seed(0)

@@ -33,8 +33,9 @@ from cfad_mm.datasets.importers import (  # noqa: E402
 
 EPILOG = """frame numbers: CVAT <box frame> is 0-based (frame f becomes f + 1); MOT frame is 1-based (kept);
 AVA timestamp t (seconds) becomes frame floor((t - time_offset) * fps + 0.5) + 1.
-tracks: CVAT and MOT tracks are split into one tube per run of consecutive visible frames (at outside="1" boxes
-and at gaps) unless --keep-gaps; occluded boxes are kept; MOT rows with conf == 0 are skipped and counted.
+tracks: CVAT and MOT tracks are split into one tube per run of consecutive visible frames (at outside="1"
+boxes and at gaps) unless --keep-gaps; occluded boxes are kept; MOT rows with conf == 0 are skipped and
+counted.
 AVA: one tube per (video, person_id, action_id), split where keyframes are more than --max-gap-seconds apart.
 labels: CVAT: declared in <meta>, in that order; MOT: --class-map order (ascending class), or --track-labels
 (sorted by name), or the class numbers; AVA: --label-map order (ascending id) or the action ids."""
@@ -45,44 +46,71 @@ def parse_args(argv=None):
         description='Import CVAT / MOT / AVA-style CSV annotations into an ACT annotation pickle.',
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('input', help='annotation file, or a folder (cvat: *.xml files, one per video; mot: '
-                        '<video>/gt/gt.txt files)')
+    parser.add_argument(
+        'input',
+        help='annotation file, or a folder (cvat: *.xml files, one per video; mot: '
+        '<video>/gt/gt.txt files)')
     parser.add_argument('--format', required=True, choices=FORMATS, help='input format')
-    parser.add_argument('--videos', required=True, metavar='DIR',
-                        help='folder of the media: DIR/<video><ext> video files or DIR/<video>/ frame folders')
+    parser.add_argument(
+        '--videos',
+        required=True,
+        metavar='DIR',
+        help='folder of the media: DIR/<video><ext> video files or DIR/<video>/ frame folders')
     parser.add_argument('--out', required=True, help='annotation pickle to write')
     parser.add_argument('--ext', help='video file extension (default: try .mp4, .avi, .mkv)')
     group = parser.add_argument_group('cvat and mot')
-    group.add_argument('--video-name', help='video name of a single input file (cvat default: <meta><source> '
-                       'without extension, else <meta><task><name>, else the file name; mot default: <video> of '
-                       '<video>/gt/gt.txt, else the file name)')
-    group.add_argument('--keep-gaps', action='store_true',
-                       help='one tube per track, with gaps, instead of one tube per visible run')
+    group.add_argument(
+        '--video-name',
+        help='video name of a single input file (cvat default: <meta><source> '
+        'without extension, else <meta><task><name>, else the file name; mot default: <video> of '
+        '<video>/gt/gt.txt, else the file name)')
+    group.add_argument(
+        '--keep-gaps',
+        action='store_true',
+        help='one tube per track, with gaps, instead of one tube per visible run')
     group = parser.add_argument_group('mot')
-    group.add_argument('--class-map', help='MOT class -> label: a JSON file {"1": "walk", "2": null} (null: '
-                       'skip) or pairs "1:walk,2:run"')
-    group.add_argument('--track-labels', help='JSON file {"track id": "label"} or {"video": {"track id": '
-                       '"label"}} (null: skip the track)')
+    group.add_argument(
+        '--class-map',
+        help='MOT class -> label: a JSON file {"1": "walk", "2": null} (null: '
+        'skip) or pairs "1:walk,2:run"')
+    group.add_argument(
+        '--track-labels',
+        help='JSON file {"track id": "label"} or {"video": {"track id": '
+        '"label"}} (null: skip the track)')
     group = parser.add_argument_group('ava-csv')
     group.add_argument('--label-map', help='AVA pbtxt (item { name: "..." id: N }) or id,name CSV')
     group.add_argument('--fps', type=float, help='frame rate of every video (default: read from each video)')
-    group.add_argument('--max-gap-seconds', type=float, default=1.5,
-                       help='keyframes farther apart split a tube. Default: 1.5')
-    group.add_argument('--time-offset', type=float, default=0.0,
-                       help='seconds subtracted from the timestamps (AVA 15-min clips: 900). Default: 0')
+    group.add_argument(
+        '--max-gap-seconds',
+        type=float,
+        default=1.5,
+        help='keyframes farther apart split a tube. Default: 1.5')
+    group.add_argument(
+        '--time-offset',
+        type=float,
+        default=0.0,
+        help='seconds subtracted from the timestamps (AVA 15-min clips: 900). Default: 0')
     group = parser.add_argument_group('split (one train / test split)')
-    group.add_argument('--test-ratio', type=float, default=0.2,
-                       help='fraction of test videos (sorted names shuffled with --seed). Default: 0.2')
+    group.add_argument(
+        '--test-ratio',
+        type=float,
+        default=0.2,
+        help='fraction of test videos (sorted names shuffled with --seed). Default: 0.2')
     group.add_argument('--seed', type=int, default=0, help='seed of the split shuffle. Default: 0')
     group.add_argument('--test-list', metavar='FILE', help='test videos, one a line (others: train)')
     group.add_argument('--train-list', metavar='FILE', help='train videos, one a line (others: test)')
-    parser.add_argument('--box-tolerance', type=float, default=0.05,
-                        help='allowed box overshoot outside the frame, fraction of the side (at least 8 px). '
-                        'Default: 0.05')
+    parser.add_argument(
+        '--box-tolerance',
+        type=float,
+        default=0.05,
+        help='allowed box overshoot outside the frame, fraction of the side (at least 8 px). '
+        'Default: 0.05')
     args = parser.parse_args(argv)
-    only = {'cvat': ('class_map', 'track_labels', 'label_map', 'fps'),
-            'mot': ('label_map', 'fps'),
-            'ava-csv': ('video_name', 'keep_gaps', 'class_map', 'track_labels')}
+    only = {
+        'cvat': ('class_map', 'track_labels', 'label_map', 'fps'),
+        'mot': ('label_map', 'fps'),
+        'ava-csv': ('video_name', 'keep_gaps', 'class_map', 'track_labels')
+    }
     for name in only[args.format]:
         if getattr(args, name):
             parser.error(f'--{name.replace("_", "-")} does not apply to --format {args.format}')
@@ -95,16 +123,27 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    common = dict(ext=args.ext, test_ratio=args.test_ratio, seed=args.seed, test_list=args.test_list,
-                  train_list=args.train_list, box_tolerance=args.box_tolerance)
+    common = dict(
+        ext=args.ext,
+        test_ratio=args.test_ratio,
+        seed=args.seed,
+        test_list=args.test_list,
+        train_list=args.train_list,
+        box_tolerance=args.box_tolerance)
     if args.format == 'cvat':
         options = dict(video_name=args.video_name, keep_gaps=args.keep_gaps)
     elif args.format == 'mot':
-        options = dict(video_name=args.video_name, keep_gaps=args.keep_gaps, class_map=args.class_map,
-                       track_labels=args.track_labels)
+        options = dict(
+            video_name=args.video_name,
+            keep_gaps=args.keep_gaps,
+            class_map=args.class_map,
+            track_labels=args.track_labels)
     else:
-        options = dict(label_map=args.label_map, fps=args.fps, max_gap_seconds=args.max_gap_seconds,
-                       time_offset=args.time_offset)
+        options = dict(
+            label_map=args.label_map,
+            fps=args.fps,
+            max_gap_seconds=args.max_gap_seconds,
+            time_offset=args.time_offset)
     try:
         ann, summary = import_annotations(args.format, args.input, args.videos, **options, **common)
     except (AnnotationImportError, AnnotationError) as err:

@@ -38,7 +38,7 @@ def load_pretrained_backbone(backbone: nn.Module, init_cfg: Optional[dict]) -> b
     path = init_cfg.get('checkpoint')
     if not path:
         print_log('The backbone has init_cfg=dict(type="Pretrained", checkpoint=None): it starts from random '
-                  'weights. Set model.backbone.init_cfg.checkpoint to a local checkpoint for the paper setting.',
+                  'weights. Set model.backbone.init_cfg.checkpoint to a local checkpoint (e.g. Kinetics-400 I3D weights).',
                   logger='current', level=30)
         return False
     if not osp.isfile(path):

@@ -1,4 +1,5 @@
-# CFAD, the paper's setting: an I3D-style inflated ResNet-50 (mmaction ResNet3d, inflate 3x1x1) on 16-frame clips.
+# CFAD with our I3D-style setting (the paper cites I3D; its exact backbone, input and schedule are not known):
+# an I3D-style inflated ResNet-50 (mmaction ResNet3d, inflate 3x1x1) on 16-frame clips.
 # Pretrained weights come from a LOCAL path (no model hub): set `model.backbone.init_cfg.checkpoint`, e.g. with
 #   --cfg-options model.backbone.init_cfg.checkpoint=checkpoints/i3d_r50_kinetics400.pth
 # (an mmaction2 I3D/ResNet3d checkpoint; keys are read from the `backbone.` prefix).
