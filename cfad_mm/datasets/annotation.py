@@ -426,8 +426,7 @@ def _validate_tube(tube, ann_file: str, video: str, label: int, idx: int, nframe
         _fail(
             ann_file, f'{where} has a box with x2 <= x1 or y2 <= y1 at frame {frames[row]}: '
             f'{arr[row, 1:].tolist()}', video)
-    outside = ((x1 < -tol_x) | (y1 < -tol_y) | (x2 > width + tol_x) | (y2 > height + tol_y)
-               | (x1 >= width) | (y1 >= height) | (x2 <= 0) | (y2 <= 0))
+    outside = boxes_outside_frame(arr[:, 1:], height, width, tol_x, tol_y)
     if np.any(outside):
         row = int(np.nonzero(outside)[0][0])
         _fail(
@@ -435,6 +434,26 @@ def _validate_tube(tube, ann_file: str, video: str, label: int, idx: int, nframe
             f'({tol_x:.1f}, {tol_y:.1f}) px at frame {frames[row]}: {arr[row, 1:].tolist()}', video)
     order = np.argsort(frames, kind='stable')
     return arr[order].astype(np.float32)
+
+
+def box_tolerances(height: int, width: int, box_tolerance: float = 0.05,
+                   box_tolerance_px: float = 8.0) -> tuple:
+    """``(tol_x, tol_y)``: how far (pixels) a box coordinate may lie outside a ``width x height`` frame: the larger
+    of ``box_tolerance_px`` and ``box_tolerance`` times the side (the module docstring explains why)."""
+    return max(box_tolerance_px, box_tolerance * width), max(box_tolerance_px, box_tolerance * height)
+
+
+def boxes_outside_frame(boxes, height: int, width: int, tol_x: float, tol_y: float) -> np.ndarray:
+    """Which boxes ``(n, 4)`` ``(x1, y1, x2, y2)`` lie outside the frame: a coordinate beyond the tolerance, or no
+    positive overlap with the frame. The one rule of :func:`validate_annotations` and the annotation importers.
+
+    Returns:
+        np.ndarray: bool ``(n,)``.
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    return ((x1 < -tol_x) | (y1 < -tol_y) | (x2 > width + tol_x) | (y2 > height + tol_y)
+            | (x1 >= width) | (y1 >= height) | (x2 <= 0) | (y2 <= 0))
 
 
 def validate_annotations(data: dict,
@@ -524,8 +543,7 @@ def validate_annotations(data: dict,
                 ann_file, f'gttubes entry must be a dict label_index -> list of tubes, got '
                 f'{type(per_label).__name__}', video)
         height, width = resolution[video]
-        tol_x = max(box_tolerance_px, box_tolerance * width)
-        tol_y = max(box_tolerance_px, box_tolerance * height)
+        tol_x, tol_y = box_tolerances(height, width, box_tolerance, box_tolerance_px)
         tubes_of_video = {}
         for label, tubes in per_label.items():
             if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):

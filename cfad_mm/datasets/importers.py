@@ -73,7 +73,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-from .annotation import validate_annotations
+from .annotation import box_tolerances, boxes_outside_frame, validate_annotations
 from .media import MediaError, probe_video
 
 __all__ = [
@@ -373,7 +373,7 @@ def _check_and_split(track: _Track, media: dict, tol: tuple, max_step: float, ti
     nframes = media['nframes']
     height, width = media['resolution']
     box_tol, box_tol_px = tol
-    tol_x, tol_y = max(box_tol_px, box_tol * width), max(box_tol_px, box_tol * height)
+    tol_x, tol_y = box_tolerances(height, width, box_tol, box_tol_px)
     for frame, x1, y1, x2, y2, ref in rows:
         if frame < 1:
             _fail(f'{track.where}, {ref}: frame {frame} is before the first frame of the video (frame 1)')
@@ -382,8 +382,7 @@ def _check_and_split(track: _Track, media: dict, tol: tuple, max_step: float, ti
                   f'1..{nframes} in {media["path"]})')
         if not (x2 > x1 and y2 > y1):
             _fail(f'{track.where}, {ref}: empty box (x2 <= x1 or y2 <= y1): ({x1:g}, {y1:g}, {x2:g}, {y2:g})')
-        if (x1 < -tol_x or y1 < -tol_y or x2 > width + tol_x or y2 > height + tol_y or x1 >= width
-                or y1 >= height or x2 <= 0 or y2 <= 0):
+        if boxes_outside_frame((x1, y1, x2, y2), height, width, tol_x, tol_y)[0]:
             _fail(f'{track.where}, {ref}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies outside the '
                   f'{width}x{height} (WxH) frame of video {track.video!r} beyond the tolerance ({tol_x:.1f}, '
                   f'{tol_y:.1f}) px of validate_annotations')
