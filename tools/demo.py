@@ -1,14 +1,15 @@
 """Detect action tubes in any video (file or frame folder) and render them.
 
-Writes ``OUT_DIR/tubes.json`` (video tubes: label, score, per-frame boxes in original pixels, 1-based frames) and
-``OUT_DIR/<video name>_tubes.mp4`` (and a GIF with ``--gif``) with boxes, labels, scores and a colour per tube.
+Writes ``OUT_DIR/tubes.json`` (video tubes: label, score, per-frame boxes in original pixels, 1-based frames),
+``OUT_DIR/<video name>_tubes.mp4`` (and a GIF with ``--gif``) with boxes, labels, scores and a colour per tube, and
+``OUT_DIR/timeline.png`` (the tubes over time) when ``cfad_mm.analysis.timeline`` is available. A thin command
+line over :class:`cfad_mm.apis.TubeInferencer` (the same call from Python).
 
 Example:
     python tools/demo.py data/synth/videos/circle/v_0003.mp4 configs/cfad/cfad_r3d-18-tiny_synthetic.py \\
         work_dirs/synthetic_demo/best.pth --out outputs/demo --gif
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -18,11 +19,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import cfad_mm  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
 
-from cfad_mm.apis import VideoFrames, inference_video, init_detector, tubes_to_json  # noqa: E402
+from cfad_mm.apis import TubeInferencer, VideoFrames, init_detector  # noqa: E402
 from cfad_mm.apis.inference import MAX_INPUT_AREA, MAX_INPUT_SIDE  # noqa: E402
 from cfad_mm.datasets.media import MediaError  # noqa: E402
 from cfad_mm.engine.checkpoint import CHECKPOINT_ERRORS  # noqa: E402
-from cfad_mm.visualization import class_names, render_video  # noqa: E402
 
 
 def size_limit(text: str) -> int:
@@ -98,34 +98,23 @@ def main(argv=None):
         raise SystemExit(f'error: {err}') from None
     print(f'{args.video}: {frames.num_frames} frames, {frames.shape[1]}x{frames.shape[0]}' +
           (f' (decoded at {frames.decode_shape[1]}x{frames.decode_shape[0]})' if frames.downscaled else ''))
+    inferencer = TubeInferencer(model)
     try:  # a frame that cannot be decoded, or a network input above the size limits
-        result = inference_video(model, frames, clip_len=args.clip_len, stride=args.stride,
-                                 max_input_side=args.max_input_side or None,
-                                 max_input_area=args.max_input_area or None)
+        out = inferencer(frames, clip_len=args.clip_len, stride=args.stride, score_thr=args.score_thr,
+                         max_input_side=args.max_input_side or None, max_input_area=args.max_input_area or None,
+                         out_dir=args.out, per_video_dir=False, render=not args.no_render, gif=args.gif,
+                         fps=args.fps)
     except (FileNotFoundError, MediaError) as err:
         raise SystemExit(f'error: {err}') from None
-    classes = class_names(model)
-    tubes = tubes_to_json(result, classes, args.score_thr)
-    json_path = osp.join(args.out, 'tubes.json')
-    with open(json_path, 'w') as f:
-        json.dump(tubes, f)
-    print(f'{len(tubes["tubes"])} tubes (score >= {args.score_thr}) -> {json_path}')
+    tubes = out['predictions'][0]
+    print(f'{len(tubes["tubes"])} tubes (score >= {args.score_thr}) -> {osp.join(args.out, "tubes.json")}')
     for t in tubes['tubes']:
         print(f"  #{t['tube_id']} {t['label_name']:<14} score {t['score']:.3f} "
               f"frames {t['boxes'][0][0]}-{t['boxes'][-1][0]}")
     if not args.no_render:
-        fps = args.fps
-        if fps is None:
-            fps = 10.0
-            if frames.reader is not None:
-                fps = float(frames.reader.get_avg_fps()) or 10.0
         name = osp.splitext(osp.basename(args.video.rstrip('/')))[0]
         mp4 = osp.join(args.out, f'{name}_tubes.mp4')
         gif = osp.join(args.out, f'{name}_tubes.gif') if args.gif else None
-        try:
-            render_video(frames, tubes['tubes'], mp4, fps=fps, gif_path=gif)
-        except (FileNotFoundError, MediaError) as err:
-            raise SystemExit(f'error: {err}') from None
         print(f'rendered -> {mp4}' + (f' and {gif}' if gif else ''))
     return tubes
 

@@ -570,7 +570,8 @@ def make_synthetic_dataset(out_dir: str,
                            min_action_len: int = 12,
                            occluder_prob: float = 0.5,
                            log_interval: int = 20,
-                           logger: Optional[Callable[[str], None]] = print) -> str:
+                           logger: Optional[Callable[[str], None]] = print,
+                           progress: bool = False) -> str:
     """Write the synthetic dataset: ``{out_dir}/videos/{video}.mp4`` and ``{out_dir}/annotations.pkl``.
 
     Video ``i`` is named ``'{class of its first actor}/v_{i:04d}'``; the first actors' classes are balanced
@@ -596,6 +597,8 @@ def make_synthetic_dataset(out_dir: str,
         occluder_prob (float): Probability that a video has an occluder. Defaults to 0.5.
         log_interval (int): Report progress every this many videos (0: never). Defaults to 20.
         logger (callable, optional): Receives the progress lines. Defaults to ``print``; None is silent.
+        progress (bool): A progress bar over the videos (tqdm, on stderr; ``tools/data/make_synthetic.py``
+            turns it on). Defaults to False.
 
     Returns:
         str: Path of the annotation pickle.
@@ -612,6 +615,12 @@ def make_synthetic_dataset(out_dir: str,
 
     gttubes: Dict[str, Dict[int, List[np.ndarray]]] = {}
     tic = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=num_videos, desc='synthetic videos', unit='video')
+        if logger is print:
+            logger = tqdm.write  # the lines above the bar, not through it
     for i, name in enumerate(names):
         video = synthesize_video(video_rng(seed, i), int(primary[i]), int(nframes[i]), size, num_classes,
                                  max_actors, min_action_len, occluder_prob)
@@ -623,6 +632,10 @@ def make_synthetic_dataset(out_dir: str,
         if logger is not None and log_interval > 0 and ((i + 1) % log_interval == 0 or i + 1 == num_videos):
             logger(f'synthetic dataset: {i + 1}/{num_videos} videos written to {out_dir} '
                    f'({time.perf_counter() - tic:.1f} s)')
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
 
     ann = dict(labels=labels, gttubes=gttubes, nframes={n: int(f) for n, f in zip(names, nframes)},
                resolution={n: (height, width) for n in names}, train_videos=[train], test_videos=[test])

@@ -46,7 +46,8 @@ def evaluate_clip_predictions(clips: Union[Sequence[dict], Dict[str, Sequence[di
                               link_iou: float = 0.5,
                               trim_thr: Optional[float] = 0.5,
                               max_gap: int = 0,
-                              return_tubes: bool = False) -> dict:
+                              return_tubes: bool = False,
+                              progress: bool = False) -> dict:
     """Evaluate model outputs: leave out the non-finite clip tubes, then :func:`evaluate_tubes`.
 
     The one path of the online (``TubeMetric``) and the offline (``tools/analysis/eval_results.py``)
@@ -62,7 +63,7 @@ def evaluate_clip_predictions(clips: Union[Sequence[dict], Dict[str, Sequence[di
         annotations (str | dict): Annotation pickle path or dict (ACT format).
         split (int): 0-based split index. Defaults to 0.
         subset (str): ``'test'`` or ``'train'``. Defaults to ``'test'``.
-        protocol (str): ``'act'`` or ``'voc'``. Defaults to ``'act'``.
+        protocol (str): ``'act'``, ``'voc'`` or ``'multisports'``. Defaults to ``'act'``.
         frame_iou_thr (float): IoU threshold of frame-mAP. Defaults to 0.5.
         video_iou_thrs (Sequence[float]): Reported video-mAP thresholds. Defaults to (0.2, 0.5, 0.75).
         nms_thr (float, optional): Hard-NMS threshold. Defaults to 0.3.
@@ -70,6 +71,7 @@ def evaluate_clip_predictions(clips: Union[Sequence[dict], Dict[str, Sequence[di
         trim_thr (float, optional): Temporal trimming threshold of the linking. Defaults to 0.5.
         max_gap (int): Largest gap (frames) bridged by the linking. Defaults to 0.
         return_tubes (bool): Also return the linked video tubes. Defaults to False.
+        progress (bool): Progress bars over the videos (for the offline tools). Defaults to False.
 
     Returns:
         dict: The report of :func:`evaluate_tubes` plus ``num_nonfinite_tubes`` (clip tubes left out).
@@ -95,7 +97,8 @@ def evaluate_clip_predictions(clips: Union[Sequence[dict], Dict[str, Sequence[di
         link_iou=link_iou,
         trim_thr=trim_thr,
         max_gap=max_gap,
-        return_tubes=return_tubes)
+        return_tubes=return_tubes,
+        progress=progress)
     report['num_nonfinite_tubes'] = num_nonfinite
     return report
 

@@ -10,7 +10,8 @@ from mmengine.config import Config
 
 from mmaction.registry import DATASETS
 from cfad_mm.datasets import load_annotations
-from cfad_mm.datasets.presets import JHMDB21_CLASSES, UCF101_24_CLASSES, UCFSPORTS_CLASSES
+from cfad_mm.datasets.presets import (JHMDB21_CLASSES, MULTISPORTS_CLASSES, UCF101_24_CLASSES,
+                                     UCFSPORTS_CLASSES)
 from cfad_mm.datasets.synthetic_generator import (MOTION_CLASSES, make_synthetic_dataset, synthesize_video,
                                                   video_rng)
 from cfad_mm.datasets.tube_dataset import window_starts
@@ -22,12 +23,14 @@ FRAGMENTS = {
     'ucf101-24.py': (UCF101_24_CLASSES, 'jpg', (256, 341)),
     'jhmdb-21.py': (JHMDB21_CLASSES, 'png', (256, 341)),
     'ucfsports.py': (UCFSPORTS_CLASSES, 'jpg', (256, 384)),
+    'multisports.py': (MULTISPORTS_CLASSES, 'videos', (256, 456)),
 }
 TRAIN_INPUT = {
     'synthetic.py': (96, 112),
     'ucf101-24.py': (224, 224),
     'jhmdb-21.py': (224, 224),
-    'ucfsports.py': (224, 352)
+    'ucfsports.py': (224, 352),
+    'multisports.py': (224, 400)
 }
 
 

@@ -19,7 +19,7 @@ DefaultScope.get_instance('test_model_configs', scope_name='mmaction')
 def test_the_required_configs_exist():
     names = {osp.basename(c) for c in CONFIGS}
     assert 'cfad_r3d-18-tiny_synthetic.py' in names
-    for ds in ('ucf101-24', 'jhmdb-21', 'ucfsports'):
+    for ds in ('ucf101-24', 'jhmdb-21', 'ucfsports', 'multisports'):
         assert any(n.startswith('cfad_i3d-r50_') and n.endswith(f'_{ds}.py') for n in names), ds
 
 

@@ -52,6 +52,7 @@ def parse_args(argv=None):
     p.add_argument('--batch-size', type=int, default=1, help='clips per forward pass')
     p.add_argument('--repeats', type=int, default=10, help='timed runs')
     p.add_argument('--warmup', type=int, default=3, help='untimed runs before timing')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar over the runs (on stderr)')
     p.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
     p.add_argument('--mode', default='predict', choices=['predict', 'tensor'], help='path to time')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch\'s default)')
@@ -72,8 +73,11 @@ def _maxrss_mib() -> float:
     return rss / (1024 * 1024) if sys.platform == 'darwin' else rss / 1024
 
 
-def benchmark(model, inputs, mode: str = 'predict', repeats: int = 10, warmup: int = 3) -> dict:
+def benchmark(model, inputs, mode: str = 'predict', repeats: int = 10, warmup: int = 3,
+              progress: bool = False) -> dict:
     """Time ``repeats`` forward passes of ``model`` on normalised ``inputs (N, C, T, H, W)``.
+
+    ``progress`` shows a progress bar over the runs (tqdm on stderr, updated outside the timed part).
 
     Returns:
         dict: ``times_s`` (list), ``median_s``, ``min_s``, ``max_s``, ``clips_per_s``, ``frames_per_s`` (median
@@ -94,6 +98,10 @@ def benchmark(model, inputs, mode: str = 'predict', repeats: int = 10, warmup: i
         torch.cuda.synchronize(inputs.device)
         torch.cuda.reset_peak_memory_stats(inputs.device)
     times = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=warmup + repeats, desc=f'{warmup} warm-up + {repeats} timed runs', unit='run')
     with torch.inference_mode():
         for i in range(warmup + repeats):
             t0 = time.perf_counter()
@@ -102,6 +110,10 @@ def benchmark(model, inputs, mode: str = 'predict', repeats: int = 10, warmup: i
                 torch.cuda.synchronize(inputs.device)
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
     med = statistics.median(times)
     res = dict(times_s=times, median_s=med, min_s=min(times), max_s=max(times), clips_per_s=n / med,
                frames_per_s=n * t / med)
@@ -143,7 +155,7 @@ def main(argv=None):
     g = torch.Generator().manual_seed(0)
     clips = [torch.randint(0, 256, (c, t, h, w), generator=g, dtype=torch.uint8) for _ in range(args.batch_size)]
     inputs = model.data_preprocessor(dict(inputs=clips, data_samples=None), False)['inputs'].to(args.device)
-    res = benchmark(model, inputs, args.mode, args.repeats, args.warmup)
+    res = benchmark(model, inputs, args.mode, args.repeats, args.warmup, progress=not args.no_progress)
     res.update(config=args.config, mode=args.mode, device=args.device, batch_size=args.batch_size, clip_len=t,
                shape=[h, w], threads=torch.get_num_threads(), torch=torch.__version__,
                cpu=platform.processor() or platform.machine(), warmup=args.warmup, repeats=args.repeats)

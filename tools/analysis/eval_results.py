@@ -52,7 +52,7 @@ def parse_args(argv=None):
                         help="take the settings not given (and ann_file) from this config's test_evaluator")
     parser.add_argument('--split', type=int, help='0-based split index [0]')
     parser.add_argument('--subset', choices=['test', 'train'], help='[test]')
-    parser.add_argument('--protocol', choices=['act', 'voc'], help='[act]')
+    parser.add_argument('--protocol', choices=['act', 'voc', 'multisports'], help='[act]')
     parser.add_argument('--frame-iou-thr', type=float, help='[0.5]')
     parser.add_argument('--video-iou-thrs', type=float, nargs='+', help='[0.2 0.5 0.75]')
     parser.add_argument('--nms-thr', type=optional_float, help="hard-NMS threshold or 'none' [0.3]")
@@ -60,6 +60,8 @@ def parse_args(argv=None):
     parser.add_argument('--trim-thr', type=optional_float, help="trimming threshold or 'none' [0.5]")
     parser.add_argument('--max-gap', type=int, help='[0]')
     parser.add_argument('--out', default=None, help='write per-class APs and PR curves to this JSON file')
+    parser.add_argument('--no-progress', action='store_true', default=False,
+                        help='no progress bars over the videos (on stderr)')
     parser.add_argument('--pr-points', type=int, default=1000, help='max points per PR curve in the JSON')
     return parser.parse_args(argv)
 
@@ -97,7 +99,8 @@ def eval_settings(args) -> tuple:
 def main(argv=None):
     args = parse_args(argv)
     ann_file, settings = eval_settings(args)
-    report = evaluate_clip_predictions(load_dump(args.results), ann_file, **settings)
+    report = evaluate_clip_predictions(load_dump(args.results), ann_file, progress=not args.no_progress,
+                                       **settings)
     print(format_report_table(report))
     print(json.dumps({k: round(v, 4) for k, v in report['metrics'].items()}))
     if args.out:

@@ -31,7 +31,7 @@ def parse_args(argv=None):
     parser.add_argument('--tracks', type=int, default=10, help='detected tubes per video')
     parser.add_argument('--clip-len', type=int, default=16)
     parser.add_argument('--stride', type=int, default=8)
-    parser.add_argument('--protocol', default='act', choices=['act', 'voc'])
+    parser.add_argument('--protocol', default='act', choices=['act', 'voc', 'multisports'])
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 

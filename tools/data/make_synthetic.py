@@ -59,6 +59,7 @@ def parse_args(argv=None):
                         help='probability that a video has an occluder. Default: 0.5')
     parser.add_argument('--log-interval', type=int, default=20,
                         help='print progress every N videos (0: never). Default: 20')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar over the videos')
     args = parser.parse_args(argv)
     if len(args.frames) not in (1, 2):
         parser.error(f'--frames takes F or MIN MAX, got {len(args.frames)} values')
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
             args.out, num_videos=args.num_videos, frames=frames, size=args.size, seed=args.seed,
             num_classes=args.num_classes, test_ratio=args.test_ratio, fps=args.fps,
             max_actors=args.max_actors, min_action_len=args.min_action_len, occluder_prob=args.occluder_prob,
-            log_interval=args.log_interval)
+            log_interval=args.log_interval, progress=not args.no_progress)
     except ValueError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -111,6 +111,11 @@ def video_clip(model, shape, path):
     return model.data_preprocessor(dict(inputs=[clip] * n, data_samples=None), False)['inputs']
 
 
+def stage(index: int, total: int, what: str) -> None:
+    """One line per stage of the tool (the export and the check take a while on a CPU)."""
+    print(f'[{index}/{total}] {what} ...', flush=True)
+
+
 def main(argv=None):
     args = parse_args(argv)
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
@@ -119,6 +124,8 @@ def main(argv=None):
     from cfad_mm.apis import init_detector
     from cfad_mm.apis.export import compare_with_onnxruntime, export_onnx
     from cfad_mm.engine.checkpoint import CHECKPOINT_ERRORS
+    stages = 2 if args.no_check else 3
+    stage(1, stages, f'loading {args.checkpoint}')
     try:
         model = init_detector(args.config, args.checkpoint, 'cpu', args.cfg_options, unsafe_load=args.unsafe_load)
     except CHECKPOINT_ERRORS as err:
@@ -137,6 +144,7 @@ def main(argv=None):
     pre = model.data_preprocessor
     print(f'input "inputs" {shape}: normalised clips, (rgb - mean) / std with mean '
           f'{[round(float(v), 3) for v in pre.mean.flatten()]} std {[round(float(v), 3) for v in pre.std.flatten()]}')
+    stage(2, stages, f'exporting to {out} (torch.onnx, opset {args.opset})')
     t0 = time.perf_counter()
     try:
         names = export_onnx(model, inputs, out, opset=args.opset, verbose=args.verbose)
@@ -147,6 +155,7 @@ def main(argv=None):
           f'{time.perf_counter() - t0:.1f} s; outputs: {", ".join(names)}')
     if args.no_check:
         return {}
+    stage(3, stages, 'checking: PyTorch and onnxruntime on the same clip')
     diffs, num_slots = compare_with_onnxruntime(model, out, inputs)
     print(f'max abs difference PyTorch vs onnxruntime (tolerance {args.tolerance:g}; per-tube outputs on the '
           f'{num_slots} top-k slots with a score >= test_cfg.score_thr={model.test_cfg["score_thr"]:g}):')

@@ -1,5 +1,5 @@
 """Precision/recall curves and average precision (ACT trapezoid or VOC all-point)."""
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -132,7 +132,8 @@ def per_class_ap(order: np.ndarray,
                  labels: np.ndarray,
                  tp: np.ndarray,
                  num_gt: np.ndarray,
-                 protocol: Union[str, EvalProtocol] = 'act') -> dict:
+                 protocol: Union[str, EvalProtocol] = 'act',
+                 skip: Optional[np.ndarray] = None) -> dict:
     """Per-class PR curves and APs of scored detections whose true-positive flags are known.
 
     Args:
@@ -140,7 +141,9 @@ def per_class_ap(order: np.ndarray,
         labels (np.ndarray): ``(N,)`` int class of each detection.
         tp (np.ndarray): ``(N,)`` bool true-positive flags (indexed like the detections).
         num_gt (np.ndarray): ``(C,)`` number of ground-truth instances per class; classes with 0 are skipped.
-        protocol (str | EvalProtocol): ``'act'`` or ``'voc'``. Defaults to ``'act'``.
+        protocol (str | EvalProtocol): ``'act'``, ``'voc'`` or ``'multisports'``. Defaults to ``'act'``.
+        skip (np.ndarray, optional): ``(C,)`` bool, classes not evaluated whatever their ground truth (the
+            protocol's ``skip_classes``). Defaults to None.
 
     Returns:
         dict: ``ap`` (C,) float64 (NaN for skipped classes), ``evaluated`` (C,) bool, ``num_gt`` (C,),
@@ -155,9 +158,12 @@ def per_class_ap(order: np.ndarray,
     by_class = order[np.argsort(sorted_labels, kind='stable')]
     bounds = np.searchsorted(np.sort(sorted_labels, kind='stable'), np.arange(num_classes + 1))
     ap = np.full(num_classes, np.nan)
+    skip = np.zeros(num_classes, dtype=bool) if skip is None else np.asarray(skip, dtype=bool).reshape(-1)
+    if len(skip) != num_classes:
+        raise ValueError(f'per_class_ap: skip has {len(skip)} entries for {num_classes} classes')
     precision, recall = [], []
     for c in range(num_classes):
-        if num_gt[c] == 0:
+        if num_gt[c] == 0 or skip[c]:
             precision.append(np.zeros(0))
             recall.append(np.zeros(0))
             continue
@@ -165,7 +171,7 @@ def per_class_ap(order: np.ndarray,
         ap[c] = average_precision(p, r, protocol)
         precision.append(p)
         recall.append(r)
-    evaluated = num_gt > 0
+    evaluated = (num_gt > 0) & ~skip
     return dict(
         ap=ap,
         evaluated=evaluated,

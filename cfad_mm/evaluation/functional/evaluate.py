@@ -16,10 +16,19 @@ from ..linking import link_prepared_clips, prepare_clips
 from .ap import subsample_pr
 from .frame_map import frame_map
 from .ground_truth import resolve_annotations, split_videos
+from .matching import grouped_box_nms
 from .protocol import get_protocol
 from .video_map import VIDEO_05_095_THRS, video_map
 
 __all__ = ['evaluate_tubes', 'clip_frame_detections', 'format_report_table', 'report_to_json', 'metric_keys']
+
+
+def _progress(items: list, enabled: bool, desc: str):
+    """``items``, with a progress bar (tqdm, on stderr) when ``enabled``."""
+    if not enabled:
+        return items
+    from tqdm import tqdm
+    return tqdm(items, desc=desc, unit='video', leave=True)
 
 
 def clip_frame_detections(prepared_by_video: Dict[str, list], videos: Sequence[str]) -> dict:
@@ -56,6 +65,19 @@ def clip_frame_detections(prepared_by_video: Dict[str, list], videos: Sequence[s
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
+def _frame_detection_nms(dets: dict, nms_thr: float, plus_one: bool) -> dict:
+    """Per (video, frame, class) hard NMS of frame detections.
+
+    Detector post-processing for the protocols whose frame-mAP has no NMS of its own: a frame covered by two
+    overlapping clips would otherwise count twice."""
+    if len(dets['score']) == 0:
+        return dets
+    _, groups = np.unique(np.stack([dets['video_idx'], dets['frame'], dets['label']], axis=1), axis=0,
+                          return_inverse=True)
+    keep = grouped_box_nms(dets['boxes'], dets['score'], groups.reshape(-1), nms_thr, plus_one)
+    return {k: v[keep] for k, v in dets.items()}
+
+
 def metric_keys(frame_iou_thr: float, video_iou_thrs: Sequence[float]) -> list:
     """Names of the summary metrics, in order."""
     return [f'frame_mAP@{frame_iou_thr:g}'] + [f'video_mAP@{t:g}'
@@ -73,7 +95,8 @@ def evaluate_tubes(video_detections: Dict[str, Sequence[dict]],
                    link_iou: float = 0.5,
                    trim_thr: Optional[float] = 0.5,
                    max_gap: int = 0,
-                   return_tubes: bool = False) -> dict:
+                   return_tubes: bool = False,
+                   progress: bool = False) -> dict:
     """frame-mAP and video-mAP of clip predictions (ACT protocol by default).
 
     frame-mAP uses the clip tubes directly (each box of each clip tube on each of its frames, the clip tube's
@@ -91,7 +114,9 @@ def evaluate_tubes(video_detections: Dict[str, Sequence[dict]],
         annotations (str | dict): Annotation pickle path or dict (ACT format).
         split (int): 0-based split index. Defaults to 0.
         subset (str): ``'test'`` or ``'train'`` videos of the split. Defaults to ``'test'``.
-        protocol (str): ``'act'`` or ``'voc'`` (:mod:`.protocol`). Defaults to ``'act'``.
+        protocol (str): ``'act'``, ``'voc'`` or ``'multisports'`` (:mod:`.protocol`). Defaults to ``'act'``.
+            With ``'multisports'`` (whose frame-mAP / video-mAP have no NMS, as mmaction2's), ``nms_thr`` is
+            applied to the frame detections before frame-mAP and by the linking to the video tubes.
         frame_iou_thr (float): IoU threshold of frame-mAP. Defaults to 0.5.
         video_iou_thrs (Sequence[float]): Reported video-mAP thresholds; video-mAP@0.5:0.95 (mean over
             0.5, 0.55, ..., 0.95) is always added. Defaults to (0.2, 0.5, 0.75).
@@ -101,6 +126,8 @@ def evaluate_tubes(video_detections: Dict[str, Sequence[dict]],
         trim_thr (float, optional): Temporal trimming threshold of the linking. Defaults to 0.5.
         max_gap (int): Largest gap (frames) bridged by the linking. Defaults to 0.
         return_tubes (bool): Also return the linked video tubes. Defaults to False.
+        progress (bool): Progress bars over the videos (preparing, linking) on stderr, for the offline tools.
+            Defaults to False (quiet, as inside ``TubeMetric``).
 
     Returns:
         dict: ``metrics`` (summary dict, values in [0, 1]), ``classes``, ``evaluated_classes``,
@@ -135,9 +162,11 @@ def evaluate_tubes(video_detections: Dict[str, Sequence[dict]],
     tic = time.perf_counter()
     prepared = {
         v: prepare_clips(video_detections[v], ann['nframes'][v], v)
-        for v in videos if v in video_detections
+        for v in _progress([v for v in videos if v in video_detections], progress, 'prepare clips')
     }
     frame_dets = clip_frame_detections(prepared, videos)
+    if not prot.eval_nms and nms_thr is not None:
+        frame_dets = _frame_detection_nms(frame_dets, nms_thr, prot.plus_one)
     frame_result = frame_map(frame_dets, ann, videos, frame_iou_thr, nms_thr, prot)
     frame_result['iou_thr'] = frame_iou_thr
     timing['frame_map'] = time.perf_counter() - tic
@@ -153,7 +182,7 @@ def evaluate_tubes(video_detections: Dict[str, Sequence[dict]],
             nms_thr=nms_thr,
             max_gap=max_gap,
             plus_one=prot.plus_one)
-        for v, clips in prepared.items()
+        for v, clips in _progress(list(prepared.items()), progress, 'link tubes')
     }
     timing['linking'] = time.perf_counter() - tic
 
@@ -225,8 +254,10 @@ def format_report_table(report: dict) -> str:
                  f"videos={report['num_videos']} (with predictions: {report['num_videos_with_predictions']}) "
                  f"linked tubes={report['num_linked_tubes']} trimmed away={report['num_trimmed_away']}")
     if report['skipped_classes']:
-        lines.append(
-            f"skipped (no ground truth in the evaluated videos): {', '.join(report['skipped_classes'])}")
+        why = 'no ground truth in the evaluated videos'
+        if get_protocol(settings['protocol']).skip_classes:
+            why += ', or not evaluated by the protocol'
+        lines.append(f"skipped ({why}): {', '.join(report['skipped_classes'])}")
     return '\n'.join(lines)
 
 

@@ -12,6 +12,9 @@ ACT's ``frameAP`` (``ACT.py``), vectorized:
 
 Every frame counts, annotated or not: a detection on a frame without ground truth of its class is a false
 positive (this differs from YOWO's evaluation, which only looks at annotated frames).
+
+``protocol='multisports'`` reproduces mmaction2's ``frameAP`` exactly (see :mod:`.protocol`): no NMS, VOC
+matching and AP, six classes skipped by name, mmaction2's per-class ``np.argsort`` ranking.
 """
 from typing import List, Optional, Union
 
@@ -20,8 +23,8 @@ import numpy as np
 from cfad_mm.structures.tube_ops import box_iou_aligned
 from .ap import per_class_ap
 from .ground_truth import gt_frame_boxes
-from .matching import descending_score_order, greedy_match, grouped_box_nms
-from .protocol import EvalProtocol, get_protocol
+from .matching import greedy_match, grouped_box_nms, ranking_order
+from .protocol import EvalProtocol, get_protocol, skipped_class_mask
 
 __all__ = ['frame_map', 'frame_detections_to_dict']
 
@@ -106,9 +109,9 @@ def frame_map(detections: Union[np.ndarray, dict],
         ann (dict): Normalised annotation dict (:func:`~.ground_truth.resolve_annotations`).
         videos (list[str]): The evaluated videos (all of their annotated boxes are ground truth).
         iou_thr (float): IoU of a true positive. Defaults to 0.5.
-        nms_thr (float, optional): Per (video, frame, class) hard-NMS threshold; None disables it.
-            Defaults to 0.3 (ACT).
-        protocol (str | EvalProtocol): ``'act'`` or ``'voc'``. Defaults to ``'act'``.
+        nms_thr (float, optional): Per (video, frame, class) hard-NMS threshold; None disables it. Ignored
+            by ``protocol='multisports'`` (mmaction2's ``frameAP`` has no NMS). Defaults to 0.3 (ACT).
+        protocol (str | EvalProtocol): ``'act'``, ``'voc'`` or ``'multisports'``. Defaults to ``'act'``.
 
     Returns:
         dict: ``ap`` (C,) float64 (NaN for skipped classes), ``evaluated`` (C,) bool (class has ground truth),
@@ -125,7 +128,7 @@ def frame_map(detections: Union[np.ndarray, dict],
         return (video_idx * fmax + frame) * num_classes + label
 
     det_keys = keys_of(dets['video_idx'], dets['frame'], dets['label'])
-    if nms_thr is not None and len(det_keys):
+    if protocol.eval_nms and nms_thr is not None and len(det_keys):
         keep = grouped_box_nms(dets['boxes'], dets['score'], det_keys, nms_thr, protocol.plus_one)
         dets = {k: v[keep] for k, v in dets.items()}
         det_keys = det_keys[keep]
@@ -152,8 +155,9 @@ def frame_map(detections: Union[np.ndarray, dict],
         det_ious[found] = box_iou_aligned(dets['boxes'][found][:, None, :], gt_boxes[det_group[found]],
                                           protocol.plus_one)
 
-    order = descending_score_order(dets['score'])
+    order = ranking_order(dets['score'], dets['label'], protocol.tie_order)
     tp = greedy_match(order, det_group, det_ious, gt_valid, iou_thr, protocol.matching)
 
     num_gt = np.bincount(gt['label'], minlength=num_classes)
-    return per_class_ap(order, dets['label'], tp, num_gt, protocol)
+    skip = skipped_class_mask(protocol, ann['labels'])
+    return per_class_ap(order, dets['label'], tp, num_gt, protocol, skip)

@@ -11,7 +11,10 @@ import numpy as np
 
 from cfad_mm.structures.tube_ops import box_iou_aligned
 
-__all__ = ['descending_score_order', 'group_ranks', 'grouped_box_nms', 'greedy_match']
+__all__ = [
+    'descending_score_order', 'numpy_per_class_order', 'ranking_order', 'group_ranks', 'grouped_box_nms',
+    'greedy_match'
+]
 
 # Upper bound of the number of IoU entries computed at once by grouped_box_nms (memory ~ 8 bytes each).
 _NMS_CHUNK_ELEMENTS = 4_000_000
@@ -34,6 +37,40 @@ def descending_score_order(scores: np.ndarray, *tie_keys: np.ndarray) -> np.ndar
     scores = np.asarray(scores, dtype=np.float64)
     keys = [np.arange(len(scores))] + [np.asarray(k) for k in reversed(tie_keys)] + [-scores]
     return np.lexsort(keys).astype(np.int64)
+
+
+def numpy_per_class_order(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """mmaction2's ranking: per class, ``np.argsort(-scores)`` of that class's detections in input order.
+
+    mmaction2's ``frameAP`` / ``videoAP`` sort each class with numpy's default (unstable) sort, whose order
+    of exactly tied scores is deterministic for a given array but not the input order. Reproducing the call
+    on the same sub-array reproduces that order. The classes are concatenated (ascending); only the order
+    inside a class matters to the matching and the PR curves.
+
+    Args:
+        scores (np.ndarray): ``(N,)`` scores (float64, as mmaction2's arrays).
+        labels (np.ndarray): ``(N,)`` int classes.
+
+    Returns:
+        np.ndarray: ``(N,)`` int64 permutation.
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    parts = []
+    for c in np.unique(labels):
+        idx = np.nonzero(labels == c)[0]
+        parts.append(idx[np.argsort(-scores[idx])])
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+
+
+def ranking_order(scores: np.ndarray, labels: np.ndarray, tie_order: str = 'stable') -> np.ndarray:
+    """Visiting order of the detections: :func:`descending_score_order` (``'stable'``) or
+    :func:`numpy_per_class_order` (``'numpy'``, protocol ``'multisports'``)."""
+    if tie_order == 'stable':
+        return descending_score_order(scores)
+    if tie_order == 'numpy':
+        return numpy_per_class_order(scores, labels)
+    raise ValueError(f"tie_order must be 'stable' or 'numpy', got {tie_order!r}")
 
 
 def group_ranks(groups: np.ndarray, order: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Evaluation protocols: the conventions that differ between the codebases that report tube detection results.
 
-Two protocols are offered so that numbers can be compared with published ones:
+Three protocols are offered so that numbers can be compared with published ones:
 
 ``'act'`` (default) -- the protocol of ACT (Kalogeiton et al., ICCV 2017, ``ACT.py`` /
     ``ACT_utils.py``), copied by MOC, and used by the papers reporting frame-mAP / video-mAP on UCF101-24,
@@ -27,11 +27,32 @@ What is NOT changed by the protocol, on purpose: the temporal IoU counts frames 
 :mod:`cfad_mm.structures.tube_ops`; MultiSports' own code omits the ``+ 1`` there), and the hard NMS before
 matching (``nms_thr``, 0.3 by default in both; pass ``nms_thr=None`` to disable it as MultiSports does for
 video tubes).
+
+``'multisports'`` -- an exact reproduction of mmaction2 1.2.0's ``frameAP`` and ``videoAP``
+    (``mmaction/evaluation/functional/multisports_utils.py``, used by ``MultiSportsMetric``) on the same frame
+    detections and video tubes: everything of ``'voc'``, plus
+
+    * no NMS inside frame-mAP / video-mAP (``nms_thr`` of :func:`.frame_map` / :func:`.video_map` is ignored;
+      :func:`.evaluate_tubes` applies it to the detections before, as detector post-processing);
+    * temporal IoU without ``+ 1``: ``(min end - max start) / (max end - min start)`` (frame numbers, so two
+      tubes sharing one frame have temporal IoU 0, and two one-frame tubes on the same frame give 0 / 0 = NaN,
+      never a true positive, as in mmaction2);
+    * the six classes ``MULTISPORTS_SKIPPED_CLASSES`` are not evaluated (matched by name, as mmaction2 does);
+    * per class, detections are ranked by ``np.argsort(-scores)`` over the class's detections in input order
+      (numpy's default, unstable sort, as mmaction2), so that even exactly tied scores are visited in the same
+      order as mmaction2 visits them when both get their input in the same order.
+
+    Not reproduced: mmaction2's ``link_tubes`` (its ``Dataset.get_vid_dets`` takes every frame detection's
+    score from the leftover loop variable ``frm_det``, i.e. the LAST row of the detection array, so all linked
+    tubes get the same score and its video-mAP depends on the order of the detections). Our video tubes come
+    from :func:`cfad_mm.evaluation.link_video_tubes` with their real scores (mean of their clip tubes).
 """
 from dataclasses import dataclass
-from typing import Union
+from typing import Sequence, Tuple, Union
 
-__all__ = ['EvalProtocol', 'PROTOCOLS', 'get_protocol']
+import numpy as np
+
+__all__ = ['EvalProtocol', 'PROTOCOLS', 'MULTISPORTS_SKIPPED_CLASSES', 'get_protocol', 'skipped_class_mask']
 
 
 @dataclass(frozen=True)
@@ -39,24 +60,50 @@ class EvalProtocol:
     """The conventions of one evaluation protocol.
 
     Attributes:
-        name (str): ``'act'`` or ``'voc'``.
+        name (str): ``'act'``, ``'voc'`` or ``'multisports'``.
         plus_one (bool): Inclusive-pixel box areas and overlaps.
         matching (str): ``'remaining'`` (ACT: best among the GT not matched yet) or ``'voc'`` (best among all
             GT; a detection whose best GT is already matched is a false positive).
         ap_mode (str): ``'trapezoid'`` (ACT) or ``'voc'`` (all-point interpolation with precision envelope).
         pr_start_point (bool): Whether the PR curve starts with the point (recall 0, precision 1) (ACT).
+        eval_nms (bool): Whether frame-mAP / video-mAP apply their hard NMS (``nms_thr``) before matching.
+        temporal_plus_one (bool): Temporal IoU counts frames inclusively (``+ 1``, ACT and ours) or not
+            (mmaction2's ``iou3dt_voc``).
+        skip_classes (tuple[str]): Class names never evaluated (as classes without ground truth).
+        tie_order (str): ``'stable'`` (descending score, ties in input order, one global sort) or ``'numpy'``
+            (per class ``np.argsort(-scores)`` of the class's detections in input order, as mmaction2).
     """
     name: str
     plus_one: bool
     matching: str
     ap_mode: str
     pr_start_point: bool
+    eval_nms: bool = True
+    temporal_plus_one: bool = True
+    skip_classes: Tuple[str, ...] = ()
+    tie_order: str = 'stable'
+
+
+#: Classes that mmaction2's ``frameAP`` / ``videoAP`` skip by name (MultiSports classes with few instances).
+MULTISPORTS_SKIPPED_CLASSES = ('aerobic kick jump', 'aerobic off axis jump', 'aerobic butterfly jump',
+                               'aerobic balance turn', 'basketball save', 'basketball jump ball')
 
 
 PROTOCOLS = {
     'act':
     EvalProtocol(name='act', plus_one=True, matching='remaining', ap_mode='trapezoid', pr_start_point=True),
     'voc': EvalProtocol(name='voc', plus_one=False, matching='voc', ap_mode='voc', pr_start_point=False),
+    'multisports':
+    EvalProtocol(
+        name='multisports',
+        plus_one=False,
+        matching='voc',
+        ap_mode='voc',
+        pr_start_point=False,
+        eval_nms=False,
+        temporal_plus_one=False,
+        skip_classes=MULTISPORTS_SKIPPED_CLASSES,
+        tie_order='numpy'),
 }
 
 
@@ -64,7 +111,7 @@ def get_protocol(protocol: Union[str, EvalProtocol]) -> EvalProtocol:
     """Return the :class:`EvalProtocol` named ``protocol`` (or ``protocol`` itself).
 
     Args:
-        protocol (str | EvalProtocol): ``'act'`` or ``'voc'``.
+        protocol (str | EvalProtocol): ``'act'``, ``'voc'`` or ``'multisports'``.
 
     Returns:
         EvalProtocol: The protocol.
@@ -77,3 +124,9 @@ def get_protocol(protocol: Union[str, EvalProtocol]) -> EvalProtocol:
     if protocol not in PROTOCOLS:
         raise ValueError(f'protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}')
     return PROTOCOLS[protocol]
+
+
+def skipped_class_mask(protocol: Union[str, EvalProtocol], labels: Sequence[str]) -> np.ndarray:
+    """``(C,)`` bool, True for the classes of ``labels`` that ``protocol`` never evaluates."""
+    skip = set(get_protocol(protocol).skip_classes)
+    return np.array([str(name) in skip for name in labels], dtype=bool).reshape(-1)

@@ -12,18 +12,23 @@ ACT's ``videoAP`` (``ACT.py``), vectorized over videos:
 Spatio-temporal IoU (:func:`cfad_mm.structures.tube_ops.tube_st_iou`, ACT's ``iou3dt``): temporal IoU of the
 extents, ``(min end - max start + 1) / (max end - min start + 1)``, times the mean per-frame IoU over the
 frames of the temporal intersection. All thresholds are evaluated from one st-IoU computation.
+
+``protocol='multisports'`` reproduces mmaction2's ``videoAP`` exactly on the same tubes (see
+:mod:`.protocol`): no NMS, temporal IoU without ``+ 1`` (``iou3dt_voc``), VOC matching and AP, six classes
+skipped by name, mmaction2's per-class ``np.argsort`` ranking (the tubes of a class visited in ``videos``
+order, then the order of the video's own arrays).
 """
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from cfad_mm.structures.tube_ops import tube_nms, tube_st_iou
+from cfad_mm.structures.tube_ops import tube_frame_iou, tube_nms, tube_st_iou
 from .ap import per_class_ap
 from .ground_truth import dense_gt_tubes
-from .matching import descending_score_order, greedy_match
-from .protocol import EvalProtocol, get_protocol
+from .matching import greedy_match, ranking_order
+from .protocol import EvalProtocol, get_protocol, skipped_class_mask
 
-__all__ = ['video_map', 'check_video_tubes', 'VIDEO_05_095_THRS']
+__all__ = ['video_map', 'check_video_tubes', 'st_iou_exclusive_time', 'VIDEO_05_095_THRS']
 
 #: The ten thresholds of video-mAP@0.5:0.95.
 VIDEO_05_095_THRS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
@@ -67,6 +72,48 @@ def check_video_tubes(tubes: dict, video: str, nframes: int, num_classes: int) -
     return dict(tubes=boxes, tube_masks=masks, scores=scores, labels=labels)
 
 
+def st_iou_exclusive_time(tubes1: np.ndarray, masks1: np.ndarray, tubes2: np.ndarray, masks2: np.ndarray,
+                          plus_one: bool = False) -> np.ndarray:
+    """st-IoU with mmaction2's temporal IoU (``iou3dt_voc``): no ``+ 1``.
+
+    Temporal IoU ``(min end - max start) / (max end - min start)`` of the extents (frame indices).
+
+    The spatial part is that of :func:`cfad_mm.structures.tube_ops.tube_st_iou` (mean per-frame IoU over the
+    frames of the temporal intersection; for hole-free tubes exactly mmaction2's ``iou3d_voc``). 0 for
+    disjoint or empty tubes and for tubes sharing one frame; NaN (as in mmaction2: 0 / 0) for two one-frame
+    tubes on the same frame.
+
+    Args:
+        tubes1 (np.ndarray): ``(N, T, 4)``. masks1: ``(N, T)`` bool.
+        tubes2 (np.ndarray): ``(M, T, 4)``. masks2: ``(M, T)`` bool.
+        plus_one (bool): Inclusive-pixel box convention. Defaults to False.
+
+    Returns:
+        np.ndarray: ``(N, M)`` float64.
+    """
+    masks1, masks2 = np.asarray(masks1, dtype=bool), np.asarray(masks2, dtype=bool)
+    n, m, t = masks1.shape[0], masks2.shape[0], masks1.shape[1]
+    out = np.zeros((n, m), dtype=np.float64)
+    if n == 0 or m == 0 or t == 0:
+        return out
+    idx = np.arange(t)
+    s1, e1 = np.where(masks1, idx, t).min(1), np.where(masks1, idx, -1).max(1)
+    s2, e2 = np.where(masks2, idx, t).min(1), np.where(masks2, idx, -1).max(1)
+    inter_s, inter_e = np.maximum(s1[:, None], s2[None, :]), np.minimum(e1[:, None], e2[None, :])
+    union = (np.maximum(e1[:, None], e2[None, :]) - np.minimum(s1[:, None], s2[None, :])).astype(np.float64)
+    overlap = (inter_e >= inter_s) & masks1.any(1)[:, None] & masks2.any(1)[None, :]
+    if not overlap.any():
+        return out
+    frame_iou = tube_frame_iou(tubes1, masks1, tubes2, masks2, plus_one)  # (N, M, T)
+    in_inter = (idx >= inter_s[..., None]) & (idx <= inter_e[..., None]) & (masks1[:, None] | masks2[None])
+    count = in_inter.sum(-1)
+    mean_iou = np.where(in_inter, frame_iou, 0).sum(-1) / np.maximum(count, 1)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        tiou = (inter_e - inter_s).astype(np.float64) / union
+    out[overlap] = (mean_iou * tiou)[overlap]
+    return out
+
+
 def video_map(video_tubes: Dict[str, dict],
               ann: dict,
               videos: List[str],
@@ -83,8 +130,9 @@ def video_map(video_tubes: Dict[str, dict],
         ann (dict): Normalised annotation dict.
         videos (list[str]): The evaluated videos.
         iou_thrs (Sequence[float]): st-IoU thresholds. Defaults to 0.2, 0.5, 0.75 and 0.5:0.05:0.95.
-        nms_thr (float, optional): Per (video, class) tube-NMS threshold; None disables it. Defaults to 0.3.
-        protocol (str | EvalProtocol): ``'act'`` or ``'voc'``. Defaults to ``'act'``.
+        nms_thr (float, optional): Per (video, class) tube-NMS threshold; None disables it. Ignored by
+            ``protocol='multisports'`` (mmaction2's ``videoAP`` has no NMS). Defaults to 0.3.
+        protocol (str | EvalProtocol): ``'act'``, ``'voc'`` or ``'multisports'``. Defaults to ``'act'``.
 
     Returns:
         dict[float, dict]: For every distinct threshold (rounded to 4 decimals), the per-class result of
@@ -118,7 +166,7 @@ def video_map(video_tubes: Dict[str, dict],
         det = check_video_tubes(video_tubes[video], video, ann['nframes'][video], num_classes)
         for c in np.unique(det['labels']):
             idx = np.nonzero(det['labels'] == c)[0]
-            if nms_thr is not None and len(idx) > 1:
+            if protocol.eval_nms and nms_thr is not None and len(idx) > 1:
                 idx = idx[tube_nms(det['tubes'][idx], det['tube_masks'][idx], det['scores'][idx], nms_thr,
                                    protocol.plus_one)]
             scores.append(det['scores'][idx])
@@ -127,9 +175,10 @@ def video_map(video_tubes: Dict[str, dict],
             groups.append(np.full(len(idx), group, dtype=np.int64))
             if group >= 0:
                 g = gt_labels == c
+                st_iou = tube_st_iou if protocol.temporal_plus_one else st_iou_exclusive_time
                 ious.append(
-                    tube_st_iou(det['tubes'][idx], det['tube_masks'][idx], gt_boxes[g], gt_masks[g],
-                                protocol.plus_one))
+                    st_iou(det['tubes'][idx], det['tube_masks'][idx], gt_boxes[g], gt_masks[g],
+                           protocol.plus_one))
             else:
                 ious.append(np.zeros((len(idx), 0)))
 
@@ -144,9 +193,10 @@ def video_map(video_tubes: Dict[str, dict],
         det_ious[row:row + len(block), :block.shape[1]] = block
         row += len(block)
 
-    order = descending_score_order(scores)
+    order = ranking_order(scores, labels, protocol.tie_order)
+    skip = skipped_class_mask(protocol, ann['labels'])
     results = {}
     for thr in thrs:
         tp = greedy_match(order, groups, det_ious, gt_valid, thr, protocol.matching)
-        results[thr] = per_class_ap(order, labels, tp, num_gt, protocol)
+        results[thr] = per_class_ap(order, labels, tp, num_gt, protocol, skip)
     return results

@@ -102,7 +102,8 @@ class TubeMetric(BaseMetric):
         split (int): 0-based split index. Defaults to 0.
         subset (str): ``'test'`` or ``'train'``. Defaults to ``'test'``.
         protocol (str): ``'act'`` (inclusive pixels, remaining-GT matching, trapezoidal AP) or ``'voc'``
-            (mmaction2/MultiSports-like: no +1, VOC matching, all-point interpolated AP).
+            (mmaction2/MultiSports-like: no +1, VOC matching, all-point interpolated AP) or ``'multisports'``
+            (mmaction2's ``frameAP`` / ``videoAP`` reproduced exactly; see docs/evaluation.md).
             Defaults to ``'act'``.
         link_iou (float): Linking threshold (mean IoU on shared frames). Defaults to 0.5.
         trim_thr (float, optional): Actionness threshold of the temporal trimming of linked tubes (used when

@@ -1,0 +1,114 @@
+"""tools/analysis/analyze_errors.py end to end on a tiny dump of noisy-GT predictions (with a wrong-class tube
+and a background tube added): its JSON numbers are those of the library call, and its base mAP is the
+metric's."""
+import json
+import os.path as osp
+import pickle
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(REPO, 'configs/cfad/cfad_r3d-18-tiny_synthetic.py')
+sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
+
+
+def noisy_gt_samples(ann, seed=0):
+    """Data samples of 16-frame clips every 8 frames copying the GT tubes with box noise; in every clip of the
+    first test video also a tube of a wrong class on its first GT tube and a background tube."""
+    rng = np.random.default_rng(seed)
+    num_classes = len(ann['labels'])
+    samples = []
+    for vi, video in enumerate(ann['test_videos'][0]):
+        n = ann['nframes'][video]
+        w, h = ann['resolution'][video][1], ann['resolution'][video][0]
+        for start in range(0, max(1, n - 8), 8):
+            frame_inds = np.arange(start + 1, start + 17)
+            valid = frame_inds <= n
+            tubes, masks, labels = [], [], []
+            for label, per_label in ann['gttubes'][video].items():
+                for tube in per_label:
+                    dense = np.zeros((16, 4), np.float32)
+                    mask = np.zeros(16, bool)
+                    for row in tube:
+                        t = int(row[0]) - 1 - start
+                        if 0 <= t < 16:
+                            dense[t] = row[1:] + rng.normal(0, 1.5, 4)
+                            mask[t] = True
+                    if mask.any():
+                        tubes.append(dense)
+                        masks.append(mask)
+                        labels.append(label)
+            if not tubes:
+                continue
+            scores = list(rng.uniform(0.5, 1.0, len(tubes)))
+            if vi == 0:
+                tubes.append(tubes[0].copy())
+                masks.append(masks[0].copy())
+                labels.append((labels[0] + 1) % num_classes)
+                scores.append(0.95)
+                tubes.append(np.tile(np.array([w - 6, h - 6, w - 1, h - 1], np.float32), (16, 1)))
+                masks.append(valid.copy())
+                labels.append(labels[0])
+                scores.append(0.97)
+            samples.append(
+                dict(
+                    video_id=video,
+                    frame_inds=frame_inds,
+                    frame_valid=valid,
+                    pred_instances=dict(
+                        tubes=torch.from_numpy(np.stack(tubes)),
+                        tube_masks=torch.from_numpy(np.stack(masks)),
+                        scores=torch.tensor(scores, dtype=torch.float32),
+                        labels=torch.tensor(labels))))
+    return samples
+
+
+def test_analyze_errors_end_to_end(tiny_synth, tmp_path, capsys):
+    import analyze_errors
+
+    from cfad_mm.analysis import video_error_breakdown
+    from cfad_mm.datasets.annotation import load_annotations
+    from cfad_mm.evaluation import evaluate_clip_predictions
+    root, ann_file = tiny_synth
+    ann = load_annotations(ann_file)
+    dump = str(tmp_path / 'noisy_gt.pkl')
+    with open(dump, 'wb') as f:
+        pickle.dump(noisy_gt_samples(ann), f)
+    out = str(tmp_path / 'errors')
+    result = analyze_errors.main([dump, ann_file, '--out', out, '--config', CONFIG, '--markdown'])
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].startswith('| class | AP@0.5 | ddup | dcls |')
+
+    with open(osp.join(out, 'errors.json')) as f:
+        saved = json.load(f)
+    assert saved['settings']['link_iou'] == 0.3  # the tiny config's test_evaluator
+    # the library call on the tubes linked as the metric links them
+    from mmengine.config import Config
+    metric = dict(Config.fromfile(CONFIG).test_evaluator)
+    settings = {
+        k: metric[k]
+        for k in ('link_iou', 'trim_thr', 'nms_thr', 'max_gap', 'protocol') if k in metric
+    }
+    with open(dump, 'rb') as f:
+        samples = pickle.load(f)
+    from cfad_mm.evaluation.metrics.tube_metric import data_samples_to_clip_predictions
+    report = evaluate_clip_predictions(
+        data_samples_to_clip_predictions(samples), ann, return_tubes=True, **settings)
+    lib = video_error_breakdown(
+        report['video_tubes'],
+        ann,
+        nms_thr=report['settings']['nms_thr'],
+        protocol=report['settings']['protocol'])
+    assert saved['mAP'] == pytest.approx(report['metrics']['video_mAP@0.5'], abs=1e-6)
+    assert saved['mAP'] == lib['mAP'] and saved['dAP'] == lib['dAP'] and saved['counts'] == lib['counts']
+    assert saved['dAP_per_class'] == lib['dAP_per_class']
+    assert saved['mAP'] < 1.0 and saved['mAP'] + saved['dAP']['all'] == pytest.approx(1.0, abs=1e-6)
+    # the added wrong-class and background tubes show up
+    assert saved['counts']['cls'] + saved['counts']['both'] >= 1 and saved['counts']['bkg'] >= 1
+    assert result['dAP'] == saved['dAP']
+    assert osp.isfile(osp.join(out, 'errors.png'))
+    for video in ann['test_videos'][0]:
+        assert osp.isfile(osp.join(out, 'timelines', video + '.png')), video
