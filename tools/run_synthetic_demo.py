@@ -93,9 +93,9 @@ def main(argv=None):
             raise SystemExit(f'error: training finished without {args.work_dir}/epoch_{max_epochs}.pth')
 
     step(f'3/4 evaluating {osp.relpath(ckpt, REPO)} on the test split')
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    import test as test_tool
-    metrics = test_tool.main([CONFIG, ckpt, '--work-dir', args.work_dir] + cfg_opts)
+    from cfad_mm.apis import parse_cfg_options, run_test
+    # the same overrides as training, parsed as tools/test.py's --cfg-options parses them
+    metrics = run_test(CONFIG, ckpt, work_dir=args.work_dir, cfg_options=parse_cfg_options(cfg_opts[1:]))
     metrics = {k: float(v) for k, v in metrics.items()}
     metrics_path = osp.join(args.work_dir, 'metrics.json')
     with open(metrics_path, 'w') as f:
@@ -109,10 +109,12 @@ def main(argv=None):
                 key=lambda v: (sum(len(t) for t in annotations['gttubes'][v].values()), v))
     video_path = osp.join(args.data_root, 'videos', video + '.mp4')
     demo_dir = osp.join(args.work_dir, 'demo')
-    import demo as demo_tool
-    # the same model overrides as training and testing (the checkpoint must fit the model the demo builds)
-    tubes = demo_tool.main([video_path, CONFIG, ckpt, '--out', demo_dir, '--gif'] +
-                           (['--cfg-options'] + overrides if overrides else []))
+    # the same model overrides as training and testing (the checkpoint must fit the model the demo builds);
+    # absolute paths: tools/demo.py runs in the repository, this process may run elsewhere
+    run([python, 'tools/demo.py', osp.abspath(video_path), CONFIG, osp.abspath(ckpt), '--out',
+         osp.abspath(demo_dir), '--gif'] + (['--cfg-options'] + overrides if overrides else []))
+    with open(osp.join(demo_dir, 'tubes.json')) as f:
+        tubes = json.load(f)
 
     print('\n==== results (ACT protocol, synthetic test split)')
     for k, v in metrics.items():

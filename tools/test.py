@@ -13,9 +13,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import cfad_mm  # noqa: E402,F401
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
-from cfad_mm.apis import build_runner, default_work_dir, load_checkpoint_for_test, shutdown_distributed  # noqa
+from cfad_mm.apis import merge_test_cfg, run_test  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -45,56 +45,16 @@ def parse_args(argv=None):
 
 
 def merge_args(cfg, args):
-    """Merge command-line arguments into the config (mmaction2's semantics)."""
-    if args.show or args.show_dir is not None:
-        # TubeVisualizationHook (cfad_mm/engine/hooks) renders every --interval-th test clip with its tubes.
-        if 'default_hooks' not in cfg:
-            cfg.default_hooks = dict()
-        if cfg.default_hooks.get('visualization') is None:
-            cfg.default_hooks.visualization = dict(type='TubeVisualizationHook')
-        vis = cfg.default_hooks.visualization
-        if vis.get('type') not in ('TubeVisualizationHook', 'mmaction.TubeVisualizationHook'):
-            raise ValueError(f'--show/--show-dir need default_hooks.visualization of type TubeVisualizationHook '
-                             f'(the one that draws tubes), the config has {vis.get("type")!r}')
-        vis.enable = True
-        vis.show = args.show
-        vis.wait_time = args.wait_time
-        vis.out_dir = args.show_dir
-        vis.interval = args.interval
-    if args.cfg_options is not None:  # before --dump turns test_evaluator into a list
-        cfg.merge_from_dict(args.cfg_options)
-    if args.dump is not None:
-        if not args.dump.endswith(('.pkl', '.pickle')):
-            raise ValueError(f'--dump must name a .pkl file, got {args.dump!r}')
-        dump_metric = dict(type='DumpResults', out_file_path=args.dump)
-        if isinstance(cfg.test_evaluator, (list, tuple)):
-            cfg.test_evaluator = list(cfg.test_evaluator) + [dump_metric]
-        else:
-            cfg.test_evaluator = [cfg.test_evaluator, dump_metric]
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
-    # loaded by load_checkpoint_for_test (safe and strict), not by mmengine's non-strict load_from; no resume, so
-    # that Runner.test() does not load another checkpoint of the work dir over it
-    cfg.load_from = None
-    cfg.resume = False
-    return cfg
+    """Merge command-line arguments into the config (mmaction2's semantics): :func:`cfad_mm.apis.merge_test_cfg`."""
+    return merge_test_cfg(cfg, args.config, work_dir=args.work_dir, cfg_options=args.cfg_options, dump=args.dump,
+                          show=args.show, show_dir=args.show_dir, interval=args.interval, wait_time=args.wait_time)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = merge_args(Config.fromfile(args.config), args)
-    if not os.path.isfile(args.checkpoint):
-        raise SystemExit(f'error: checkpoint not found: {args.checkpoint} (a local file is needed: download a '
-                         'remote checkpoint first)')
-    runner = build_runner(cfg, args.launcher)
-    from cfad_mm.engine.checkpoint import CHECKPOINT_ERRORS
-    try:
-        load_checkpoint_for_test(runner, args.checkpoint, strict=bool(cfg.get('load_strict', True)),
-                                 unsafe_load=args.unsafe_load, config=args.config)
-    except CHECKPOINT_ERRORS as err:
-        raise SystemExit(f'error: {err}') from None
-    metrics = runner.test()
-    shutdown_distributed()
-    return metrics
+    return run_test(args.config, args.checkpoint, work_dir=args.work_dir, cfg_options=args.cfg_options,
+                    dump=args.dump, unsafe_load=args.unsafe_load, launcher=args.launcher, show=args.show,
+                    show_dir=args.show_dir, interval=args.interval, wait_time=args.wait_time)
 
 
 if __name__ == '__main__':

@@ -35,6 +35,38 @@ COARSE_OUTPUTS = ('actionness', 'heatmap', 'coeff_map', 'extent_map', 'scores', 
 REFINE_OUTPUTS = ('refined_coeffs', 'cls_logits')
 
 
+def default_input_shape(cfg) -> Tuple[int, int, int, int, int]:
+    """``(1, 3, clip_len, H, W)`` of a test clip: the size of the test pipeline's resize (``scale=(W, H)`` with
+    ``keep_ratio=False``), else its short side ``s`` and ``W = round(4 s / 3)`` (4:3 videos).
+
+    The default input of ``tools/deployment/export_onnx.py`` and ``tools/analysis/benchmark.py``.
+    """
+    test_ds = cfg.get('test_dataloader', {}).get('dataset', {})
+    clip_len = int(test_ds.get('clip_len', cfg.get('clip_len', 16)))
+    h, w = 224, 299
+    for step in test_ds.get('pipeline', []):
+        if step.get('type') in ('TubeResize', 'Resize') and isinstance(step.get('scale'), (tuple, list)):
+            sw, sh = (int(v) for v in step['scale'])
+            if not step.get('keep_ratio', True) and sw > 0 and sh > 0:
+                h, w = sh, sw
+            else:
+                short = sh if sw == -1 else min(sw, sh)
+                h, w = short, int(round(short * 4 / 3))
+    return 1, 3, clip_len, h, w
+
+
+def random_clip(model, shape: Sequence[int], seed: int = 0) -> Tensor:
+    """A random uint8 clip batch normalised by the model's data preprocessor: ``(N, C, T, H, W)`` float.
+
+    The clips are drawn from a ``torch.Generator`` seeded with ``seed`` (the global RNG is not used), so the same
+    ``shape`` and ``seed`` give the same batch.
+    """
+    g = torch.Generator().manual_seed(seed)
+    n, c, t, h, w = shape
+    clips = [torch.randint(0, 256, (c, t, h, w), generator=g, dtype=torch.uint8) for _ in range(n)]
+    return model.data_preprocessor(dict(inputs=clips, data_samples=None), False)['inputs']
+
+
 def output_names(model) -> Tuple[str, ...]:
     """Names of the tensor-path outputs of a CFAD model (see :meth:`CFAD._forward` for their shapes)."""
     return COARSE_OUTPUTS + (REFINE_OUTPUTS if getattr(model, 'refine', False) else ())

@@ -1,5 +1,7 @@
-"""What tools/train.py and tools/test.py share: work dir, distributed set-up on CPU or CUDA, runner building."""
+"""What tools/train.py and tools/test.py share: work dir, distributed set-up on CPU or CUDA, runner building;
+and the test run itself (:func:`run_test`, the body of ``tools/test.py``)."""
 import os.path as osp
+from typing import Optional
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -180,3 +182,117 @@ def trust_config_checkpoints(cfg: Config, resume=None) -> list:
     for path in paths:
         trust_checkpoint(path)
     return paths
+
+
+def parse_cfg_options(options) -> dict:
+    """``key=value`` strings parsed as ``--cfg-options`` parses them (mmengine's ``DictAction``).
+
+    Args:
+        options (list[str] | dict | None): The strings; a dict (already parsed) is returned as a copy.
+
+    Returns:
+        dict: The overrides (``{}`` for none).
+    """
+    import argparse
+
+    from mmengine.config import DictAction
+    if not options:
+        return {}
+    if isinstance(options, dict):
+        return dict(options)
+    namespace = argparse.Namespace()
+    DictAction(option_strings=['--cfg-options'], dest='cfg_options')(None, namespace, list(options))
+    return namespace.cfg_options
+
+def merge_test_cfg(cfg: Config, config: str, work_dir: Optional[str] = None, cfg_options: Optional[dict] = None,
+                   dump: Optional[str] = None, show: bool = False, show_dir: Optional[str] = None,
+                   interval: int = 1, wait_time: float = 2) -> Config:
+    """Merge the options of ``tools/test.py`` into the config (mmaction2's semantics).
+
+    Args:
+        cfg (Config): The config, changed in place.
+        config (str): Its path (for the default work dir ``./work_dirs/<config name>``).
+        work_dir (str, optional): The work dir; default: the config's, else the default one.
+        cfg_options (dict, optional): Overrides (``--cfg-options``), merged before ``dump`` is added.
+        dump (str, optional): A ``.pkl`` file: a ``DumpResults`` metric is appended to ``test_evaluator``.
+        show, show_dir, interval, wait_time: ``TubeVisualizationHook`` settings (``show`` or ``show_dir``
+            enable it).
+
+    Returns:
+        Config: ``cfg``, with ``load_from=None`` and ``resume=False`` (the checkpoint is loaded by
+        :func:`load_checkpoint_for_test`, safely and strictly).
+
+    Raises:
+        ValueError: ``dump`` is not a ``.pkl`` file, or ``show``/``show_dir`` with another visualization hook.
+    """
+    if show or show_dir is not None:
+        # TubeVisualizationHook (cfad_mm/engine/hooks) renders every interval-th test clip with its tubes.
+        if 'default_hooks' not in cfg:
+            cfg.default_hooks = dict()
+        if cfg.default_hooks.get('visualization') is None:
+            cfg.default_hooks.visualization = dict(type='TubeVisualizationHook')
+        vis = cfg.default_hooks.visualization
+        if vis.get('type') not in ('TubeVisualizationHook', 'mmaction.TubeVisualizationHook'):
+            raise ValueError(f'--show/--show-dir need default_hooks.visualization of type TubeVisualizationHook '
+                             f'(the one that draws tubes), the config has {vis.get("type")!r}')
+        vis.enable = True
+        vis.show = show
+        vis.wait_time = wait_time
+        vis.out_dir = show_dir
+        vis.interval = interval
+    if cfg_options is not None:  # before dump turns test_evaluator into a list
+        cfg.merge_from_dict(cfg_options)
+    if dump is not None:
+        if not dump.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--dump must name a .pkl file, got {dump!r}')
+        dump_metric = dict(type='DumpResults', out_file_path=dump)
+        if isinstance(cfg.test_evaluator, (list, tuple)):
+            cfg.test_evaluator = list(cfg.test_evaluator) + [dump_metric]
+        else:
+            cfg.test_evaluator = [cfg.test_evaluator, dump_metric]
+    cfg.work_dir = work_dir or cfg.get('work_dir') or default_work_dir(config)
+    # loaded by load_checkpoint_for_test (safe and strict), not by mmengine's non-strict load_from; no resume, so
+    # that Runner.test() does not load another checkpoint of the work dir over it
+    cfg.load_from = None
+    cfg.resume = False
+    return cfg
+
+
+def run_test(config: str, checkpoint: str, work_dir: Optional[str] = None, cfg_options: Optional[dict] = None,
+             dump: Optional[str] = None, unsafe_load: bool = False, launcher: str = 'none', show: bool = False,
+             show_dir: Optional[str] = None, interval: int = 1, wait_time: float = 2) -> dict:
+    """Test (and evaluate) a checkpoint with mmengine's ``Runner``: what ``tools/test.py`` does.
+
+    The options are merged by :func:`merge_test_cfg`, the runner is built by :func:`build_runner`, the checkpoint
+    is loaded by :func:`load_checkpoint_for_test` (strict unless the config sets ``load_strict=False``) and the
+    distributed run is ended by :func:`shutdown_distributed`.
+
+    Args:
+        config (str): The config file.
+        checkpoint (str): The checkpoint file (local).
+        work_dir, cfg_options, dump, show, show_dir, interval, wait_time: see :func:`merge_test_cfg`.
+        unsafe_load (bool): Full pickle semantics for this trusted checkpoint. Defaults to False.
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``. Defaults to ``'none'``.
+
+    Returns:
+        dict: The test metrics.
+
+    Raises:
+        SystemExit: A one-line ``error: ...`` message for a missing checkpoint or one that cannot be loaded.
+        ValueError: See :func:`merge_test_cfg`.
+    """
+    cfg = merge_test_cfg(Config.fromfile(config), config, work_dir=work_dir, cfg_options=cfg_options, dump=dump,
+                         show=show, show_dir=show_dir, interval=interval, wait_time=wait_time)
+    if not osp.isfile(checkpoint):
+        raise SystemExit(f'error: checkpoint not found: {checkpoint} (a local file is needed: download a '
+                         'remote checkpoint first)')
+    runner = build_runner(cfg, launcher)
+    from cfad_mm.engine.checkpoint import CHECKPOINT_ERRORS
+    try:
+        load_checkpoint_for_test(runner, checkpoint, strict=bool(cfg.get('load_strict', True)),
+                                 unsafe_load=unsafe_load, config=config)
+    except CHECKPOINT_ERRORS as err:
+        raise SystemExit(f'error: {err}') from None
+    metrics = runner.test()
+    shutdown_distributed()
+    return metrics

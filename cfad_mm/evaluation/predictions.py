@@ -10,7 +10,7 @@ from .linking import drop_nonfinite_tubes
 
 __all__ = [
     'group_clips_by_video', 'evaluate_clip_predictions', 'load_dump', 'DumpUnpickler', 'config_tube_metric',
-    'EVAL_SETTING_KEYS'
+    'EVAL_SETTING_KEYS', 'eval_settings', 'optional_float'
 ]
 
 
@@ -207,3 +207,40 @@ def config_tube_metric(cfg, key: str = 'test_evaluator') -> dict:
     if isinstance(ev, (list, tuple)):
         ev = next((e for e in ev if str(e.get('type', '')).split('.')[-1] == 'TubeMetric'), None)
     return dict(ev) if ev else {}
+
+
+def optional_float(text: str):
+    """A float, or None for 'none'."""
+    return None if text.lower() == 'none' else float(text)
+
+
+def eval_settings(args) -> tuple:
+    """The annotation file and the keyword arguments of ``evaluate_clip_predictions`` from the parsed arguments
+    of ``tools/analysis/eval_results.py`` or ``analyze_errors.py`` (``ann_file``, ``config`` and the settings
+    given, absent when not given).
+
+    Precedence: the flags given, then the ``--config``'s ``test_evaluator``, then ``TubeMetric``'s defaults
+    (the function's own defaults: unset keys are left out).
+
+    Returns:
+        tuple[str, dict]: The annotation file and the settings.
+
+    Raises:
+        SystemExit: The config does not exist, or no annotation file is given.
+    """
+    settings, ann_file = {}, args.ann_file
+    if args.config is not None:
+        from mmengine.config import Config
+        if not osp.isfile(args.config):
+            raise SystemExit(f'error: config not found: {args.config}')
+        metric = config_tube_metric(Config.fromfile(args.config))
+        if not metric:
+            print(f'warning: {args.config} has no test_evaluator (TubeMetric); its settings are not used')
+        settings = {k: metric[k] for k in EVAL_SETTING_KEYS if k in metric}
+        if ann_file is None and isinstance(metric.get('ann_file'), str):
+            ann_file = metric['ann_file']
+    if ann_file is None:
+        raise SystemExit('error: no annotation file: give ANN_FILE, or --config with a '
+                         'test_evaluator.ann_file')
+    settings.update({k: getattr(args, k) for k in EVAL_SETTING_KEYS if hasattr(args, k)})
+    return ann_file, settings

@@ -8,7 +8,8 @@
 # Data layout and annotation pickle: docs/datasets.md; evaluation protocol: docs/evaluation.md.
 # Not trained in this repository (no GPU here): there are no reference numbers for it yet.
 _base_ = [
-    '../_base_/models/cfad_i3d-r50.py', '../_base_/datasets/jhmdb-21.py', '../_base_/default_runtime.py'
+    '../_base_/models/cfad_i3d-r50.py', '../_base_/datasets/jhmdb-21.py',
+    '../_base_/schedules/adamw_multistep_20e.py', '../_base_/default_runtime.py'
 ]
 
 model = dict(num_classes=21)
@@ -17,22 +18,13 @@ train_dataloader = dict(batch_size=8)
 val_dataloader = dict(batch_size=8)
 test_dataloader = val_dataloader
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=20, val_begin=1, val_interval=4)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-
+# merged into default_runtime.py's optim_wrapper and default_hooks (they cannot live in the schedule file)
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=5e-4, weight_decay=1e-4),
     paramwise_cfg=dict(custom_keys=dict(backbone=dict(lr_mult=0.1))),
     clip_grad=dict(max_norm=10, norm_type=2))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=500),
-    dict(type='MultiStepLR', by_epoch=True, begin=0, end=20, milestones=[15], gamma=0.1)
-]
-
 default_hooks = dict(
     checkpoint=dict(interval=1, save_best='tube/frame_mAP@0.5', rule='greater', max_keep_ckpts=3))
-auto_scale_lr = dict(enable=False, base_batch_size=64)
 
 val_evaluator = dict(type='TubeMetric', ann_file={{_base_.ann_file}}, split={{_base_.split}})
 test_evaluator = val_evaluator

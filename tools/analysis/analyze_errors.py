@@ -26,7 +26,6 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
-sys.path.insert(0, osp.abspath(osp.dirname(__file__)))
 
 import matplotlib  # noqa: E402
 
@@ -42,7 +41,7 @@ from cfad_mm.analysis import (
     video_error_breakdown)
 from cfad_mm.evaluation import evaluate_clip_predictions, load_dump  # noqa: E402
 from cfad_mm.evaluation.functional import PROTOCOLS, resolve_annotations  # noqa: E402
-from eval_results import eval_settings, optional_float  # noqa: E402
+from cfad_mm.evaluation.predictions import eval_settings, optional_float  # noqa: E402
 
 
 def parse_args(argv=None):

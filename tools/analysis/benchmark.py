@@ -140,8 +140,7 @@ def main(argv=None):
         raise SystemExit(f'error: --device {args.device} but CUDA is not available')
     if args.threads:
         torch.set_num_threads(args.threads)
-    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'deployment'))
-    from export_onnx import default_input_shape
+    from cfad_mm.apis.export import default_input_shape, random_clip
     torch.manual_seed(0)
     from cfad_mm.engine.checkpoint import CHECKPOINT_ERRORS
     try:
@@ -152,9 +151,7 @@ def main(argv=None):
     _, c, t, h, w = default_input_shape(model.cfg)
     t = args.clip_len or t
     h, w = args.shape or (h, w)
-    g = torch.Generator().manual_seed(0)
-    clips = [torch.randint(0, 256, (c, t, h, w), generator=g, dtype=torch.uint8) for _ in range(args.batch_size)]
-    inputs = model.data_preprocessor(dict(inputs=clips, data_samples=None), False)['inputs'].to(args.device)
+    inputs = random_clip(model, (args.batch_size, c, t, h, w), seed=0).to(args.device)
     res = benchmark(model, inputs, args.mode, args.repeats, args.warmup, progress=not args.no_progress)
     res.update(config=args.config, mode=args.mode, device=args.device, batch_size=args.batch_size, clip_len=t,
                shape=[h, w], threads=torch.get_num_threads(), torch=torch.__version__,

@@ -31,12 +31,7 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 from cfad_mm.evaluation import evaluate_clip_predictions, load_dump  # noqa: E402
 from cfad_mm.evaluation.functional import format_report_table, report_to_json  # noqa: E402
-from cfad_mm.evaluation.predictions import EVAL_SETTING_KEYS, config_tube_metric  # noqa: E402
-
-
-def optional_float(text: str):
-    """A float, or None for 'none'."""
-    return None if text.lower() == 'none' else float(text)
+from cfad_mm.evaluation.predictions import eval_settings, optional_float  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -64,36 +59,6 @@ def parse_args(argv=None):
                         help='no progress bars over the videos (on stderr)')
     parser.add_argument('--pr-points', type=int, default=1000, help='max points per PR curve in the JSON')
     return parser.parse_args(argv)
-
-
-def eval_settings(args) -> tuple:
-    """The annotation file and the keyword arguments of ``evaluate_clip_predictions``.
-
-    Precedence: the flags given, then the ``--config``'s ``test_evaluator``, then ``TubeMetric``'s defaults
-    (the function's own defaults: unset keys are left out).
-
-    Returns:
-        tuple[str, dict]: The annotation file and the settings.
-
-    Raises:
-        SystemExit: The config does not exist, or no annotation file is given.
-    """
-    settings, ann_file = {}, args.ann_file
-    if args.config is not None:
-        from mmengine.config import Config
-        if not osp.isfile(args.config):
-            raise SystemExit(f'error: config not found: {args.config}')
-        metric = config_tube_metric(Config.fromfile(args.config))
-        if not metric:
-            print(f'warning: {args.config} has no test_evaluator (TubeMetric); its settings are not used')
-        settings = {k: metric[k] for k in EVAL_SETTING_KEYS if k in metric}
-        if ann_file is None and isinstance(metric.get('ann_file'), str):
-            ann_file = metric['ann_file']
-    if ann_file is None:
-        raise SystemExit('error: no annotation file: give ANN_FILE, or --config with a '
-                         'test_evaluator.ann_file')
-    settings.update({k: getattr(args, k) for k in EVAL_SETTING_KEYS if hasattr(args, k)})
-    return ann_file, settings
 
 
 def main(argv=None):

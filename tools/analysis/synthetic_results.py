@@ -29,7 +29,6 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
-sys.path.insert(0, osp.join(REPO, 'tools'))
 
 import cfad_mm  # noqa: E402,F401
 from mmengine.config import Config  # noqa: E402
@@ -54,9 +53,8 @@ KEYS = ['tube/frame_mAP@0.5', 'tube/video_mAP@0.2', 'tube/video_mAP@0.5', 'tube/
 
 
 def evaluate(checkpoint, work_dir, options):
-    import test as test_tool
-    metrics = test_tool.main([CONFIG, checkpoint, '--work-dir', work_dir] +
-                             (['--cfg-options'] + options if options else []))
+    from cfad_mm.apis import parse_cfg_options, run_test
+    metrics = run_test(CONFIG, checkpoint, work_dir=work_dir, cfg_options=parse_cfg_options(options) or None)
     return {k: float(v) for k, v in metrics.items()}
 
 
@@ -70,7 +68,8 @@ def train(work_dir, options, seed):
 
 def linking_sweep(checkpoint: str, work_dir: str, val_seed: int, link_ious) -> list:
     """Rows ``(link_iou, val metrics, test metrics)`` of the video-level linking threshold sweep (see above)."""
-    from eval_results import load_dump
+    from cfad_mm.apis import parse_cfg_options, run_test
+    from cfad_mm.evaluation import load_dump
     from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
     from cfad_mm.evaluation.functional import evaluate_tubes
     val_root = osp.join(work_dir, f'val_seed{val_seed}')
@@ -84,10 +83,10 @@ def linking_sweep(checkpoint: str, work_dir: str, val_seed: int, link_ious) -> l
                               ('test', osp.join(REPO, cfg.ann_file), osp.join(REPO, cfg.video_prefix))):
         dumps[name] = (osp.join(work_dir, f'linking_{name}.pkl'), ann)
         print(f'==== {name}: predictions for the linking sweep', flush=True)
-        import test as test_tool
-        test_tool.main([CONFIG, checkpoint, '--work-dir', osp.join(work_dir, f'linking_{name}'), '--dump',
-                        dumps[name][0], '--cfg-options', f'test_dataloader.dataset.ann_file={ann}',
-                        f'test_dataloader.dataset.data_prefix.video={videos}', f'test_evaluator.ann_file={ann}'])
+        run_test(CONFIG, checkpoint, work_dir=osp.join(work_dir, f'linking_{name}'), dump=dumps[name][0],
+                 cfg_options=parse_cfg_options([f'test_dataloader.dataset.ann_file={ann}',
+                                                f'test_dataloader.dataset.data_prefix.video={videos}',
+                                                f'test_evaluator.ann_file={ann}']))
     clips = {k: (load_dump(path), ann) for k, (path, ann) in dumps.items()}
     rows = []
     for thr in link_ious:

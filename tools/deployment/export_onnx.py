@@ -40,7 +40,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import cfad_mm  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
 
-from cfad_mm.apis.export import DEFAULT_OPSET  # noqa: E402
+from cfad_mm.apis.export import DEFAULT_OPSET, default_input_shape, random_clip  # noqa: E402,F401
 
 EPILOG = __doc__[__doc__.index('The graph is'):__doc__.index('Example:')]
 
@@ -68,32 +68,6 @@ def parse_args(argv=None):
                    help='load the checkpoint with full pickle semantics: ONLY for a file you trust')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     return p.parse_args(argv)
-
-
-def default_input_shape(cfg):
-    """``(1, 3, clip_len, H, W)`` of a test clip: the size of the test pipeline's resize (``scale=(W, H)`` with
-    ``keep_ratio=False``), else its short side ``s`` and ``W = round(4 s / 3)`` (4:3 videos)."""
-    test_ds = cfg.get('test_dataloader', {}).get('dataset', {})
-    clip_len = int(test_ds.get('clip_len', cfg.get('clip_len', 16)))
-    h, w = 224, 299
-    for step in test_ds.get('pipeline', []):
-        if step.get('type') in ('TubeResize', 'Resize') and isinstance(step.get('scale'), (tuple, list)):
-            sw, sh = (int(v) for v in step['scale'])
-            if not step.get('keep_ratio', True) and sw > 0 and sh > 0:
-                h, w = sh, sw
-            else:
-                short = sh if sw == -1 else min(sw, sh)
-                h, w = short, int(round(short * 4 / 3))
-    return 1, 3, clip_len, h, w
-
-
-def random_clip(model, shape, seed):
-    """A random uint8 clip batch normalised by the model's data preprocessor: ``(N, C, T, H, W)`` float."""
-    import torch
-    g = torch.Generator().manual_seed(seed)
-    n, c, t, h, w = shape
-    clips = [torch.randint(0, 256, (c, t, h, w), generator=g, dtype=torch.uint8) for _ in range(n)]
-    return model.data_preprocessor(dict(inputs=clips, data_samples=None), False)['inputs']
 
 
 def video_clip(model, shape, path):

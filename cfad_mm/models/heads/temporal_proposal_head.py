@@ -116,7 +116,9 @@ class TemporalProposalHead(BaseModule):
             for s in segs:
                 if s not in unique and s[1] - s[0] + 1 >= min(self.min_length, num_frames):
                     unique.append(s)
-            limit = self.max_proposals + (len(gt_masks[i]) if gt_masks is not None else 0)
+            # the GT extents added above come on top of the cap (only when they were added)
+            extra = len(gt_masks[i]) if gt_masks is not None and self.use_gt_proposals else 0
+            limit = self.max_proposals + extra
             unique = unique[:limit]
             batch_inds += [i] * len(unique)
             segments += unique
