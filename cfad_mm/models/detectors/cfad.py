@@ -39,9 +39,9 @@ class CFAD(BaseModel):
         assigner (dict): :class:`TubeAssigner` config matching coarse tubes to GT for the refine stage.
         refine (bool): ``False`` gives the coarse-only ablation (no selector / refine stage at all).
         channels_last (bool): Run the backbone in the ``torch.channels_last_3d`` memory format (its weights
-            and input clips). On the 2-core CPU of docs/benchmarks.md the tiny backbone is ~20% faster in
-            inference, and a tiny training iteration takes 0.22 s instead of 0.28 s; results are the same up to
-            float rounding. Defaults to False.
+            and input clips): faster on CPU (``tools/analysis/speed_compare.py`` and
+            ``tools/analysis/benchmark.py --cfg-options model.channels_last=False`` measure it); results are
+            the same up to float rounding. Defaults to False.
         train_cfg (dict, optional): ``topk`` coarse tubes per clip fed to the refine stage in training
             (besides the tubes at the GT centres), ``gt_jitter`` (std of the noise on jittered GT tubes, see
             :meth:`_jittered_gt_tubes`) and ``refine_iters`` (see below). Defaults to
