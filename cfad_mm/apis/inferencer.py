@@ -233,7 +233,10 @@ class TubeInferencer(BaseInferencer):
     def preprocess(self, inputs: list, batch_size: int = 1, max_side: Optional[int] = 1280):
         """Open each input (lazily, one at a time): yields ``dict(frames, name, batch_size)``.
 
-        ``name`` is the file or folder name without extension, ``array_<i>`` for an array."""
+        ``name`` is the file or folder name without extension, ``array_<i>`` for an array; a name already taken
+        by an earlier input of the call gets ``_<i>`` (the input's index) appended, so that outputs under
+        ``out_dir`` never overwrite each other."""
+        used = set()
         for i, item in enumerate(inputs):
             if isinstance(item, VideoFrames):
                 frames = item
@@ -243,6 +246,9 @@ class TubeInferencer(BaseInferencer):
                 frames = VideoFrames(str(item), max_side)
             name = frames.path if isinstance(frames, ArrayFrames) else \
                 osp.splitext(osp.basename(str(frames.path).rstrip('/')))[0]
+            if name in used:
+                name = f'{name}_{i}'
+            used.add(name)
             yield dict(frames=frames, name=name, batch_size=batch_size)
 
     def forward(self, inputs: dict, clip_len: Optional[int] = None, stride: Optional[int] = None,
@@ -310,13 +316,17 @@ class TubeInferencer(BaseInferencer):
 
 def save_timeline(tubes: dict, out_path: str, classes: Optional[Sequence[str]] = None) -> Optional[str]:
     """The tube timeline picture of ``tubes`` (a ``tubes.json`` dict) by
-    ``cfad_mm.analysis.timeline.plot_tube_timeline``; None (with a message) when that module is not
-    available in this installation."""
+    ``cfad_mm.analysis.timeline.plot_tube_timeline``; None (with a warning) when that module is not available
+    in this installation or drawing fails."""
     try:
         from cfad_mm.analysis.timeline import plot_tube_timeline
     except ImportError as err:
         print_log(f'tube timeline skipped (cfad_mm.analysis.timeline is not available: {err})', logger='current',
                   level=30)
         return None
-    plot_tube_timeline(tubes['tubes'], tubes['nframes'], out_path, classes=classes, gt_tubes=None)
+    try:
+        plot_tube_timeline(tubes['tubes'], tubes['nframes'], out_path, classes=classes, gt_tubes=None)
+    except Exception as err:  # an optional picture: the tubes and the rendered video are already written
+        print_log(f'tube timeline skipped ({out_path}): {type(err).__name__}: {err}', logger='current', level=30)
+        return None
     return out_path

@@ -125,3 +125,26 @@ def test_timeline_is_skipped_with_a_message_without_its_module(tmp_path, checkpo
     assert out['predictions'][0]['nframes'] == 3
     assert (tmp_path / 'o' / 'array_0' / 'array_0_tubes.mp4').is_file()
     assert not (tmp_path / 'o' / 'array_0' / 'timeline.png').exists()
+
+
+def test_inputs_with_the_same_name_do_not_overwrite_each_other(tmp_path, checkpoint, video, monkeypatch):
+    import shutil
+    other = tmp_path / 'b'
+    other.mkdir()
+    copy = other / osp.basename(video)
+    shutil.copy(video, copy)
+    inferencer = TubeInferencer(CONFIG, weights=checkpoint, device='cpu', show_progress=False)
+    # a failing timeline is skipped with a warning: the tubes and the video are still written
+    import cfad_mm.analysis.timeline as timeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError('no canvas')
+
+    monkeypatch.setattr(timeline, 'plot_tube_timeline', broken)
+    out_dir = tmp_path / 'same'
+    res = inferencer([video, str(copy)], out_dir=str(out_dir), **SMALL)
+    name = osp.splitext(osp.basename(video))[0]
+    assert sorted(p.name for p in out_dir.iterdir()) == [name, f'{name}_1']
+    for sub, pred in zip((name, f'{name}_1'), res['predictions']):
+        assert json.loads((out_dir / sub / 'tubes.json').read_text()) == pred
+        assert (out_dir / sub / f'{sub}_tubes.mp4').is_file() and not (out_dir / sub / 'timeline.png').exists()

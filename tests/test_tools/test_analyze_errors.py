@@ -112,3 +112,10 @@ def test_analyze_errors_end_to_end(tiny_synth, tmp_path, capsys):
     assert osp.isfile(osp.join(out, 'errors.png'))
     for video in ann['test_videos'][0]:
         assert osp.isfile(osp.join(out, 'timelines', video + '.png')), video
+
+
+def test_missing_inputs_are_one_error_line(tmp_path):
+    import analyze_errors
+    with pytest.raises(SystemExit, match='^error: .*not found'):
+        analyze_errors.main([str(tmp_path / 'missing.pkl'), str(tmp_path / 'missing_ann.pkl'), '--out',
+                             str(tmp_path / 'out')])

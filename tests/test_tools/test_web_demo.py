@@ -173,3 +173,34 @@ def test_browser_upload_shows_tubes(server, synth_video, tmp_path):
     finally:
         driver.quit()
     print(f'browser test: {time.time() - t0:.1f} s', file=sys.stderr)
+
+
+def test_an_unexpected_failure_is_a_short_500_and_leaves_no_result(tmp_path, synth_video):
+    """Not a media problem (here: a model that cannot run): a JSON 500 naming the upload, no traceback, the
+    job's folder removed."""
+    import types
+
+    import uvicorn
+
+    from cfad_mm.apis.web_demo import create_app
+    broken = types.SimpleNamespace(cfg=None, dataset_meta={'classes': CLASSES})
+    app = create_app(broken, str(tmp_path / 'work'), max_upload_bytes=MAX_UPLOAD, score_thr=0.0)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='critical'))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not srv.started:
+        assert thread.is_alive() and time.time() < deadline, 'the demo server did not start'
+        time.sleep(0.05)
+    try:
+        with open(synth_video, 'rb') as f:
+            resp = post_video(f'http://127.0.0.1:{port}', 'clip.mp4', f.read())
+        assert resp.status == 500
+        message = resp.json()['error']
+        assert message.startswith('clip.mp4: processing failed (') and 'Traceback' not in message
+        results = tmp_path / 'work' / 'results'
+        assert not results.exists() or not any(results.iterdir())
+    finally:
+        srv.should_exit = True
+        thread.join(10)

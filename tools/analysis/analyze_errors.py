@@ -155,8 +155,11 @@ def write_timelines(result: dict, ann: dict, video_tubes: dict, out_dir: str) ->
 def main(argv=None):
     args = parse_args(argv)
     ann_file, settings = eval_settings(args)
-    ann = resolve_annotations(ann_file)
-    report = evaluate_clip_predictions(load_dump(args.results), ann, return_tubes=True, **settings)
+    try:
+        ann = resolve_annotations(ann_file)
+        report = evaluate_clip_predictions(load_dump(args.results), ann, return_tubes=True, **settings)
+    except (FileNotFoundError, ValueError) as err:  # missing / malformed inputs (AnnotationError is a ValueError)
+        raise SystemExit(f'error: {err}') from None
     s = report['settings']
     result = video_error_breakdown(
         report['video_tubes'],
