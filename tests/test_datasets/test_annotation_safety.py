@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 import pytest
-from tiny_tube_data import tiny_annotations
+from tiny_tube_data import assert_same_annotations, tiny_annotations
 
 from cfad_mm.datasets.annotation import AnnotationError, load_annotations, validate_annotations
 
@@ -59,16 +59,6 @@ def _write(tmp_path, payload: bytes, name='ann.pkl') -> str:
     return str(path)
 
 
-def _assert_same(a: dict, b: dict):
-    for key in ('labels', 'nframes', 'resolution', 'train_videos', 'test_videos'):
-        assert a[key] == b[key], key
-    assert a['gttubes'].keys() == b['gttubes'].keys()
-    for video, per_label in a['gttubes'].items():
-        assert per_label.keys() == b['gttubes'][video].keys()
-        for label, tubes in per_label.items():
-            assert len(tubes) == len(b['gttubes'][video][label])
-            for x, y in zip(tubes, b['gttubes'][video][label]):
-                assert x.dtype == y.dtype == np.float32 and np.array_equal(x, y)
 
 
 # ------------------------------------------------------------------------------------- restricted unpickling
@@ -139,22 +129,23 @@ def _rich_annotations() -> dict:
 @pytest.mark.parametrize('protocol', [0, 1, 2, 3, 4, 5])
 def test_python3_pickles_of_every_protocol_still_load(tmp_path, protocol):
     path = _write(tmp_path, pickle.dumps(_rich_annotations(), protocol=protocol))
-    _assert_same(load_annotations(path), validate_annotations(tiny_annotations()))
+    assert_same_annotations(load_annotations(path), validate_annotations(tiny_annotations()))
 
 
 def test_python2_and_numpy2_pickles_still_load(tmp_path):
     expected = validate_annotations(tiny_annotations())
     py2 = _py2_pickle(_rich_annotations())
     assert b'cnumpy.core.multiarray\n_reconstruct' in py2 and b'ccollections\nOrderedDict' in py2
-    _assert_same(load_annotations(_write(tmp_path, py2, 'py2.pkl')), expected)
+    assert_same_annotations(load_annotations(_write(tmp_path, py2, 'py2.pkl')), expected)
     # files written with numpy 2 name numpy._core instead of numpy.core
     numpy2 = pickle.dumps(_rich_annotations(), protocol=2).replace(b'numpy.core.', b'numpy._core.')
     assert b'numpy._core.multiarray' in numpy2
-    _assert_same(load_annotations(_write(tmp_path, numpy2, 'np2.pkl')), expected)
+    assert_same_annotations(load_annotations(_write(tmp_path, numpy2, 'np2.pkl')), expected)
     # sets (a global in protocol 2) are allowed too, e.g. in an extra key
     ann = tiny_annotations()
     ann['extra'] = {1, 2}
-    _assert_same(load_annotations(_write(tmp_path, pickle.dumps(ann, protocol=2), 'set.pkl')), expected)
+    assert_same_annotations(load_annotations(_write(tmp_path, pickle.dumps(ann, protocol=2), 'set.pkl')),
+                            expected)
 
 
 # ------------------------------------------------------------------------------- Python-2 UTF-8 names
@@ -185,7 +176,7 @@ def test_utf8_names_of_a_python2_pickle_are_repaired(tmp_path):
         assert set(ann[key]) == {'walk/vidéo_ü', 'jump/日本', 'walk/v_002', 'jump/v_003'}, key
     assert ann['train_videos'] == [['walk/vidéo_ü', 'jump/日本', 'jump/v_003']]
     assert ann['test_videos'] == [['jump/日本', 'walk/v_002', 'jump/v_003']]
-    _assert_same(ann, validate_annotations(wanted))
+    assert_same_annotations(ann, validate_annotations(wanted))
 
 
 @pytest.mark.parametrize('protocol', [0, 2, 4])

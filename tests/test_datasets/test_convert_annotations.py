@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from tiny_tube_data import tiny_annotations
+from tiny_tube_data import assert_same_annotations, tiny_annotations
 
 from cfad_mm.datasets.annotation import AnnotationError, load_annotations, to_json_dict, validate_annotations
 
@@ -74,16 +74,6 @@ def test_invalid_file_exit_status(tool, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------- JSON copies
-def _assert_same_annotations(a: dict, b: dict):
-    for key in ('labels', 'nframes', 'resolution', 'train_videos', 'test_videos'):
-        assert a[key] == b[key], key
-    assert a['gttubes'].keys() == b['gttubes'].keys()
-    for video, per_label in a['gttubes'].items():
-        assert per_label.keys() == b['gttubes'][video].keys()
-        for label, tubes in per_label.items():
-            assert len(tubes) == len(b['gttubes'][video][label])
-            for x, y in zip(tubes, b['gttubes'][video][label]):
-                assert x.dtype == y.dtype == np.float32 and np.array_equal(x, y)
 
 
 def _unround_annotations() -> dict:
@@ -106,7 +96,7 @@ def test_json_copy_round_trips_exactly_and_is_read_back(tool, tmp_path, capsys):
     assert tool['main']([str(pkl), '--json', str(out)]) == 0
     from_pkl = load_annotations(str(pkl))
     from_json = load_annotations(str(out))
-    _assert_same_annotations(from_json, from_pkl)
+    assert_same_annotations(from_json, from_pkl)
     assert from_json['resolution']['walk/v_002'] == (48, 64)
     assert isinstance(next(iter(from_json['gttubes']['jump/v_001'])), int)
     # the tool reads its own output and prints the same statistics

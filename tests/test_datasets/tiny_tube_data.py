@@ -105,3 +105,16 @@ def write_tiny_dataset(root: str, ann: dict = None, frames_ext: str = None) -> d
         videos=osp.join(root, 'videos'),
         frames=osp.join(root, 'frames') if frames_ext else None,
         ann=ann)
+
+
+def assert_same_annotations(a: dict, b: dict):
+    """Two validated annotation dicts are equal: the same keys and values, every tube array float32 and equal."""
+    for key in ('labels', 'nframes', 'resolution', 'train_videos', 'test_videos'):
+        assert a[key] == b[key], key
+    assert a['gttubes'].keys() == b['gttubes'].keys()
+    for video, per_label in a['gttubes'].items():
+        assert per_label.keys() == b['gttubes'][video].keys()
+        for label, tubes in per_label.items():
+            assert len(tubes) == len(b['gttubes'][video][label])
+            for x, y in zip(tubes, b['gttubes'][video][label]):
+                assert x.dtype == y.dtype == np.float32 and np.array_equal(x, y)

@@ -8,62 +8,33 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/cfad/cfad_r3d-18-tiny_synthetic.py')
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from noisy_predictions import noisy_gt_samples as shared_noisy_gt_samples  # noqa: E402
 
 
 def noisy_gt_samples(ann, seed=0):
-    """Data samples of 16-frame clips every 8 frames copying the GT tubes with box noise; in every clip of the
-    first test video also a tube of a wrong class on its first GT tube and a background tube."""
-    rng = np.random.default_rng(seed)
+    """The noisy GT predictions; in every clip of the first test video also a tube of a wrong class on its first
+    GT tube and a background tube."""
     num_classes = len(ann['labels'])
-    samples = []
-    for vi, video in enumerate(ann['test_videos'][0]):
-        n = ann['nframes'][video]
+
+    def wrong_class_and_background(index, vi, video, valid, tubes, masks, labels, scores):
+        if vi != 0:
+            return
         w, h = ann['resolution'][video][1], ann['resolution'][video][0]
-        for start in range(0, max(1, n - 8), 8):
-            frame_inds = np.arange(start + 1, start + 17)
-            valid = frame_inds <= n
-            tubes, masks, labels = [], [], []
-            for label, per_label in ann['gttubes'][video].items():
-                for tube in per_label:
-                    dense = np.zeros((16, 4), np.float32)
-                    mask = np.zeros(16, bool)
-                    for row in tube:
-                        t = int(row[0]) - 1 - start
-                        if 0 <= t < 16:
-                            dense[t] = row[1:] + rng.normal(0, 1.5, 4)
-                            mask[t] = True
-                    if mask.any():
-                        tubes.append(dense)
-                        masks.append(mask)
-                        labels.append(label)
-            if not tubes:
-                continue
-            scores = list(rng.uniform(0.5, 1.0, len(tubes)))
-            if vi == 0:
-                tubes.append(tubes[0].copy())
-                masks.append(masks[0].copy())
-                labels.append((labels[0] + 1) % num_classes)
-                scores.append(0.95)
-                tubes.append(np.tile(np.array([w - 6, h - 6, w - 1, h - 1], np.float32), (16, 1)))
-                masks.append(valid.copy())
-                labels.append(labels[0])
-                scores.append(0.97)
-            samples.append(
-                dict(
-                    video_id=video,
-                    frame_inds=frame_inds,
-                    frame_valid=valid,
-                    pred_instances=dict(
-                        tubes=torch.from_numpy(np.stack(tubes)),
-                        tube_masks=torch.from_numpy(np.stack(masks)),
-                        scores=torch.tensor(scores, dtype=torch.float32),
-                        labels=torch.tensor(labels))))
-    return samples
+        tubes.append(tubes[0].copy())
+        masks.append(masks[0].copy())
+        labels.append((labels[0] + 1) % num_classes)
+        scores.append(0.95)
+        tubes.append(np.tile(np.array([w - 6, h - 6, w - 1, h - 1], np.float32), (16, 1)))
+        masks.append(valid.copy())
+        labels.append(labels[0])
+        scores.append(0.97)
+
+    return shared_noisy_gt_samples(ann, seed, wrong_class_and_background)
 
 
 def test_analyze_errors_end_to_end(tiny_synth, tmp_path, capsys):

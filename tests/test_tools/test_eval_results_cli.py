@@ -10,6 +10,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/cfad/cfad_r3d-18-tiny_synthetic.py')
 sys.path.insert(0, osp.join(REPO, 'tools'))
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 
 def test_offline_evaluation_of_a_real_dump_equals_tools_test(tiny_synth, tmp_path, capsys):
@@ -52,42 +53,18 @@ def test_offline_equals_online_on_predictions_that_score(tiny_synth, tmp_path):
 
     from cfad_mm.datasets.annotation import load_annotations
     from cfad_mm.evaluation import TubeMetric
+    from noisy_predictions import noisy_gt_samples
     root, ann_file = tiny_synth
     ann = load_annotations(ann_file)
-    rng = np.random.default_rng(0)
-    samples = []
-    for video in ann['test_videos'][0]:
-        n = ann['nframes'][video]
-        for start in range(0, max(1, n - 8), 8):  # 16-frame clips every 8 frames
-            frame_inds = np.arange(start + 1, start + 17)
-            valid = frame_inds <= n
-            tubes, masks, labels = [], [], []
-            for label, per_label in ann['gttubes'][video].items():
-                for tube in per_label:
-                    dense = np.zeros((16, 4), np.float32)
-                    mask = np.zeros(16, bool)
-                    for row in tube:
-                        t = int(row[0]) - 1 - start
-                        if 0 <= t < 16:
-                            dense[t] = row[1:] + rng.normal(0, 1.5, 4)
-                            mask[t] = True
-                    if mask.any():
-                        tubes.append(dense)
-                        masks.append(mask)
-                        labels.append(label)
-            if not tubes:
-                continue
-            scores = rng.uniform(0.5, 1.0, len(tubes)).astype(np.float32)
-            if not samples:  # one numerically broken tube: left out online and offline alike
-                tubes.append(np.full((16, 4), np.nan, np.float32))
-                masks.append(np.ones(16, bool))
-                labels.append(labels[0])
-                scores = np.append(scores, np.float32(0.9))
-            samples.append(dict(video_id=video, frame_inds=frame_inds, frame_valid=valid,
-                                pred_instances=dict(tubes=torch.from_numpy(np.stack(tubes)),
-                                                    tube_masks=torch.from_numpy(np.stack(masks)),
-                                                    scores=torch.from_numpy(scores),
-                                                    labels=torch.tensor(labels))))
+
+    def nan_tube_in_the_first_clip(index, vi, video, valid, tubes, masks, labels, scores):
+        if index == 0:  # one numerically broken tube: left out online and offline alike
+            tubes.append(np.full((16, 4), np.nan, np.float32))
+            masks.append(np.ones(16, bool))
+            labels.append(labels[0])
+            scores.append(0.9)
+
+    samples = noisy_gt_samples(ann, 0, nan_tube_in_the_first_clip)
     dump = str(tmp_path / 'noisy_gt.pkl')
     with open(dump, 'wb') as f:
         pickle.dump(samples, f)

@@ -1,6 +1,7 @@
 """The local web demo (tools/web_demo.py, cfad_mm.apis.web_demo): served by uvicorn on a free 127.0.0.1 port
 with an untrained tiny model, driven by headless Debian chromium through selenium, and its upload errors
 without a browser."""
+import contextlib
 import glob
 import json
 import os
@@ -32,11 +33,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def serving(app, log_level: str):
+    """Serve ``app`` with uvicorn in a background thread on a free 127.0.0.1 port; yields the base URL."""
+    import uvicorn
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level=log_level))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not srv.started:
+        assert thread.is_alive() and time.time() < deadline, 'the demo server did not start'
+        time.sleep(0.05)
+    try:
+        yield f'http://127.0.0.1:{port}'
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
 @pytest.fixture(scope='module')
 def server(tmp_path_factory):
     """``(base_url, work_dir)`` of the demo app served in a background thread."""
-    import uvicorn
-
     from cfad_mm.apis.web_demo import create_app
     torch.manual_seed(0)
     tmp = tmp_path_factory.mktemp('web_demo')
@@ -48,17 +66,8 @@ def server(tmp_path_factory):
     model = init_detector(CONFIG, str(ckpt), 'cpu', {'model.test_cfg.score_thr': 0.0})
     work_dir = tmp / 'work'
     app = create_app(model, str(work_dir), max_upload_bytes=MAX_UPLOAD, score_thr=0.0)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='warning'))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not srv.started:
-        assert thread.is_alive() and time.time() < deadline, 'the demo server did not start'
-        time.sleep(0.05)
-    yield f'http://127.0.0.1:{port}', work_dir
-    srv.should_exit = True
-    thread.join(10)
+    with serving(app, 'warning') as base:
+        yield base, work_dir
 
 
 @pytest.fixture(scope='module')
@@ -180,27 +189,14 @@ def test_an_unexpected_failure_is_a_short_500_and_leaves_no_result(tmp_path, syn
     job's folder removed."""
     import types
 
-    import uvicorn
-
     from cfad_mm.apis.web_demo import create_app
     broken = types.SimpleNamespace(cfg=None, dataset_meta={'classes': CLASSES})
     app = create_app(broken, str(tmp_path / 'work'), max_upload_bytes=MAX_UPLOAD, score_thr=0.0)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='critical'))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not srv.started:
-        assert thread.is_alive() and time.time() < deadline, 'the demo server did not start'
-        time.sleep(0.05)
-    try:
+    with serving(app, 'critical') as base:
         with open(synth_video, 'rb') as f:
-            resp = post_video(f'http://127.0.0.1:{port}', 'clip.mp4', f.read())
-        assert resp.status == 500
-        message = resp.json()['error']
-        assert message.startswith('clip.mp4: processing failed (') and 'Traceback' not in message
-        results = tmp_path / 'work' / 'results'
-        assert not results.exists() or not any(results.iterdir())
-    finally:
-        srv.should_exit = True
-        thread.join(10)
+            resp = post_video(base, 'clip.mp4', f.read())
+    assert resp.status == 500
+    message = resp.json()['error']
+    assert message.startswith('clip.mp4: processing failed (') and 'Traceback' not in message
+    results = tmp_path / 'work' / 'results'
+    assert not results.exists() or not any(results.iterdir())
