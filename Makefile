@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test check-kernels clean-demo
+.PHONY: setup demo test lint check-kernels clean-demo
 
 setup:
 	@bash tools/setup_env.sh
@@ -18,6 +18,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# ruff check with the rules of ruff.toml (pycodestyle, pyflakes, isort); .ci/run runs it before the tests
+lint: setup
+	$(VENV)/bin/ruff check .
 
 # the model and learning tests under ATEN_CPU_CAPABILITY=default, avx2 and the machine's own kernels (CI runs it)
 check-kernels: setup

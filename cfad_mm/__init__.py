@@ -10,9 +10,14 @@ from .compat import apply_compat_patches
 
 apply_compat_patches()
 
+# The subpackages register their components in this order, after the patches above.
+# isort: off
 from . import structures  # noqa: E402,F401
 from . import datasets  # noqa: E402,F401
 from . import evaluation  # noqa: E402,F401
 from . import models  # noqa: E402,F401
 from . import engine  # noqa: E402,F401
-from .version import __version__  # noqa: E402,F401
+# isort: on
+from .version import __version__  # noqa: E402
+
+__all__ = ['__version__']

@@ -8,14 +8,15 @@ model code is imported. Each patch says which breakage it fixes :
    ``mmaction.models.localizers.drn`` whose ``DRN`` class raises a clear error when someone tries to build it.
    Nothing else in mmaction depends on it.
 2. **torch >= 2.6 ``torch.load(weights_only=True)`` default** rejects mmengine 0.10.7 checkpoints
-   (``Unsupported global: ...HistoryBuffer``), which breaks ``load_from`` and ``--resume``. torch's safe default
-   stays on: :func:`cfad_mm.engine.checkpoint.register_safe_local_loader` makes mmengine's ``CheckpointLoader``
-   load local files with ``weights_only=True`` and a short allow-list (mmengine's ``HistoryBuffer``, numpy's
-   array / scalar / dtype reconstruction). Nothing here changes an environment variable.
-3. **Distributed training on CPU**: mmengine's ``init_dist`` calls ``torch.cuda.set_device`` unconditionally and
-   the default DDP wrapper passes ``device_ids=[rank]``. :func:`setup_distributed` initialises a ``gloo`` process
-   group itself when CUDA is absent, and :func:`cpu_ddp_wrapper_cfg` gives the model wrapper config that works
-   on CPU. ``tools/train.py`` / ``tools/test.py`` use both.
+   (``Unsupported global: ...HistoryBuffer``), which breaks ``load_from`` and ``--resume``. torch's safe
+   default stays on: :func:`cfad_mm.engine.checkpoint.register_safe_local_loader` makes mmengine's
+   ``CheckpointLoader`` load local files with ``weights_only=True`` and a short allow-list (mmengine's
+   ``HistoryBuffer``, numpy's array / scalar / dtype reconstruction). Nothing here changes an environment
+   variable.
+3. **Distributed training on CPU**: mmengine's ``init_dist`` calls ``torch.cuda.set_device`` unconditionally
+   and the default DDP wrapper passes ``device_ids=[rank]``. :func:`setup_distributed` initialises a ``gloo``
+   process group itself when CUDA is absent, and :func:`cpu_ddp_wrapper_cfg` gives the model wrapper config
+   that works on CPU. ``tools/train.py`` / ``tools/test.py`` use both.
 """
 import sys
 import types

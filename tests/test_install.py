@@ -35,6 +35,7 @@ def test_pinned_versions():
 ])
 def test_components_registered_in_mmaction(registry, names):
     import cfad_mm  # noqa: F401
+    # isort: split
     import mmaction.registry as reg
     r = getattr(reg, registry)
     for name in names:
@@ -43,14 +44,17 @@ def test_components_registered_in_mmaction(registry, names):
 
 def test_missing_drn_placeholder_gives_a_clear_error():
     import cfad_mm  # noqa: F401
+    # isort: split
     from mmaction.models.localizers import DRN
     with pytest.raises(ImportError, match='drn is missing from the mmaction2 1.2.0 wheel'):
         DRN()
 
 
 def test_mmengine_loads_its_checkpoints_safely_after_import(tmp_path):
-    """``import cfad_mm`` keeps torch's weights_only default and makes mmengine's loader use the allow-list."""
+    """``import cfad_mm`` keeps torch's weights_only default and makes mmengine's loader use the
+    allow-list."""
     import cfad_mm  # noqa: F401
+    # isort: split
     import torch
     from mmengine.logging import HistoryBuffer
     from mmengine.runner.checkpoint import _load_checkpoint

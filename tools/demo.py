@@ -1,9 +1,9 @@
 """Detect action tubes in any video (file or frame folder) and render them.
 
 Writes ``OUT_DIR/tubes.json`` (video tubes: label, score, per-frame boxes in original pixels, 1-based frames),
-``OUT_DIR/<video name>_tubes.mp4`` (and a GIF with ``--gif``) with boxes, labels, scores and a colour per tube, and
-``OUT_DIR/timeline.png`` (the tubes over time) when ``cfad_mm.analysis.timeline`` is available. A thin command
-line over :class:`cfad_mm.apis.TubeInferencer` (the same call from Python).
+``OUT_DIR/<video name>_tubes.mp4`` (and a GIF with ``--gif``) with boxes, labels, scores and a colour per
+tube, and ``OUT_DIR/timeline.png`` (the tubes over time) when ``cfad_mm.analysis.timeline`` is available. A
+thin command line over :class:`cfad_mm.apis.TubeInferencer` (the same call from Python).
 
 Example:
     python tools/demo.py data/synth/videos/circle/v_0003.mp4 configs/cfad/cfad_r3d-18-tiny_synthetic.py \\
@@ -16,9 +16,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import cfad_mm  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
 
+import cfad_mm  # noqa: E402,F401
 from cfad_mm.apis import TubeInferencer, VideoFrames, init_detector  # noqa: E402
 from cfad_mm.apis.inference import MAX_INPUT_AREA, MAX_INPUT_SIDE  # noqa: E402
 from cfad_mm.datasets.media import MediaError  # noqa: E402
@@ -43,10 +43,11 @@ def parse_args(argv=None):
     p.add_argument('--clip-len', type=int, default=None, help='frames per window (default: config)')
     p.add_argument('--stride', type=int, default=None, help='window stride (default: config test_stride)')
     p.add_argument('--score-thr', type=float, default=0.05, help='drop video tubes scoring below this')
-    p.add_argument('--fps', type=float, default=None, help='fps of the rendered video (default: the input\'s)')
+    p.add_argument('--fps', type=float, default=None,
+                   help='fps of the rendered video (default: the input\'s)')
     p.add_argument('--max-side', type=int, default=1280,
-                   help='decode frames with a longer side downscaled to this size (0: full size); the tubes are '
-                   'reported in original pixels')
+                   help='decode frames with a longer side downscaled to this size (0: full size); the tubes '
+                        'are reported in original pixels')
     p.add_argument('--max-input-side', type=size_limit, default=MAX_INPUT_SIDE,
                    help='refuse a video whose network input (after the test pipeline\'s resize) has a longer '
                    f'side than this (0: no limit; default {MAX_INPUT_SIDE})')
@@ -56,12 +57,12 @@ def parse_args(argv=None):
     p.add_argument('--gif', action='store_true', help='also write a GIF')
     p.add_argument('--no-render', action='store_true', help='only write tubes.json')
     p.add_argument('--unsafe-load', action='store_true',
-                   help='load the checkpoint with full pickle semantics (weights_only=False). ONLY for a file you '
-                   'trust: a pickle can run code. Without it, checkpoints load with weights_only=True and a short '
-                   'allow-list (docs/security.md)')
+                   help='load the checkpoint with full pickle semantics (weights_only=False). ONLY for a '
+                        'file you trust: a pickle can run code. Without it, checkpoints load with '
+                        'weights_only=True and a short allow-list (docs/security.md)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config settings; load_strict=False loads a checkpoint that does not fit the '
-                   'model partially instead of refusing it')
+                   help='override config settings; load_strict=False loads a checkpoint that does not fit '
+                        'the model partially instead of refusing it')
     return p.parse_args(argv)
 
 
@@ -101,9 +102,9 @@ def main(argv=None):
     inferencer = TubeInferencer(model)
     try:  # a frame that cannot be decoded, or a network input above the size limits
         out = inferencer(frames, clip_len=args.clip_len, stride=args.stride, score_thr=args.score_thr,
-                         max_input_side=args.max_input_side or None, max_input_area=args.max_input_area or None,
-                         out_dir=args.out, per_video_dir=False, render=not args.no_render, gif=args.gif,
-                         fps=args.fps)
+                         max_input_side=args.max_input_side or None,
+                         max_input_area=args.max_input_area or None, out_dir=args.out, per_video_dir=False,
+                         render=not args.no_render, gif=args.gif, fps=args.fps)
     except (FileNotFoundError, MediaError) as err:
         raise SystemExit(f'error: {err}') from None
     tubes = out['predictions'][0]

@@ -6,11 +6,11 @@
 3. Evaluate the final checkpoint on the test split (ACT frame-mAP / video-mAP) -> ``metrics.json``.
 4. Run ``tools/demo.py`` on a test video -> ``demo/tubes.json`` + a rendered mp4 and GIF.
 
-Usage: python tools/run_synthetic_demo.py [--work-dir work_dirs/synthetic_demo] [--retrain] [--cfg-options ...]
+Usage: python tools/run_synthetic_demo.py [--work-dir work_dirs/synthetic_demo] [--retrain] [--cfg-options
+...]
 """
 import argparse
 import json
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -19,8 +19,9 @@ import time
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import cfad_mm  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402
+
+import cfad_mm  # noqa: E402,F401
 
 CONFIG = osp.join(REPO, 'configs/cfad/cfad_r3d-18-tiny_synthetic.py')
 
@@ -42,6 +43,7 @@ def final_checkpoint(work_dir: str, max_epochs: int):
 def made_with_defaults(ann_file: str) -> bool:
     """Whether an existing annotation file has the generator defaults' number of videos and a single split."""
     import inspect
+
     from cfad_mm.datasets.annotation import load_annotations
     from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
     defaults = inspect.signature(make_synthetic_dataset).parameters
@@ -68,15 +70,17 @@ def main(argv=None):
         print(f'{ann} exists: reusing it (delete {args.data_root} to regenerate)')
     else:
         if osp.isfile(ann):
-            print(f'{ann} was not written with the generator defaults (e.g. by an older version): regenerating it')
+            print(f'{ann} was not written with the generator defaults (e.g. by an older version): '
+                  'regenerating it')
         run([python, 'tools/data/make_synthetic.py', '--out', args.data_root, '--seed', str(args.seed)])
 
     cfg = Config.fromfile(CONFIG)
     max_epochs = int(args.cfg_options.get('train_cfg.max_epochs', cfg.train_cfg.max_epochs))
     overrides = [f'{k}={v}' for k, v in args.cfg_options.items()]
-    data_opts = [f'{loader}.dataset.{key}={val}' for loader in ('train_dataloader', 'val_dataloader',
-                                                              'test_dataloader')
-                 for key, val in (('ann_file', ann), ('data_prefix.video', osp.join(args.data_root, 'videos')))]
+    data_opts = [f'{loader}.dataset.{key}={val}'
+                 for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+                 for key, val in (('ann_file', ann),
+                                  ('data_prefix.video', osp.join(args.data_root, 'videos')))]
     data_opts += [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
     cfg_opts = ['--cfg-options'] + data_opts + overrides
 
@@ -85,7 +89,8 @@ def main(argv=None):
     if ckpt and not args.retrain:
         print(f'{ckpt} exists: skipping training (use --retrain to train again)')
     else:
-        resume = ['--resume'] if osp.isfile(osp.join(args.work_dir, 'last_checkpoint')) and not args.retrain else []
+        resume = ['--resume'] if osp.isfile(osp.join(args.work_dir, 'last_checkpoint')) and \
+            not args.retrain else []
         run([python, 'tools/train.py', CONFIG, '--work-dir', args.work_dir, '--seed', str(args.seed)] + resume
             + cfg_opts)
         ckpt = final_checkpoint(args.work_dir, max_epochs)
@@ -121,7 +126,8 @@ def main(argv=None):
         print(f'  {k:<28} {v:.4f}')
     print(f'  metrics: {metrics_path}')
     print(f'  demo:    {demo_dir} ({len(tubes["tubes"])} tubes in {video})')
-    print(f'SUCCESS: trained, evaluated and rendered CFAD on the synthetic dataset in {time.time() - t0:.0f} s')
+    print('SUCCESS: trained, evaluated and rendered CFAD on the synthetic dataset in '
+          f'{time.time() - t0:.0f} s')
 
 
 if __name__ == '__main__':

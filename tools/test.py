@@ -12,9 +12,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import cfad_mm  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
 
+import cfad_mm  # noqa: E402,F401
 from cfad_mm.apis import merge_test_cfg, run_test  # noqa: E402
 
 
@@ -24,18 +24,18 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--dump', type=str, help='dump predictions to a pickle file for offline evaluation')
-    parser.add_argument('--show-dir', help='directory where the test clips are saved with the predicted tubes '
-                        'drawn (one mp4 per clip, TubeVisualizationHook)')
+    parser.add_argument('--show-dir', help='directory where the test clips are saved with the predicted '
+                                           'tubes drawn (one mp4 per clip, TubeVisualizationHook)')
     parser.add_argument('--show', action='store_true', help='show prediction results (needs a display)')
     parser.add_argument('--interval', type=int, default=1, help='visualize every k-th sample')
     parser.add_argument('--wait-time', type=float, default=2, help='display time of every window (s)')
     parser.add_argument('--unsafe-load', action='store_true',
-                        help='load the checkpoint with full pickle semantics (weights_only=False). ONLY for a '
-                        'file you trust: a pickle can run code. Without it, checkpoints load with '
-                        'weights_only=True and a short allow-list (docs/security.md)')
+                        help='load the checkpoint with full pickle semantics (weights_only=False). ONLY for '
+                             'a file you trust: a pickle can run code. Without it, checkpoints load with '
+                             'weights_only=True and a short allow-list (docs/security.md)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value pairs; load_strict=False loads a checkpoint '
-                        'that does not fit the model partially instead of refusing it')
+                        help='override config settings, key=value pairs; load_strict=False loads a '
+                             'checkpoint that does not fit the model partially instead of refusing it')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -45,9 +45,11 @@ def parse_args(argv=None):
 
 
 def merge_args(cfg, args):
-    """Merge command-line arguments into the config (mmaction2's semantics): :func:`cfad_mm.apis.merge_test_cfg`."""
-    return merge_test_cfg(cfg, args.config, work_dir=args.work_dir, cfg_options=args.cfg_options, dump=args.dump,
-                          show=args.show, show_dir=args.show_dir, interval=args.interval, wait_time=args.wait_time)
+    """Merge command-line arguments into the config (mmaction2's semantics):
+    :func:`cfad_mm.apis.merge_test_cfg`."""
+    return merge_test_cfg(cfg, args.config, work_dir=args.work_dir, cfg_options=args.cfg_options,
+                          dump=args.dump, show=args.show, show_dir=args.show_dir, interval=args.interval,
+                          wait_time=args.wait_time)
 
 
 def main(argv=None):

@@ -2,10 +2,10 @@
 
 Examples:
     python tools/train.py configs/cfad/cfad_r3d-18-tiny_synthetic.py
-    python tools/train.py CONFIG --work-dir work_dirs/x --resume            # resume from the latest checkpoint
+    python tools/train.py CONFIG --work-dir work_dirs/x --resume  # resume from the latest checkpoint
     python tools/train.py CONFIG --cfg-options model.refine=False train_cfg.max_epochs=4
-    python tools/train.py CONFIG --tensorboard                              # curves: tensorboard --logdir work_dirs
-    bash tools/dist_train.sh CONFIG 2                                       # 2 processes (gloo on CPU, nccl on GPU)
+    python tools/train.py CONFIG --tensorboard                    # curves: tensorboard --logdir work_dirs
+    bash tools/dist_train.sh CONFIG 2                             # 2 processes (gloo on CPU, nccl on GPU)
 """
 import argparse
 import os
@@ -13,9 +13,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import cfad_mm  # noqa: E402,F401  (applies the stack workarounds, registers the plugin)
 from mmengine.config import Config, DictAction  # noqa: E402
 
+import cfad_mm  # noqa: E402,F401  (applies the stack workarounds, registers the plugin)
 from cfad_mm.apis import build_runner, default_work_dir, shutdown_distributed, trust_config_checkpoints  # noqa
 
 
@@ -24,8 +24,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from a checkpoint PATH, or (no value / "auto") from the latest checkpoint '
-                        'in the work directory')
+                        help='resume from a checkpoint PATH, or (no value / "auto") from the latest '
+                             'checkpoint in the work directory')
     parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision training')
     parser.add_argument('--no-validate', action='store_true', help='do not evaluate during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -38,8 +38,8 @@ def parse_args(argv=None):
                         'visualizer.vis_backends; events under <work_dir>/<timestamp>/vis_data)')
     parser.add_argument('--unsafe-load', action='store_true',
                         help='load the checkpoints this run reads (load_from, --resume, the backbone\'s '
-                        'init_cfg checkpoint) with full pickle semantics. ONLY for files you trust: a pickle can '
-                        'run code. Without it they load with weights_only=True and a short allow-list')
+                        'init_cfg checkpoint) with full pickle semantics. ONLY for files you trust: a pickle '
+                        'can run code. Without it they load with weights_only=True and a short allow-list')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs, e.g. train_cfg.max_epochs=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -100,8 +100,8 @@ def add_tensorboard_backend(cfg):
     try:
         import tensorboard  # noqa: F401
     except ImportError as e:
-        raise ImportError('--tensorboard needs the tensorboard package: pip install -r requirements/optional.txt') \
-            from e
+        raise ImportError('--tensorboard needs the tensorboard package: '
+                          'pip install -r requirements/optional.txt') from e
     if cfg.get('visualizer') is None:
         cfg.visualizer = dict(type='ActionVisualizer', vis_backends=[dict(type='LocalVisBackend')])
     backends = list(cfg.visualizer.get('vis_backends') or [])

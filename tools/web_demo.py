@@ -11,9 +11,9 @@ import tempfile
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import cfad_mm  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
 
+import cfad_mm  # noqa: E402,F401
 from cfad_mm.apis import init_detector  # noqa: E402
 from cfad_mm.apis.web_demo import DEFAULT_MAX_UPLOAD_MB, create_app  # noqa: E402
 from cfad_mm.engine.checkpoint import CHECKPOINT_ERRORS  # noqa: E402

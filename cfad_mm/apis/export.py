@@ -1,17 +1,19 @@
-"""ONNX export of CFAD's tensor path (backbone + coarse + refine) and its check with onnxruntime.
+"""ONNX export of CFAD's tensor path (backbone + coarse + refine) and its check with
+onnxruntime.
 
-The exported graph is :meth:`CFAD._forward` (``mode='tensor'``) with fixed input and output shapes. Three things
-of the pinned stack need help during the export, all applied only inside :func:`onnx_export_context`:
+The exported graph is :meth:`CFAD._forward` (``mode='tensor'``) with fixed input and output shapes. Three
+things of the pinned stack need help during the export, all applied only inside
+:func:`onnx_export_context`:
 
 1. **mmcv 2.1.0 ``RoIAlign`` symbolic** emits ONNX ``RoiAlign`` in its opset-10 form: it shifts the boxes by
-   ``-0.5 / spatial_scale`` itself (``aligned=True``) and uses ``Squeeze`` with an ``axes`` attribute (invalid
-   from opset 13). In that form onnxruntime also enlarges every RoI to at least one feature cell, which mmcv's
-   ``aligned=True`` kernel does not do, so small boxes give different features. We replace the symbolic by one
-   for opset >= 16 with ``coordinate_transformation_mode='half_pixel'``, which is exactly mmcv's ``aligned=True``
-   (``'output_half_pixel'`` for ``aligned=False``).
-2. **mmdet 3.3.0 ``DeltaXYWHBBoxCoder.decode``** switches to ``onnx_delta2bbox`` while exporting, which imports
-   ``mmdet.core.export.dynamic_clip_for_onnx``, a module of mmdet 2.x that mmdet 3.x no longer ships. We provide
-   that function (clipping to the static image size) for the duration of the export.
+   ``-0.5 / spatial_scale`` itself (``aligned=True``) and uses ``Squeeze`` with an ``axes`` attribute
+   (invalid from opset 13). In that form onnxruntime also enlarges every RoI to at least one feature cell,
+   which mmcv's ``aligned=True`` kernel does not do, so small boxes give different features. We replace the
+   symbolic by one for opset >= 16 with ``coordinate_transformation_mode='half_pixel'``, which is exactly
+   mmcv's ``aligned=True`` (``'output_half_pixel'`` for ``aligned=False``).
+2. **mmdet 3.3.0 ``DeltaXYWHBBoxCoder.decode``** switches to ``onnx_delta2bbox`` while exporting, which
+   imports ``mmdet.core.export.dynamic_clip_for_onnx``, a module of mmdet 2.x that mmdet 3.x no longer
+   ships. We provide that function (clipping to the static image size) for the duration of the export.
 3. ``torch.linalg.solve`` (the closed-form re-fit of :meth:`PolyTubeCoder.fit_update`) has no ONNX operator;
    ``fit_update`` itself switches to an unrolled Cholesky solve while ``torch.onnx.is_in_onnx_export()``.
 
@@ -36,8 +38,8 @@ REFINE_OUTPUTS = ('refined_coeffs', 'cls_logits')
 
 
 def default_input_shape(cfg) -> Tuple[int, int, int, int, int]:
-    """``(1, 3, clip_len, H, W)`` of a test clip: the size of the test pipeline's resize (``scale=(W, H)`` with
-    ``keep_ratio=False``), else its short side ``s`` and ``W = round(4 s / 3)`` (4:3 videos).
+    """``(1, 3, clip_len, H, W)`` of a test clip: the size of the test pipeline's resize (``scale=(W, H)``
+    with ``keep_ratio=False``), else its short side ``s`` and ``W = round(4 s / 3)`` (4:3 videos).
 
     The default input of ``tools/deployment/export_onnx.py`` and ``tools/analysis/benchmark.py``.
     """
@@ -58,8 +60,8 @@ def default_input_shape(cfg) -> Tuple[int, int, int, int, int]:
 def random_clip(model, shape: Sequence[int], seed: int = 0) -> Tensor:
     """A random uint8 clip batch normalised by the model's data preprocessor: ``(N, C, T, H, W)`` float.
 
-    The clips are drawn from a ``torch.Generator`` seeded with ``seed`` (the global RNG is not used), so the same
-    ``shape`` and ``seed`` give the same batch.
+    The clips are drawn from a ``torch.Generator`` seeded with ``seed`` (the global RNG is not used), so the
+    same ``shape`` and ``seed`` give the same batch.
     """
     g = torch.Generator().manual_seed(seed)
     n, c, t, h, w = shape
@@ -89,11 +91,13 @@ class TensorModeWrapper(nn.Module):
 
 
 def _roi_align_symbolic(g, input, rois, output_size, spatial_scale, sampling_ratio, pool_mode, aligned):
-    """ONNX ``RoiAlign`` (opset >= 16) equivalent to mmcv's ``RoIAlignFunction`` (see the module docstring)."""
+    """ONNX ``RoiAlign`` (opset >= 16) equivalent to mmcv's ``RoIAlignFunction`` (see the module
+    docstring)."""
     from torch.onnx import TensorProtoDataType
     index0 = g.op('Constant', value_t=torch.tensor(0, dtype=torch.long))  # a scalar index drops the axis
     batch_indices = g.op('Cast', g.op('Gather', rois, index0, axis_i=1), to_i=TensorProtoDataType.INT64)
-    boxes = g.op('Gather', rois, g.op('Constant', value_t=torch.tensor([1, 2, 3, 4], dtype=torch.long)), axis_i=1)
+    boxes = g.op('Gather', rois, g.op('Constant', value_t=torch.tensor([1, 2, 3, 4], dtype=torch.long)),
+                 axis_i=1)
     return g.op('RoiAlign', input, boxes, batch_indices, output_height_i=output_size[0],
                 output_width_i=output_size[1], spatial_scale_f=spatial_scale,
                 sampling_ratio_i=max(0, sampling_ratio), mode_s=pool_mode,
@@ -142,7 +146,8 @@ def export_onnx(model: nn.Module, inputs: Tensor, out_file: str, opset: int = DE
 
     Args:
         model (nn.Module): a CFAD model; it is in eval mode afterwards.
-        inputs (Tensor): an example normalised clip batch ``(N, 3, T, H, W)``; the graph is fixed to this shape.
+        inputs (Tensor): an example normalised clip batch ``(N, 3, T, H, W)``; the graph is fixed to this
+            shape.
         out_file (str): the ``.onnx`` file to write.
         opset (int): ONNX opset, >= 16. Defaults to :data:`DEFAULT_OPSET`.
         verbose (bool): print the exporter's warnings (tracer warnings about shape-dependent Python values,
@@ -172,14 +177,16 @@ PER_TUBE_OUTPUTS = ('labels', 'coeffs', 'extents', 'refined_coeffs', 'cls_logits
 
 
 def compare_with_onnxruntime(model: nn.Module, onnx_file: str, inputs: Tensor,
-                             min_score: Optional[float] = None) -> Tuple[Dict[str, float], int]:
-    """Max absolute difference between PyTorch's and onnxruntime's outputs, per output name.
+                             min_score: Optional[float] = None
+                             ) -> Tuple[Dict[str, float], int, Dict[str, float]]:
+    """Max absolute difference between PyTorch's and onnxruntime's outputs, per output name, and between
+    the final tubes both give after the post-processing (:func:`compare_final_tubes`).
 
-    The maps and ``scores`` are compared everywhere. The per-tube outputs (``labels``, ``coeffs``, ``extents``,
-    ``refined_coeffs``, ``cls_logits``) are compared on the top-k slots whose PyTorch score is at least
-    ``min_score``: below it the scores of a trained model are ~1e-15 and less (PyTorch and onnxruntime do not even
-    agree whether a sigmoid of -35 is 0), so the ORDER of those slots, which post-processing discards anyway
-    (score threshold), is arbitrary in both runtimes.
+    The maps and ``scores`` are compared everywhere. The per-tube outputs (``labels``, ``coeffs``,
+    ``extents``, ``refined_coeffs``, ``cls_logits``) are compared on the top-k slots whose PyTorch score is at
+    least ``min_score``: below it the scores of a trained model are ~1e-15 and less (PyTorch and onnxruntime
+    do not even agree whether a sigmoid of -35 is 0), so the ORDER of those slots, which post-processing
+    discards anyway (score threshold), is arbitrary in both runtimes.
 
     Args:
         model (nn.Module): the exported CFAD model.
@@ -189,8 +196,8 @@ def compare_with_onnxruntime(model: nn.Module, onnx_file: str, inputs: Tensor,
             ``model.test_cfg['score_thr']``.
 
     Returns:
-        tuple[dict[str, float], int]: output name -> max abs difference (``labels`` compared as numbers too),
-        and the number of tube slots compared.
+        tuple[dict[str, float], int, dict[str, float]]: output name -> max abs difference (``labels`` compared
+        as numbers too), the number of tube slots compared, and :func:`compare_final_tubes` of the two runs.
     """
     import onnxruntime as ort
     model.eval()
@@ -213,13 +220,16 @@ def compare_with_onnxruntime(model: nn.Module, onnx_file: str, inputs: Tensor,
         if name in PER_TUBE_OUTPUTS:
             r, o = r[slots], o[slots]
         diffs[name] = float(np.abs(r.astype(np.float64) - o.astype(np.float64)).max()) if r.size else 0.0
-    return diffs, int(slots.sum())
+    img_shape, num_frames = (int(inputs.shape[-2]), int(inputs.shape[-1])), int(inputs.shape[2])
+    tube_diffs = compare_final_tubes(model, [r.detach().cpu() for r in ref], outs, img_shape, num_frames)
+    return diffs, int(slots.sum()), tube_diffs
 
 
 def tensor_outputs_to_tubes(outputs: Sequence, model, img_shape: Tuple[int, int], num_frames: int,
                             score_thr: Optional[float] = None) -> List[Dict[str, np.ndarray]]:
-    """The post-processing after the exported graph, in numpy + torch (no network): final scores, dense
-    boxes, score threshold, class-wise tube NMS and ``max_per_clip`` (as :meth:`CFAD._postprocess`).
+    """The post-processing after the exported graph: :func:`outputs_to_clip_tubes` on each clip's outputs, the
+    function :meth:`CFAD.predict` calls (final scores, boxes at every frame, score threshold, class-wise tube
+    NMS, ``max_per_clip``).
 
     Args:
         outputs (Sequence): the graph's outputs (numpy arrays or tensors) in :func:`output_names` order.
@@ -232,30 +242,43 @@ def tensor_outputs_to_tubes(outputs: Sequence, model, img_shape: Tuple[int, int]
         list[dict]: per clip ``tubes (n, T, 4)`` (network-input pixels; map to the original video with the
         resize factors of the pipeline), ``tube_masks (n, T)``, ``scores (n,)``, ``labels (n,)``.
     """
-    from cfad_mm.models.detectors.cfad import clip_boxes
-    from cfad_mm.structures.tube_ops import tube_nms
-    out = dict(zip(output_names(model), [torch.as_tensor(np.asarray(o)) for o in outputs]))
+    from cfad_mm.models.utils.tube_postprocessing import outputs_to_clip_tubes
+    names = output_names(model)
+    if len(outputs) != len(names):
+        raise ValueError(f'tensor_outputs_to_tubes: {len(outputs)} outputs given, '
+                         f'the model has {len(names)}: {", ".join(names)}')
+    out = dict(zip(names, [torch.as_tensor(np.asarray(o)) for o in outputs]))
     cfg = model.test_cfg
     thr = cfg['score_thr'] if score_thr is None else score_thr
-    scores, labels = out['scores'].float(), out['labels'].long()
     coeffs = out['refined_coeffs'] if model.refine else out['coeffs']
-    if model.refine:
-        prob = torch.softmax(out['cls_logits'].float(), -1).gather(2, labels[..., None]).squeeze(-1)
-        scores = (scores.clamp(min=0) * prob).sqrt()
     results = []
-    for i in range(scores.shape[0]):
-        tubes, masks = model.coder.decode(coeffs[i].float(), out['extents'][i].float(), img_shape,
-                                          num_frames=num_frames)
-        tubes = clip_boxes(tubes, img_shape)
-        keep = (scores[i] >= thr) & masks.any(1)
-        idx_all = torch.nonzero(keep).flatten()
-        kept = []
-        for c in labels[i][idx_all].unique().tolist():
-            idx = idx_all[labels[i][idx_all] == c]
-            k = tube_nms(tubes[idx], masks[idx], scores[i][idx], cfg['nms_iou'])
-            kept.append(idx[torch.as_tensor(k, dtype=torch.long)])
-        order = torch.cat(kept) if kept else idx_all[:0]
-        order = order[scores[i][order].argsort(descending=True)][:cfg['max_per_clip']]
-        results.append(dict(tubes=tubes[order].numpy(), tube_masks=masks[order].numpy(),
-                            scores=scores[i][order].numpy(), labels=labels[i][order].numpy()))
+    for i in range(out['scores'].shape[0]):
+        tubes = outputs_to_clip_tubes(
+            model.coder, out['scores'][i].float(), out['labels'][i].long(), coeffs[i].float(),
+            out['extents'][i].float(), out['cls_logits'][i].float() if model.refine else None, img_shape,
+            num_frames, thr, cfg['nms_iou'], cfg['max_per_clip'])
+        results.append({k: tubes.get(k).cpu().numpy() for k in ('tubes', 'tube_masks', 'scores', 'labels')})
     return results
+
+
+def compare_final_tubes(model: nn.Module, reference: Sequence, outputs: Sequence, img_shape: Tuple[int, int],
+                        num_frames: int) -> Dict[str, float]:
+    """Compare the final tubes (after :func:`tensor_outputs_to_tubes`) of two runs of the graph.
+
+    Returns:
+        dict[str, float]: ``tube_count`` (number of clips whose tube count, labels or masks differ),
+        ``tube_scores`` and ``tube_boxes`` (max abs difference over the tubes of the clips that agree).
+    """
+    ref = tensor_outputs_to_tubes(reference, model, img_shape, num_frames)
+    got = tensor_outputs_to_tubes(outputs, model, img_shape, num_frames)
+    differ, score_diff, box_diff = 0, 0.0, 0.0
+    for r, g in zip(ref, got):
+        if (len(r['labels']) != len(g['labels']) or not np.array_equal(r['labels'], g['labels'])
+                or not np.array_equal(r['tube_masks'], g['tube_masks'])):
+            differ += 1
+            continue
+        if len(r['labels']):
+            score_diff = max(score_diff, float(np.abs(r['scores'] - g['scores']).max()))
+            box_diff = max(box_diff,
+                           float(np.abs(r['tubes'][r['tube_masks']] - g['tubes'][g['tube_masks']]).max()))
+    return dict(tube_count=float(differ), tube_scores=score_diff, tube_boxes=box_diff)

@@ -17,9 +17,9 @@ def default_work_dir(config_path: str) -> str:
 def build_runner(cfg: Config, launcher: str = 'none') -> Runner:
     """Build the stock mmengine ``Runner`` (or ``cfg.runner_type``) after distributed set-up.
 
-    With a launcher (``torchrun`` -> ``'pytorch'``) and no CUDA, a ``gloo`` process group is created here and the
-    model wrapper is configured without ``device_ids`` (see :mod:`cfad_mm.compat`); on CUDA mmengine does the
-    usual nccl set-up. The config is checked first (:func:`check_config`): an unknown ``type`` raises a
+    With a launcher (``torchrun`` -> ``'pytorch'``) and no CUDA, a ``gloo`` process group is created here and
+    the model wrapper is configured without ``device_ids`` (see :mod:`cfad_mm.compat`); on CUDA mmengine does
+    the usual nccl set-up. The config is checked first (:func:`check_config`): an unknown ``type`` raises a
     ``KeyError`` naming the config file and the key.
     """
     import torch
@@ -97,9 +97,9 @@ def check_config(cfg: Config) -> None:
     imports = [imports] if isinstance(imports, str) else list(imports)
     if 'cfad_mm' not in imports:
         print_log(
-            f"{name}: no custom_imports = dict(imports=['cfad_mm'], allow_failed_imports=False). This project's "
-            "tools import cfad_mm themselves, but mmaction2's tools/train.py and other OpenMMLab tools will fail "
-            "with 'CFAD is not in the mmaction::model registry'; add it to the config.",
+            f"{name}: no custom_imports = dict(imports=['cfad_mm'], allow_failed_imports=False). This "
+            "project's tools import cfad_mm themselves, but mmaction2's tools/train.py and other OpenMMLab "
+            "tools will fail with 'CFAD is not in the mmaction::model registry'; add it to the config.",
             logger='current',
             level=30)
     registries = _registries()
@@ -125,8 +125,8 @@ def check_config(cfg: Config) -> None:
             hint = f' (did you mean {", ".join(map(repr, close))}?)' if close else ''
             lines.append(f'{path}={typ!r}{hint}')
         raise KeyError(f'{name}: unknown type(s) {"; ".join(lines)}. No registry of mmaction2/mmdet/mmengine/'
-                       "cfad_mm knows them: check the spelling (mmdet components need the 'mmdet.' prefix) and "
-                       "that the config has custom_imports = dict(imports=['cfad_mm']).")
+                       "cfad_mm knows them: check the spelling (mmdet components need the 'mmdet.' prefix) "
+                       "and that the config has custom_imports = dict(imports=['cfad_mm']).")
 
 
 def load_checkpoint_for_test(runner: Runner, checkpoint: str, strict: bool = True, unsafe_load: bool = False,
@@ -204,9 +204,9 @@ def parse_cfg_options(options) -> dict:
     DictAction(option_strings=['--cfg-options'], dest='cfg_options')(None, namespace, list(options))
     return namespace.cfg_options
 
-def merge_test_cfg(cfg: Config, config: str, work_dir: Optional[str] = None, cfg_options: Optional[dict] = None,
-                   dump: Optional[str] = None, show: bool = False, show_dir: Optional[str] = None,
-                   interval: int = 1, wait_time: float = 2) -> Config:
+def merge_test_cfg(cfg: Config, config: str, work_dir: Optional[str] = None,
+                   cfg_options: Optional[dict] = None, dump: Optional[str] = None, show: bool = False,
+                   show_dir: Optional[str] = None, interval: int = 1, wait_time: float = 2) -> Config:
     """Merge the options of ``tools/test.py`` into the config (mmaction2's semantics).
 
     Args:
@@ -233,8 +233,9 @@ def merge_test_cfg(cfg: Config, config: str, work_dir: Optional[str] = None, cfg
             cfg.default_hooks.visualization = dict(type='TubeVisualizationHook')
         vis = cfg.default_hooks.visualization
         if vis.get('type') not in ('TubeVisualizationHook', 'mmaction.TubeVisualizationHook'):
-            raise ValueError(f'--show/--show-dir need default_hooks.visualization of type TubeVisualizationHook '
-                             f'(the one that draws tubes), the config has {vis.get("type")!r}')
+            raise ValueError('--show/--show-dir need default_hooks.visualization of type '
+                             'TubeVisualizationHook (the one that draws tubes), the config has '
+                             f'{vis.get("type")!r}')
         vis.enable = True
         vis.show = show
         vis.wait_time = wait_time
@@ -251,21 +252,22 @@ def merge_test_cfg(cfg: Config, config: str, work_dir: Optional[str] = None, cfg
         else:
             cfg.test_evaluator = [cfg.test_evaluator, dump_metric]
     cfg.work_dir = work_dir or cfg.get('work_dir') or default_work_dir(config)
-    # loaded by load_checkpoint_for_test (safe and strict), not by mmengine's non-strict load_from; no resume, so
-    # that Runner.test() does not load another checkpoint of the work dir over it
+    # loaded by load_checkpoint_for_test (safe and strict), not by mmengine's non-strict load_from; no resume,
+    # so that Runner.test() does not load another checkpoint of the work dir over it
     cfg.load_from = None
     cfg.resume = False
     return cfg
 
 
 def run_test(config: str, checkpoint: str, work_dir: Optional[str] = None, cfg_options: Optional[dict] = None,
-             dump: Optional[str] = None, unsafe_load: bool = False, launcher: str = 'none', show: bool = False,
-             show_dir: Optional[str] = None, interval: int = 1, wait_time: float = 2) -> dict:
+             dump: Optional[str] = None, unsafe_load: bool = False, launcher: str = 'none',
+             show: bool = False, show_dir: Optional[str] = None, interval: int = 1,
+             wait_time: float = 2) -> dict:
     """Test (and evaluate) a checkpoint with mmengine's ``Runner``: what ``tools/test.py`` does.
 
-    The options are merged by :func:`merge_test_cfg`, the runner is built by :func:`build_runner`, the checkpoint
-    is loaded by :func:`load_checkpoint_for_test` (strict unless the config sets ``load_strict=False``) and the
-    distributed run is ended by :func:`shutdown_distributed`.
+    The options are merged by :func:`merge_test_cfg`, the runner is built by :func:`build_runner`, the
+    checkpoint is loaded by :func:`load_checkpoint_for_test` (strict unless the config sets
+    ``load_strict=False``) and the distributed run is ended by :func:`shutdown_distributed`.
 
     Args:
         config (str): The config file.
@@ -281,8 +283,8 @@ def run_test(config: str, checkpoint: str, work_dir: Optional[str] = None, cfg_o
         SystemExit: A one-line ``error: ...`` message for a missing checkpoint or one that cannot be loaded.
         ValueError: See :func:`merge_test_cfg`.
     """
-    cfg = merge_test_cfg(Config.fromfile(config), config, work_dir=work_dir, cfg_options=cfg_options, dump=dump,
-                         show=show, show_dir=show_dir, interval=interval, wait_time=wait_time)
+    cfg = merge_test_cfg(Config.fromfile(config), config, work_dir=work_dir, cfg_options=cfg_options,
+                         dump=dump, show=show, show_dir=show_dir, interval=interval, wait_time=wait_time)
     if not osp.isfile(checkpoint):
         raise SystemExit(f'error: checkpoint not found: {checkpoint} (a local file is needed: download a '
                          'remote checkpoint first)')

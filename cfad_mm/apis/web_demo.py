@@ -312,7 +312,8 @@ def create_app(model, work_dir: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_
             except Exception as err:  # a bug or a broken install: logged with its traceback, a short message
                 logging.getLogger(__name__).exception('web demo: processing %s failed', shown_name)
                 shutil.rmtree(osp.join(result_dir, job), ignore_errors=True)
-                return error(500, f'{shown_name}: processing failed ({type(err).__name__}); see the server log')
+                return error(500, f'{shown_name}: processing failed ({type(err).__name__}); '
+                                  'see the server log')
         finally:
             await form.close()
             if path is not None and not keep_uploads and osp.exists(path):

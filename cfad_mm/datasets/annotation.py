@@ -438,14 +438,16 @@ def _validate_tube(tube, ann_file: str, video: str, label: int, idx: int, nframe
 
 def box_tolerances(height: int, width: int, box_tolerance: float = 0.05,
                    box_tolerance_px: float = 8.0) -> tuple:
-    """``(tol_x, tol_y)``: how far (pixels) a box coordinate may lie outside a ``width x height`` frame: the larger
-    of ``box_tolerance_px`` and ``box_tolerance`` times the side (the module docstring explains why)."""
+    """``(tol_x, tol_y)``: how far (pixels) a box coordinate may lie outside a ``width x height`` frame: the
+    larger of ``box_tolerance_px`` and ``box_tolerance`` times the side (the module docstring explains
+    why)."""
     return max(box_tolerance_px, box_tolerance * width), max(box_tolerance_px, box_tolerance * height)
 
 
 def boxes_outside_frame(boxes, height: int, width: int, tol_x: float, tol_y: float) -> np.ndarray:
-    """Which boxes ``(n, 4)`` ``(x1, y1, x2, y2)`` lie outside the frame: a coordinate beyond the tolerance, or no
-    positive overlap with the frame. The one rule of :func:`validate_annotations` and the annotation importers.
+    """Which boxes ``(n, 4)`` ``(x1, y1, x2, y2)`` lie outside the frame: a coordinate beyond the tolerance,
+    or no positive overlap with the frame. The one rule of :func:`validate_annotations` and the annotation
+    importers.
 
     Returns:
         np.ndarray: bool ``(n,)``.

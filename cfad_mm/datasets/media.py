@@ -6,8 +6,8 @@ Each check raises an error whose message starts with the offending path and says
 * :class:`MediaError` (a ``ValueError``) -- the file exists but cannot be used: empty (0 bytes), truncated,
   not a video (decord cannot open or decode it), no frame, or fewer frames than the annotation says.
 
-:func:`probe_video` is what :class:`~cfad_mm.datasets.TubeDataset` (once per video, before the first clip of it
-is decoded) and :class:`~cfad_mm.apis.VideoFrames` call; :func:`check_frame_folder` checks that every frame
+:func:`probe_video` is what :class:`~cfad_mm.datasets.TubeDataset` (once per video, before the first clip of
+it is decoded) and :class:`~cfad_mm.apis.VideoFrames` call; :func:`check_frame_folder` checks that every frame
 file of a folder exists (a folder with gaps names the first missing file).
 """
 import os
@@ -30,8 +30,8 @@ def probe_video(path: str, min_frames: Optional[int] = None, what: str = '') -> 
         path (str): The video file.
         min_frames (int, optional): Raise if the video has fewer frames (e.g. the annotation's ``nframes``).
             Defaults to None (any positive number of frames).
-        what (str): Where ``min_frames`` comes from, appended to the message (e.g. ``"nframes of video 'a/b' in
-            ann.pkl"``). Defaults to ``''``.
+        what (str): Where ``min_frames`` comes from, appended to the message (e.g. ``"nframes of video 'a/b'
+            in ann.pkl"``). Defaults to ``''``.
 
     Returns:
         tuple[int, tuple[int, int]]: The number of frames and the frame size ``(height, width)``.
@@ -55,7 +55,8 @@ def probe_video(path: str, min_frames: Optional[int] = None, what: str = '') -> 
         raise
     except Exception as err:  # decord raises its own DECORDError (a RuntimeError)
         raise MediaError(f'{path}: cannot decode this video file (truncated, not a video, or a codec '
-                         f'decord/FFmpeg cannot read): {type(err).__name__}: {str(err).strip()[:300]}') from err
+                         f'decord/FFmpeg cannot read): {type(err).__name__}: '
+                         f'{str(err).strip()[:300]}') from err
     if min_frames is not None and num_frames < min_frames:
         where = f' ({what})' if what else ''
         raise MediaError(f'{path}: the video has {num_frames} frames but {min_frames} are expected{where}; '
@@ -64,7 +65,8 @@ def probe_video(path: str, min_frames: Optional[int] = None, what: str = '') -> 
 
 
 def check_frame_folder(folder: str, numbers: Iterable[int], filename_tmpl: str) -> None:
-    """Check that the frame files ``filename_tmpl.format(n)`` of a folder exist for every ``n`` in ``numbers``.
+    """Check that the frame files ``filename_tmpl.format(n)`` of a folder exist for every ``n`` in
+    ``numbers``.
 
     Args:
         folder (str): The frame folder.
@@ -81,6 +83,6 @@ def check_frame_folder(folder: str, numbers: Iterable[int], filename_tmpl: str) 
     wanted = [filename_tmpl.format(int(n)) for n in numbers]
     missing = [name for name in wanted if name not in present]
     if missing:
-        raise FileNotFoundError(f'frame file not found: {osp.join(folder, missing[0])} ({len(missing)} of the '
-                                f'{len(wanted)} frame files needed from {folder} are missing, e.g. {missing[:3]}; '
-                                'the folder has gaps or fewer frames than annotated)')
+        raise FileNotFoundError(f'frame file not found: {osp.join(folder, missing[0])} ({len(missing)} of '
+                                f'the {len(wanted)} frame files needed from {folder} are missing, e.g. '
+                                f'{missing[:3]}; the folder has gaps or fewer frames than annotated)')

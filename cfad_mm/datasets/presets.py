@@ -18,6 +18,7 @@ different number of classes raises, different spellings only warn).
 from typing import Optional
 
 from mmaction.registry import DATASETS
+
 from .tube_dataset import TubeDataset
 
 UCF101_24_CLASSES = ('Basketball', 'BasketballDunk', 'Biking', 'CliffDiving', 'CricketBowling', 'Diving',

@@ -31,14 +31,14 @@ int64. Boxes are clipped to the frame (annotations may cross the border by a few
 mask is False are 0. Padded positions (``frame_valid=False``) are never annotated. A tube with no annotated
 frame inside the clip is not part of that clip (it lies outside the clip in time).
 
-Bad samples (``on_bad_sample``): with the default ``'error'`` the first unreadable clip raises, naming the clip,
-the video and the file (missing / empty / truncated / non-video files, frame folders with gaps, videos with
-fewer frames than ``nframes``; see :mod:`cfad_mm.datasets.media`). With ``'skip'``:
+Bad samples (``on_bad_sample``): with the default ``'error'`` the first unreadable clip raises, naming the
+clip, the video and the file (missing / empty / truncated / non-video files, frame folders with gaps, videos
+with fewer frames than ``nframes``; see :mod:`cfad_mm.datasets.media`). With ``'skip'``:
 
 * test mode: every video of the split is checked when the dataset is built (:func:`~.media.probe_video` or
   :func:`~.media.check_frame_folder`); the clips of bad videos are left out and listed in
-  :attr:`TubeDataset.bad_samples` (their ground truth still counts in the metric, as missed tubes). A clip that
-  fails later still raises: a test loop cannot drop a sample.
+  :attr:`TubeDataset.bad_samples` (their ground truth still counts in the metric, as missed tubes). A clip
+  that fails later still raises: a test loop cannot drop a sample.
 * training: a clip that fails to load is skipped and another one is drawn (mmengine's refetch); later clips of
   the same video are skipped at once. Each skip is logged once per video and recorded in the metainfo key
   ``bad_samples`` of the next sample served, so that the main process learns about skips made in dataloader
@@ -48,11 +48,11 @@ import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
+from mmaction.registry import DATASETS
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
-from mmaction.registry import DATASETS
 from .annotation import DEFAULT_MAX_NFRAMES, DEFAULT_MAX_SIDE, AnnotationError, load_annotations
 from .media import check_frame_folder, probe_video
 
@@ -239,7 +239,8 @@ class TubeDataset(BaseDataset):
         if temporal_jitter < 0:
             raise ValueError(f'{name}: temporal_jitter must be >= 0, got {temporal_jitter}')
         if on_bad_sample not in BAD_SAMPLE_MODES:
-            raise ValueError(f'{name}: on_bad_sample must be one of {BAD_SAMPLE_MODES}, got {on_bad_sample!r}')
+            raise ValueError(f'{name}: on_bad_sample must be one of {BAD_SAMPLE_MODES}, '
+                             f'got {on_bad_sample!r}')
         span = (clip_len - 1) * frame_interval + 1
         default_stride = max(1, span // 2)
         self.train_stride = int(default_stride if train_stride is None else train_stride)
@@ -341,8 +342,8 @@ class TubeDataset(BaseDataset):
         if self.bad_samples:
             print_log(
                 f"{type(self).__name__}: on_bad_sample='skip': {len(self.bad_samples)} of {len(video_names)} "
-                f'{self.subset} videos of {self.ann_file} are left out (their ground truth counts as missed): '
-                + '; '.join(f"{r['video']}: {r['error']}" for r in self.bad_samples[:5]),
+                f'{self.subset} videos of {self.ann_file} are left out (their ground truth counts as '
+                'missed): ' + '; '.join(f"{r['video']}: {r['error']}" for r in self.bad_samples[:5]),
                 logger='current',
                 level=30)
         return good
@@ -478,7 +479,8 @@ class TubeDataset(BaseDataset):
         """Run the pipeline on clip ``idx``; errors name the clip, video and frames.
 
         With ``on_bad_sample='skip'`` in training, a clip that fails returns None (mmengine's
-        ``BaseDataset.__getitem__`` then draws another clip) and the skip is recorded (see the module docstring).
+        ``BaseDataset.__getitem__`` then draws another clip) and the skip is recorded (see the module
+        docstring).
         """
         if self.on_bad_sample != 'skip' or self.test_mode:
             return self._load(idx)
@@ -510,7 +512,8 @@ class TubeDataset(BaseDataset):
                 level=30)
 
     def _load(self, idx: int):
-        """Clip ``idx`` through the pipeline; pipeline errors are re-raised naming the clip, video and file."""
+        """Clip ``idx`` through the pipeline; pipeline errors are re-raised naming the clip, video and
+        file."""
         results = self.get_clip(idx)
         where = (f"clip {idx} of {type(self).__name__} (video {results['video_id']!r}, frames "
                  f"{int(results['video_frame_inds'][0])}..{int(results['video_frame_inds'][-1])}, "

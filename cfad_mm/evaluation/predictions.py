@@ -215,9 +215,9 @@ def optional_float(text: str):
 
 
 def eval_settings(args) -> tuple:
-    """The annotation file and the keyword arguments of ``evaluate_clip_predictions`` from the parsed arguments
-    of ``tools/analysis/eval_results.py`` or ``analyze_errors.py`` (``ann_file``, ``config`` and the settings
-    given, absent when not given).
+    """The annotation file and the keyword arguments of ``evaluate_clip_predictions`` from the parsed
+    arguments of ``tools/analysis/eval_results.py`` or ``analyze_errors.py`` (``ann_file``, ``config`` and the
+    settings given, absent when not given).
 
     Precedence: the flags given, then the ``--config``'s ``test_evaluator``, then ``TubeMetric``'s defaults
     (the function's own defaults: unset keys are left out).

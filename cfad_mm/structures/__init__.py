@@ -1,8 +1,17 @@
 """Tube and box geometry shared by the whole package (IoUs, temporal / spatio-temporal IoU, NMS)."""
-from .tube_ops import (box_area, box_iou, box_iou_aligned, box_nms, tube_frame_iou, tube_nms, tube_st_iou,
-                       tube_temporal_iou)
+from .tube_ops import (
+    box_area,
+    box_iou,
+    box_iou_aligned,
+    box_nms,
+    clamp_boxes_to_image,
+    tube_frame_iou,
+    tube_nms,
+    tube_st_iou,
+    tube_temporal_iou,
+)
 
 __all__ = [
     'box_area', 'box_iou', 'box_iou_aligned', 'box_nms', 'tube_temporal_iou', 'tube_frame_iou', 'tube_st_iou',
-    'tube_nms'
+    'tube_nms', 'clamp_boxes_to_image'
 ]

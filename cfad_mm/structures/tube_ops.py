@@ -29,7 +29,7 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 
 __all__ = [
     'box_area', 'box_iou', 'box_iou_aligned', 'box_nms', 'tube_temporal_iou', 'tube_frame_iou', 'tube_st_iou',
-    'tube_nms'
+    'tube_nms', 'clamp_boxes_to_image'
 ]
 
 
@@ -433,3 +433,22 @@ def tube_nms(tubes: ArrayLike,
         return _st_iou(t, m, t, m, plus_one, is_torch)
 
     return _nms_from_iou(iou_fn, scores, iou_thr, is_torch, 'tube_nms')
+
+
+def clamp_boxes_to_image(boxes: torch.Tensor, img_shape: Tuple[int, int],
+                         min_size: float = 1.0) -> torch.Tensor:
+    """Boxes ``(..., 4)`` (xyxy, tensor) clamped to an image of ``(H, W)`` and kept at least ``min_size`` wide
+    and high: ``x1`` in ``[0, W - min_size]``, ``x2`` in ``[x1 + min_size, max(W, x1 + min_size)]`` (same for
+    y).
+
+    The model's boxes at every stage (decoded trajectories, key boxes) go through it, so a degenerate
+    trajectory still gives a valid RoI. Differentiable where the box is not clamped.
+    (:func:`cfad_mm.datasets.transforms.box_mapping.clip_boxes_to_shape` clips annotation boxes without a
+    minimum size, numpy or torch.)
+    """
+    h, w = img_shape
+    x1 = boxes[..., 0].clamp(0, w - min_size)
+    y1 = boxes[..., 1].clamp(0, h - min_size)
+    x2 = torch.maximum(boxes[..., 2].clamp(0, w), x1 + min_size)
+    y2 = torch.maximum(boxes[..., 3].clamp(0, h), y1 + min_size)
+    return torch.stack([x1, y1, x2, y2], dim=-1)

@@ -29,8 +29,9 @@ env_cfg = dict(
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)
 
 # Training curves (losses, learning rate, metrics) go to every backend listed here. TensorBoard: add
-# dict(type='TensorboardVisBackend') (needs the tensorboard package; events under <work_dir>/<timestamp>/vis_data),
-# or pass --tensorboard to tools/train.py, then: tensorboard --logdir work_dirs
+# dict(type='TensorboardVisBackend') (needs the tensorboard package; events under
+# <work_dir>/<timestamp>/vis_data), or pass --tensorboard to tools/train.py, then:
+#   tensorboard --logdir work_dirs
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='ActionVisualizer', vis_backends=vis_backends)
 

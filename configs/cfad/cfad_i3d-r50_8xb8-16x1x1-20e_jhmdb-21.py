@@ -1,10 +1,12 @@
-# CFAD, our I3D-style setting on JHMDB-21 (split 1 of 3): I3D-style inflated ResNet-50 on 16-frame clips, 20 epochs.
-# Written for 8 GPUs x 8 clips (the `8xb8` of the name); with another total batch size enable
+# CFAD, our I3D-style setting on JHMDB-21 (split 1 of 3): I3D-style inflated ResNet-50 on 16-frame clips,
+# 20 epochs. Written for 8 GPUs x 8 clips (the `8xb8` of the name); with another total batch size enable
 # `auto_scale_lr` (`--auto-scale-lr` of tools/train.py) so the learning rate follows it.
 # The backbone needs Kinetics-400 pretrained weights from a LOCAL file (no model hub is contacted):
 #   bash tools/dist_train.sh configs/cfad/cfad_i3d-r50_8xb8-16x1x1-20e_jhmdb-21.py 8 \
 #       --cfg-options model.backbone.init_cfg.checkpoint=checkpoints/i3d_r50_kinetics400.pth
-# Test: bash tools/dist_test.sh configs/cfad/cfad_i3d-r50_8xb8-16x1x1-20e_jhmdb-21.py work_dirs/cfad_i3d-r50_8xb8-16x1x1-20e_jhmdb-21/best_*.pth 8
+# Test:
+#   bash tools/dist_test.sh configs/cfad/cfad_i3d-r50_8xb8-16x1x1-20e_jhmdb-21.py \
+#       work_dirs/cfad_i3d-r50_8xb8-16x1x1-20e_jhmdb-21/best_*.pth 8
 # Data layout and annotation pickle: docs/datasets.md; evaluation protocol: docs/evaluation.md.
 # Not trained in this repository (no GPU here): there are no reference numbers for it yet.
 _base_ = [

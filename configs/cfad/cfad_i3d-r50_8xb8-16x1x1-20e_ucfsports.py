@@ -4,7 +4,9 @@
 # The backbone needs Kinetics-400 pretrained weights from a LOCAL file (no model hub is contacted):
 #   bash tools/dist_train.sh configs/cfad/cfad_i3d-r50_8xb8-16x1x1-20e_ucfsports.py 8 \
 #       --cfg-options model.backbone.init_cfg.checkpoint=checkpoints/i3d_r50_kinetics400.pth
-# Test: bash tools/dist_test.sh configs/cfad/cfad_i3d-r50_8xb8-16x1x1-20e_ucfsports.py work_dirs/cfad_i3d-r50_8xb8-16x1x1-20e_ucfsports/best_*.pth 8
+# Test:
+#   bash tools/dist_test.sh configs/cfad/cfad_i3d-r50_8xb8-16x1x1-20e_ucfsports.py \
+#       work_dirs/cfad_i3d-r50_8xb8-16x1x1-20e_ucfsports/best_*.pth 8
 # Data layout and annotation pickle: docs/datasets.md; evaluation protocol: docs/evaluation.md.
 # Not trained in this repository (no GPU here): there are no reference numbers for it yet.
 _base_ = [

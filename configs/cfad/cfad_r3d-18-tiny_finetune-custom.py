@@ -3,19 +3,24 @@
 # Data layout (what tools/data/import_annotations.py writes):
 #   data/custom/annotations.pkl     the standard tube annotation pickle (or a .json copy)
 #   data/custom/videos/<video>.mp4  the videos named in it
-# Start: the synthetic checkpoint (`make demo` writes work_dirs/synthetic_demo/epoch_16.pth); its class-specific
-# layers (the heatmap of the coarse head, the tube classifier) have another number of classes and are left at
-# their initialisation -- mmengine's load_from loads every weight that fits and logs the others.
+# Start: the synthetic checkpoint (`make demo` writes work_dirs/synthetic_demo/epoch_16.pth); its
+# class-specific layers (the heatmap of the coarse head, the tube classifier) have another number of classes
+# and are left at their initialisation -- mmengine's load_from loads every weight that fits and logs the
+# others.
 #
 # What usually needs changing for real footage (full keys, for --cfg-options):
 #   model.num_classes=N                      the number of labels in your annotation file (required)
 #   load_from=PATH                           None: train from scratch / from a pretrained backbone
-#                                            (model.backbone.init_cfg=dict(type='Pretrained', checkpoint=PATH))
-#   input resolution: train_dataloader.dataset.pipeline.2.scale=(-1,S) train_dataloader.dataset.pipeline.3.size=(W,S)
-#                     val_dataloader.dataset.pipeline.2.scale=(-1,S) test_dataloader.dataset.pipeline.2.scale=(-1,S)
-#   clip span:        {train,val,test}_dataloader.dataset.clip_len=T and .frame_interval=k (span (T-1)k+1 frames)
-#   small actors:     model.backbone.with_pool1=False (feature stride 4 instead of 8: twice the resolution of the
-#                     heatmap, about 3x the backbone cost) and model.coarse_head.min_overlap=0.9 (smaller
+#                                            (model.backbone.init_cfg=dict(type='Pretrained',
+#                                            checkpoint=PATH))
+#   input resolution: train_dataloader.dataset.pipeline.2.scale=(-1,S)
+#                     train_dataloader.dataset.pipeline.3.size=(W,S)
+#                     val_dataloader.dataset.pipeline.2.scale=(-1,S)
+#                     test_dataloader.dataset.pipeline.2.scale=(-1,S)
+#   clip span:        {train,val,test}_dataloader.dataset.clip_len=T and .frame_interval=k
+#                     (span (T-1)k+1 frames)
+#   small actors:     model.backbone.with_pool1=False (feature stride 4 instead of 8: twice the resolution of
+#                     the heatmap, about 3x the backbone cost) and model.coarse_head.min_overlap=0.9 (smaller
 #                     heatmap radius, so that neighbouring small actors keep separate peaks)
 #   schedule:         train_cfg.max_epochs=E param_scheduler.1.T_max=E param_scheduler.1.end=E
 _base_ = ['../_base_/models/cfad_r3d-18-tiny.py', '../_base_/default_runtime.py']
@@ -61,7 +66,8 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(dataset, subset='train', background_fraction=0.1, temporal_jitter=4, pipeline=train_pipeline))
+    dataset=dict(dataset, subset='train', background_fraction=0.1, temporal_jitter=4,
+                 pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=4,
     num_workers=2,
@@ -78,9 +84,11 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=10, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
-    dict(type='CosineAnnealingLR', T_max=12, eta_min=1e-5, by_epoch=True, begin=0, end=12, convert_to_iter_based=True)
+    dict(type='CosineAnnealingLR', T_max=12, eta_min=1e-5, by_epoch=True, begin=0, end=12,
+         convert_to_iter_based=True)
 ]
-default_hooks = dict(checkpoint=dict(interval=4, save_best='tube/frame_mAP@0.5', rule='greater', max_keep_ckpts=2),
+default_hooks = dict(checkpoint=dict(interval=4, save_best='tube/frame_mAP@0.5', rule='greater',
+                                     max_keep_ckpts=2),
                      logger=dict(interval=10))
 auto_scale_lr = dict(enable=False, base_batch_size=4)
 

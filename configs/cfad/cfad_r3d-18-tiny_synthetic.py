@@ -1,9 +1,11 @@
-# CFAD on the embedded synthetic tube dataset (tools/data/make_synthetic.py), trainable on 2 CPU cores in minutes.
+# CFAD on the embedded synthetic tube dataset (tools/data/make_synthetic.py), trainable on 2 CPU cores in
+# minutes.
 #   python tools/data/make_synthetic.py --out data/synth --seed 0
 #   python tools/train.py configs/cfad/cfad_r3d-18-tiny_synthetic.py
-#   python tools/test.py configs/cfad/cfad_r3d-18-tiny_synthetic.py work_dirs/cfad_r3d-18-tiny_synthetic/epoch_16.pth
-# Ablations: --cfg-options model.refine=False | model.key_selector.mode=uniform | model.key_selector.num_keys=5
-#            | model.coarse_head.tube_coder.degree=2
+#   python tools/test.py configs/cfad/cfad_r3d-18-tiny_synthetic.py \
+#       work_dirs/cfad_r3d-18-tiny_synthetic/epoch_16.pth
+# Ablations: --cfg-options model.refine=False | model.roi_head.key_selector.mode=uniform
+#            | model.roi_head.key_selector.num_keys=5 | model.coarse_head.tube_coder.degree=2
 _base_ = [
     '../_base_/models/cfad_r3d-18-tiny.py', '../_base_/datasets/synthetic.py', '../_base_/default_runtime.py'
 ]
@@ -19,10 +21,12 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=10, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', T_max=16, eta_min=1e-5, by_epoch=True, begin=0, end=16, convert_to_iter_based=True)
+    dict(type='CosineAnnealingLR', T_max=16, eta_min=1e-5, by_epoch=True, begin=0, end=16,
+         convert_to_iter_based=True)
 ]
 
-default_hooks = dict(checkpoint=dict(interval=8, save_best='tube/frame_mAP@0.5', rule='greater', max_keep_ckpts=2),
+default_hooks = dict(checkpoint=dict(interval=8, save_best='tube/frame_mAP@0.5', rule='greater',
+                                     max_keep_ckpts=2),
                      logger=dict(interval=10))
 auto_scale_lr = dict(enable=False, base_batch_size=8)
 

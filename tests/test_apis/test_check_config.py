@@ -23,8 +23,8 @@ def test_unknown_type_names_the_file_key_and_suggestion(key, typo, suggestion):
     cfg = Config.fromfile(CONFIG)
     cfg.merge_from_dict({f'{key}.type': typo})
     path = re.sub(r'\.(\d+)', r'[\1]', key)
-    with pytest.raises(KeyError, match=re.escape(f"{CONFIG}: unknown type(s) {path}.type='{typo}' (did you mean "
-                                                 f"'{suggestion}'")):
+    with pytest.raises(KeyError, match=re.escape(f"{CONFIG}: unknown type(s) {path}.type='{typo}' (did you "
+                                                 f"mean '{suggestion}'")):
         check_config(cfg)
     with pytest.raises(KeyError, match=re.escape(typo)):  # the tools' runner builder checks first
         build_runner(cfg)

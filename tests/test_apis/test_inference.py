@@ -32,7 +32,8 @@ def checkpoint(tmp_path_factory):
     model = init_detector(CONFIG)
     path = tmp_path_factory.mktemp('ckpt') / 'untrained.pth'
     torch.save({'state_dict': model.state_dict(),
-                'meta': {'dataset_meta': {'classes': ['walk_line', 'circle', 'zigzag', 'jump', 'stop_and_go']}}},
+                'meta': {'dataset_meta': {'classes': ['walk_line', 'circle', 'zigzag', 'jump',
+                                                      'stop_and_go']}}},
                path)
     return str(path)
 
@@ -91,7 +92,8 @@ def test_demo_on_a_one_frame_and_a_very_large_video(tmp_path, checkpoint):
     import demo
     one = tmp_path / 'one.mp4'
     write_video(one, 1)
-    data = demo.main([str(one), CONFIG, checkpoint, '--out', str(tmp_path / 'o1'), '--score-thr', '0', '--gif'])
+    data = demo.main([str(one), CONFIG, checkpoint, '--out', str(tmp_path / 'o1'), '--score-thr', '0',
+                      '--gif'])
     assert data['nframes'] == 1 and (tmp_path / 'o1' / 'one_tubes.gif').stat().st_size > 0
     big = tmp_path / 'big.mp4'
     write_video(big, 3, size=(2400, 1800))

@@ -33,7 +33,8 @@ def video(tmp_path_factory):
     """One generated synthetic video (20 frames, 64x48)."""
     from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
     root = tmp_path_factory.mktemp('synth')
-    make_synthetic_dataset(str(root), num_videos=5, frames=20, size=(64, 48), seed=3, test_ratio=0.0, logger=None)
+    make_synthetic_dataset(str(root), num_videos=5, frames=20, size=(64, 48), seed=3, test_ratio=0.0,
+                           logger=None)
     path = next(p for p in sorted((root / 'videos').rglob('*.mp4')))
     return str(path)
 
@@ -91,7 +92,8 @@ def test_inferencer_on_arrays_and_lists(tmp_path, checkpoint, video):
     one = inferencer(array[:4], out_dir=str(tmp_path / 'one'), **SMALL)
     assert one['predictions'][0]['nframes'] == 4
     assert VideoFrames(str(tmp_path / 'one' / 'array_0' / 'array_0_tubes.mp4')).num_frames == 4
-    with pytest.raises(ValueError, match=r'array_0: a video array must be a non-empty \(T, H, W, 3\) RGB uint8'):
+    with pytest.raises(ValueError, match=r'array_0: a video array must be a non-empty \(T, H, W, 3\) RGB '
+                                         r'uint8'):
         inferencer(array.astype(np.float32))
 
 
@@ -147,4 +149,5 @@ def test_inputs_with_the_same_name_do_not_overwrite_each_other(tmp_path, checkpo
     assert sorted(p.name for p in out_dir.iterdir()) == [name, f'{name}_1']
     for sub, pred in zip((name, f'{name}_1'), res['predictions']):
         assert json.loads((out_dir / sub / 'tubes.json').read_text()) == pred
-        assert (out_dir / sub / f'{sub}_tubes.mp4').is_file() and not (out_dir / sub / 'timeline.png').exists()
+        assert (out_dir / sub / f'{sub}_tubes.mp4').is_file() and \
+            not (out_dir / sub / 'timeline.png').exists()

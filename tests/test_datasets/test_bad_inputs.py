@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from tiny_tube_data import tiny_annotations, write_tiny_dataset
+from tiny_tube_data import tiny_annotations
 
 from cfad_mm.datasets import AnnotationError, MediaError, TubeDataset, load_annotations, probe_video
 from cfad_mm.datasets.tube_dataset import BAD_SAMPLES_KEY
@@ -39,8 +39,8 @@ def data(tiny_data, tmp_path):
     """A private copy of the tiny dataset (videos + png frames) that a test may damage."""
     root = tmp_path / 'data'
     shutil.copytree(osp.dirname(tiny_data['ann_file']), root)
-    return dict(ann_file=str(root / 'annotations.pkl'), videos=str(root / 'videos'), frames=str(root / 'frames'),
-                root=root)
+    return dict(ann_file=str(root / 'annotations.pkl'), videos=str(root / 'videos'),
+                frames=str(root / 'frames'), root=root)
 
 
 def _empty(path):
@@ -91,7 +91,8 @@ def test_video_shorter_than_annotated_nframes(data, tmp_path):
     ann_file = str(tmp_path / 'ann.pkl')
     with open(ann_file, 'wb') as f:
         pickle.dump(ann, f)
-    ds = TubeDataset(ann_file=ann_file, data_prefix=dict(video=data['videos']), pipeline=PIPELINE, subset='test')
+    ds = TubeDataset(ann_file=ann_file, data_prefix=dict(video=data['videos']), pipeline=PIPELINE,
+                     subset='test')
     path = osp.join(data['videos'], BAD_VIDEO + '.mp4')
     with pytest.raises(MediaError, match=re.escape(f'{path}: the video has 20 frames but 25 are expected '
                                                    f"(nframes of video '{BAD_VIDEO}' in {ann_file})")):
@@ -105,8 +106,9 @@ def test_frame_folder_with_gaps(data):
         os.remove(osp.join(folder, f'{n:05d}.png'))
     ds = TubeDataset(ann_file=data['ann_file'], data_prefix=dict(video=data['frames']), source='frames',
                      filename_tmpl='{:05d}.png', pipeline=FRAMES_PIPELINE, subset='test', clip_len=8)
-    with pytest.raises(FileNotFoundError, match=re.escape(f'TubeDataset: frame file not found: {folder}/00004.png '
-                                                          f'(2 of the 8 frame files needed from {folder} are missing')):
+    with pytest.raises(FileNotFoundError, match=re.escape('TubeDataset: frame file not found: '
+                                                          f'{folder}/00004.png (2 of the 8 frame files '
+                                                          f'needed from {folder} are missing')):
         ds[0]
 
 
@@ -114,8 +116,8 @@ def test_corrupt_frame_image_names_the_clip(data):
     _text(osp.join(data['frames'], BAD_VIDEO, '00002.png'))
     ds = TubeDataset(ann_file=data['ann_file'], data_prefix=dict(video=data['frames']), source='frames',
                      filename_tmpl='{:05d}.png', pipeline=FRAMES_PIPELINE, subset='test', clip_len=8)
-    with pytest.raises(RuntimeError, match=re.escape(f"clip 0 of TubeDataset (video '{BAD_VIDEO}', frames 1..8, "
-                                                     f"{osp.join(data['frames'], BAD_VIDEO)})")):
+    with pytest.raises(RuntimeError, match=re.escape(f"clip 0 of TubeDataset (video '{BAD_VIDEO}', frames "
+                                                     f"1..8, {osp.join(data['frames'], BAD_VIDEO)})")):
         ds[0]
 
 
@@ -200,7 +202,8 @@ def test_truncated_empty_and_non_dict_pickles(tmp_path):
     full = pickle.dumps(tiny_annotations(), protocol=2)
     for name, payload in (('truncated.pkl', full[:len(full) // 2]), ('empty.pkl', b'')):
         path = _dump(tmp_path, payload, name)
-        with pytest.raises(AnnotationError, match=re.escape(f'Invalid tube annotation ({path}): cannot unpickle')):
+        with pytest.raises(AnnotationError, match=re.escape(f'Invalid tube annotation ({path}): cannot '
+                                                            'unpickle')):
             load_annotations(path)
     path = _dump(tmp_path, pickle.dumps([1, 2, 3]), 'list.pkl')
     with pytest.raises(AnnotationError, match=re.escape(f'({path}): the pickle must hold a dict, got list')):
@@ -211,8 +214,8 @@ def test_unknown_video_in_split(tmp_path):
     ann = tiny_annotations()
     ann['test_videos'][0].append('walk/v_999')
     path = _dump(tmp_path, pickle.dumps(ann))
-    with pytest.raises(AnnotationError, match=re.escape(f"({path}, video 'walk/v_999'): is in 'test_videos'[0] "
-                                                        "but has no entry in 'nframes'")):
+    with pytest.raises(AnnotationError, match=re.escape(f"({path}, video 'walk/v_999'): is in "
+                                                        "'test_videos'[0] but has no entry in 'nframes'")):
         load_annotations(path)
 
 
@@ -245,4 +248,3 @@ def test_one_frame_tube_is_accepted_and_stays_finite(tmp_path, tiny_data):
     boxes, present = coder.decode(coeffs, extents, (48, 64), num_frames=8)
     assert present[0].tolist() == masks[0].tolist()
     torch.testing.assert_close(boxes[0, 4], torch.tensor([20., 16., 36., 40.]), atol=1e-3, rtol=0)
-

@@ -5,15 +5,23 @@ import pickle
 import cv2
 import numpy as np
 import pytest
-from tiny_tube_data import ACTOR_RGB, HEIGHT, WIDTH, tiny_annotations
-from mmengine.config import Config
-
 from mmaction.registry import DATASETS
+from mmengine.config import Config
+from tiny_tube_data import ACTOR_RGB, HEIGHT, WIDTH, tiny_annotations
+
 from cfad_mm.datasets import load_annotations
-from cfad_mm.datasets.presets import (JHMDB21_CLASSES, MULTISPORTS_CLASSES, UCF101_24_CLASSES,
-                                     UCFSPORTS_CLASSES)
-from cfad_mm.datasets.synthetic_generator import (MOTION_CLASSES, make_synthetic_dataset, synthesize_video,
-                                                  video_rng)
+from cfad_mm.datasets.presets import (
+    JHMDB21_CLASSES,
+    MULTISPORTS_CLASSES,
+    UCF101_24_CLASSES,
+    UCFSPORTS_CLASSES,
+)
+from cfad_mm.datasets.synthetic_generator import (
+    MOTION_CLASSES,
+    make_synthetic_dataset,
+    synthesize_video,
+    video_rng,
+)
 from cfad_mm.datasets.tube_dataset import window_starts
 
 CONFIG_DIR = osp.join(osp.dirname(__file__), '..', '..', 'configs', '_base_', 'datasets')

@@ -11,9 +11,18 @@ import pytest
 
 from cfad_mm.datasets import AnnotationImportError as ExportedError
 from cfad_mm.datasets.annotation import load_annotations, validate_annotations
-from cfad_mm.datasets.importers import (AnnotationImportError, export_ava_csv, export_cvat, export_mot,
-                                        import_annotations, import_ava_csv, import_cvat, import_mot,
-                                        read_media_info, split_videos)
+from cfad_mm.datasets.importers import (
+    AnnotationImportError,
+    export_ava_csv,
+    export_cvat,
+    export_mot,
+    import_annotations,
+    import_ava_csv,
+    import_cvat,
+    import_mot,
+    read_media_info,
+    split_videos,
+)
 
 TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'data', 'import_annotations.py')
 WIDTH, HEIGHT, FPS = 64, 48, 25

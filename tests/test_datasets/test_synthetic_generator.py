@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from cfad_mm.datasets.annotation import load_annotations
-from cfad_mm.datasets.synthetic_generator import (MOTION_CLASSES, make_synthetic_dataset, motion_trajectory,
-                                                  sprite_mask, synthesize_video, video_rng)
+from cfad_mm.datasets.synthetic_generator import (
+    MOTION_CLASSES,
+    make_synthetic_dataset,
+    motion_trajectory,
+    sprite_mask,
+    synthesize_video,
+    video_rng,
+)
 
 WIDTH, HEIGHT, FRAMES, NUM_VIDEOS, SEED = 64, 48, 24, 6, 0
 TINY = dict(

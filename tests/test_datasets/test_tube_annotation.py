@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 from tiny_tube_data import tiny_annotations
 
-from cfad_mm.datasets.annotation import (AnnotationError, load_annotations, tube_statistics,
-                                         validate_annotations)
+from cfad_mm.datasets.annotation import (
+    AnnotationError,
+    load_annotations,
+    tube_statistics,
+    validate_annotations,
+)
 
 
 def _dump(tmp_path, data, name='ann.pkl'):

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from tiny_tube_data import HEIGHT, MARKER, WIDTH, marker_level, tiny_annotations
 
-from cfad_mm.datasets import (AnnotationError, JHMDB21Dataset, SyntheticTubeDataset, TubeDataset,
-                              UCF101_24Dataset)
+from cfad_mm.datasets import (
+    AnnotationError,
+    JHMDB21Dataset,
+    SyntheticTubeDataset,
+    TubeDataset,
+    UCF101_24Dataset,
+)
 from cfad_mm.datasets.tube_dataset import window_positions, window_starts
 
 TEST_PIPELINE = [

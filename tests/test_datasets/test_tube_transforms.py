@@ -1,10 +1,16 @@
 import numpy as np
 import pytest
 import torch
-
-from cfad_mm.datasets.transforms import (PackTubeInputs, TubeFlip, TubeRandomCrop, TubeResize, boxes_to_input,
-                                         boxes_to_original)
 from mmaction.datasets.transforms import ColorJitter, FormatShape
+
+from cfad_mm.datasets.transforms import (
+    PackTubeInputs,
+    TubeFlip,
+    TubeRandomCrop,
+    TubeResize,
+    boxes_to_input,
+    boxes_to_original,
+)
 
 
 def _results(num_frames=4, height=48, width=64, tubes=None, masks=None, labels=None, seed=0):

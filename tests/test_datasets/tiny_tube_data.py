@@ -108,7 +108,8 @@ def write_tiny_dataset(root: str, ann: dict = None, frames_ext: str = None) -> d
 
 
 def assert_same_annotations(a: dict, b: dict):
-    """Two validated annotation dicts are equal: the same keys and values, every tube array float32 and equal."""
+    """Two validated annotation dicts are equal: the same keys and values, every tube array float32 and
+    equal."""
     for key in ('labels', 'nframes', 'resolution', 'train_videos', 'test_videos'):
         assert a[key] == b[key], key
     assert a['gttubes'].keys() == b['gttubes'].keys()

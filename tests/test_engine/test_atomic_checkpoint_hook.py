@@ -1,14 +1,15 @@
-"""AtomicCheckpointHook: a save interrupted at any point leaves complete checkpoints and a valid last_checkpoint."""
+"""AtomicCheckpointHook: a save interrupted at any point leaves complete checkpoints and a valid
+last_checkpoint."""
 import os
 import os.path as osp
 from types import SimpleNamespace
 
 import pytest
+from mmaction.registry import HOOKS
 from mmengine.logging import MessageHub
 
 import cfad_mm  # noqa: F401
 from cfad_mm.engine import AtomicCheckpointHook
-from mmaction.registry import HOOKS
 
 
 class Killed(BaseException):
@@ -64,7 +65,8 @@ def test_saves_rotate_after_the_new_file_is_in_place(tmp_path):
     _train_epochs(hook, runner, range(3))
     assert sorted(os.listdir(tmp_path)) == ['epoch_2.pth', 'epoch_3.pth', 'last_checkpoint']
     assert _last(tmp_path) == osp.join(str(tmp_path), 'epoch_3.pth')
-    assert runner.saved == ['epoch_1.pth.cfad-partial0', 'epoch_2.pth.cfad-partial0', 'epoch_3.pth.cfad-partial0']
+    assert runner.saved == ['epoch_1.pth.cfad-partial0', 'epoch_2.pth.cfad-partial0',
+                            'epoch_3.pth.cfad-partial0']
 
 
 @pytest.mark.parametrize('die_after_bytes', [0, 1000])
@@ -122,7 +124,8 @@ def test_previous_best_is_removed_once_the_new_best_is_saved(tmp_path):
 
 
 def test_cleanup_touches_only_files_this_hook_marked(tmp_path):
-    """A user's ``*.tmp<digits>`` files (and unmarked look-alikes) survive the clean-up of an interrupted run."""
+    """A user's ``*.tmp<digits>`` files (and unmarked look-alikes) survive the clean-up of an interrupted
+    run."""
     runner = FakeRunner(tmp_path)
     hook = AtomicCheckpointHook(interval=1, max_keep_ckpts=2)
     hook.before_train(runner)

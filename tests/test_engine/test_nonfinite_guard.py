@@ -11,8 +11,12 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import BaseDataElement
 
 import cfad_mm  # noqa: F401
-from cfad_mm.engine import (AmpNonFiniteGuardOptimWrapper, NonFiniteGuardOptimWrapper, NonFiniteLossError,
-                            ReliabilityHook)
+from cfad_mm.engine import (
+    AmpNonFiniteGuardOptimWrapper,
+    NonFiniteGuardOptimWrapper,
+    NonFiniteLossError,
+    ReliabilityHook,
+)
 from cfad_mm.engine.optimizers.nonfinite_guard import BATCH_VIDEOS_KEY, SKIPPED_STEPS_KEY
 
 
@@ -94,7 +98,8 @@ def test_raise_mode_and_max_skips(hub):
     model, wrapper = _wrapper(nonfinite='raise')
     hub.update_info(BATCH_VIDEOS_KEY, ['walk/v_1'])
     hub.update_info('iter', 0)
-    with pytest.raises(NonFiniteLossError, match=r'Non-finite loss \(inf\) at iteration 1; videos of the batch: '
+    with pytest.raises(NonFiniteLossError,
+                       match=r'Non-finite loss \(inf\) at iteration 1; videos of the batch: '
                        r"\[walk/v_1\]\. .*optim_wrapper.nonfinite='skip'"):
         wrapper.update_params(model(torch.ones(1, 3)).sum() + float('inf'))
     model, wrapper = _wrapper(max_skips=1)
@@ -144,15 +149,19 @@ def test_reliability_hook_publishes_video_ids_and_summarises(hub):
     assert runner.logger.warnings == [
         'Epoch 0: skipped unreadable training 1 sample(s) of 1 video(s): jump/v_001 (1x): MediaError: x.mp4: '
         'the video file is empty',
-        'Epoch 0: 2 optimizer step(s) skipped for a non-finite loss or gradient (each one is logged above with '
-        'its videos)'
+        'Epoch 0: 2 optimizer step(s) skipped for a non-finite loss or gradient (each one is logged above '
+        'with its videos)'
     ]
-    test_ds = SimpleNamespace(bad_samples=[dict(video='walk/v_002', clip=None, path='y', error='FileNotFoundError')])
-    runner.test_loop = SimpleNamespace(dataloader=SimpleNamespace(dataset=SimpleNamespace(datasets=[test_ds])))
+    test_ds = SimpleNamespace(bad_samples=[dict(video='walk/v_002', clip=None, path='y',
+                                                error='FileNotFoundError')])
+    runner.test_loop = SimpleNamespace(
+        dataloader=SimpleNamespace(dataset=SimpleNamespace(datasets=[test_ds])))
     hook.after_test_epoch(runner)
-    assert 'test: the dataset left out unreadable 1 sample(s) of 1 video(s): walk/v_002' in runner.logger.warnings[-1]
+    assert 'test: the dataset left out unreadable 1 sample(s) of 1 video(s): walk/v_002' in \
+        runner.logger.warnings[-1]
     hook.after_run(runner)
-    assert runner.logger.warnings[-1].startswith('Skipped in this run: 1 unreadable training sample(s) skipped')
+    assert runner.logger.warnings[-1].startswith('Skipped in this run: 1 unreadable training sample(s) '
+                                                 'skipped')
     assert '2 optimizer step(s) skipped' in runner.logger.warnings[-1]
     quiet = SimpleNamespace(message_hub=MessageHub.get_instance('nonfinite_quiet'), logger=_Logger(), epoch=0)
     ReliabilityHook().after_run(quiet)

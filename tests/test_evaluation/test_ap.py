@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from cfad_mm.evaluation.functional import (act_pr_to_ap, average_precision, get_protocol, per_class_ap,
-                                           pr_curve, subsample_pr, voc_pr_to_ap)
+from cfad_mm.evaluation.functional import (
+    act_pr_to_ap,
+    average_precision,
+    get_protocol,
+    per_class_ap,
+    pr_curve,
+    subsample_pr,
+    voc_pr_to_ap,
+)
 
 
 def test_pr_curve_act_starts_at_recall0_precision1():

@@ -14,7 +14,8 @@ from cfad_mm.evaluation.linking import drop_nonfinite_tubes, link_video_tubes
 
 NFRAMES = {'a': 14, 'b': 9}
 ANN = make_ann({
-    'a': (14, {0: [tube(range(2, 12), (20, 20, 60, 80), step=(2, 0))], 1: [tube(range(5, 15), (90, 10, 130, 50))]}),
+    'a': (14, {0: [tube(range(2, 12), (20, 20, 60, 80), step=(2, 0))],
+               1: [tube(range(5, 15), (90, 10, 130, 50))]}),
     'b': (9, {2: [tube(range(1, 10), (10, 30, 50, 90))]}),
 })
 KEYS = ('frame_mAP@0.5', 'video_mAP@0.2', 'video_mAP@0.5', 'video_mAP@0.75', 'video_mAP@0.5:0.95')
@@ -63,7 +64,8 @@ def test_metric_in_unit_interval_and_permutation_invariant(clips_a, clips_b, rnd
         clips = []
         for c in rnd.sample(dets[video], len(dets[video])):
             order = np.array(rnd.sample(range(len(c['scores'])), len(c['scores'])), dtype=np.int64)
-            clips.append({k: (v[order] if k not in ('frame_inds', 'frame_valid') else v) for k, v in c.items()})
+            clips.append({k: (v[order] if k not in ('frame_inds', 'frame_valid') else v)
+                          for k, v in c.items()})
         shuffled[video] = clips
     again = evaluate_tubes(shuffled, ANN)['metrics']
     for key in KEYS:
@@ -95,11 +97,12 @@ def test_degenerate_clip_predictions_in_the_metric_and_linking():
     zero = np.tile(np.array([30, 30, 30, 30], np.float32), (2, t, 1))
     masks = np.array([[True] * t, [False] * t])
     clips = [
-        dict(frame_inds=np.arange(1, 7), tubes=zero, tube_masks=masks, scores=np.array([0.9, 0.8], np.float32),
-             labels=np.array([0, 0])),
-        dict(frame_inds=np.arange(5, 11), tubes=np.zeros((0, t, 4), np.float32), tube_masks=np.zeros((0, t), bool),
-             scores=np.zeros(0, np.float32), labels=np.zeros(0, np.int64)),
-        dict(frame_inds=np.arange(9, 15), tubes=np.tile(np.array([-500, -500, -400, -400], np.float32), (1, t, 1)),
+        dict(frame_inds=np.arange(1, 7), tubes=zero, tube_masks=masks,
+             scores=np.array([0.9, 0.8], np.float32), labels=np.array([0, 0])),
+        dict(frame_inds=np.arange(5, 11), tubes=np.zeros((0, t, 4), np.float32),
+             tube_masks=np.zeros((0, t), bool), scores=np.zeros(0, np.float32), labels=np.zeros(0, np.int64)),
+        dict(frame_inds=np.arange(9, 15),
+             tubes=np.tile(np.array([-500, -500, -400, -400], np.float32), (1, t, 1)),
              tube_masks=np.ones((1, t), bool), scores=np.array([0.5], np.float32), labels=np.array([1])),
     ]
     linked = link_video_tubes(clips, 14, video='a')
@@ -108,17 +111,32 @@ def test_degenerate_clip_predictions_in_the_metric_and_linking():
     assert all(metrics[key] == 0.0 for key in KEYS)
 
 
-def test_detector_postprocess_with_degenerate_tubes():
-    """CFAD's post-processing (score threshold, tube NMS, mapping to original pixels) on zero-size boxes,
-    empty tubes and identical tubes, then the metric's conversion and linking."""
-    import os.path as osp
+class GivenTubes:
+    """A stand-in tube coder whose ``decode`` returns given dense tubes (the post-processing decodes
+    first)."""
 
+    def __init__(self, tubes, masks):
+        self.tubes, self.masks = tubes, masks
+
+    def decode(self, coeffs, extents, img_shape, num_frames):
+        return self.tubes, self.masks
+
+
+def postprocess(tubes, masks, scores, labels, img_shape, max_per_clip=10, score_thr=0.05, nms_iou=0.5):
+    """The detector's post-processing (:func:`outputs_to_clip_tubes`, coarse-only scores) of dense tubes."""
+    from cfad_mm.models.utils.tube_postprocessing import outputs_to_clip_tubes
+    n = len(scores)
+    return outputs_to_clip_tubes(GivenTubes(tubes, masks), scores, labels, torch.zeros(n, 4, 4),
+                                 torch.zeros(n, 2), None, img_shape, tubes.shape[1], score_thr, nms_iou,
+                                 max_per_clip)
+
+
+def test_detector_postprocess_with_degenerate_tubes():
+    """CFAD's post-processing (score threshold, tube NMS) on zero-size boxes, empty tubes and identical tubes,
+    then the metric's conversion and linking."""
     from mmaction.structures import ActionDataSample
 
-    from cfad_mm.apis import init_detector
     from cfad_mm.evaluation.metrics.tube_metric import data_samples_to_clip_predictions
-    config = osp.join(osp.dirname(__file__), '../../configs/cfad/cfad_r3d-18-tiny_synthetic.py')
-    model = init_detector(config)
     t = 8
     tubes = torch.zeros((4, t, 4))
     tubes[1] = torch.tensor([10., 10., 10., 10.])  # zero-size
@@ -128,28 +146,22 @@ def test_detector_postprocess_with_degenerate_tubes():
     ds = ActionDataSample()
     ds.set_metainfo(dict(video_id='a', frame_inds=np.arange(1, t + 1), frame_valid=np.ones(t, bool),
                          img_shape=(48, 64), ori_shape=(48, 64)))
-    out = model._postprocess(tubes, masks, torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.zeros(4, dtype=torch.long),
-                             torch.zeros(t), ds)
-    assert len(out.scores) == 2  # empty tube dropped, the duplicate suppressed, the zero-size one kept
+    out = postprocess(tubes, masks, torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.zeros(4, dtype=torch.long),
+                      (48, 64))
+    assert len(out.scores) == 2  # empty tube dropped, the duplicate suppressed, the zero-size one kept (1 px)
     assert torch.isfinite(out.tubes).all()
+    torch.testing.assert_close(out.tubes[0, 0], torch.tensor([10., 10., 11., 11.]))
+    out.frame_scores = torch.zeros(len(out), t)
     ds.pred_instances = out
     clips = data_samples_to_clip_predictions([ds])
     link_video_tubes(clips, 14, video='a')
-    empty = model._postprocess(tubes[:0], masks[:0], torch.zeros(0), torch.zeros(0, dtype=torch.long),
-                               torch.zeros(t), ds)
+    empty = postprocess(tubes[:0], masks[:0], torch.zeros(0), torch.zeros(0, dtype=torch.long), (48, 64))
     assert len(empty.scores) == 0 and empty.tubes.shape == (0, t, 4)
 
 
 def test_detector_postprocess_nms_is_class_wise_and_ordered_by_score():
-    """One NMS call for all classes: overlapping tubes of different classes both survive, a same-class duplicate
-    is suppressed, the output is sorted by score and capped at max_per_clip."""
-    import os.path as osp
-
-    from mmaction.structures import ActionDataSample
-
-    from cfad_mm.apis import init_detector
-    config = osp.join(osp.dirname(__file__), '../../configs/cfad/cfad_r3d-18-tiny_synthetic.py')
-    model = init_detector(config)
+    """One NMS call for all classes: overlapping tubes of different classes both survive, a same-class
+    duplicate is suppressed, the output is sorted by score and capped at max_per_clip."""
     t = 6
     box = torch.tensor([5., 5., 40., 30.])
     tubes = box.repeat(5, t, 1)
@@ -157,14 +169,10 @@ def test_detector_postprocess_nms_is_class_wise_and_ordered_by_score():
     labels = torch.tensor([0, 1, 0, 2, 1])
     scores = torch.tensor([0.5, 0.9, 0.8, 0.3, 0.4])
     masks = torch.ones((5, t), dtype=torch.bool)
-    ds = ActionDataSample()
-    ds.set_metainfo(dict(video_id='a', frame_inds=np.arange(1, t + 1), frame_valid=np.ones(t, bool),
-                         img_shape=(96, 128), ori_shape=(96, 128)))
-    out = model._postprocess(tubes, masks, scores, labels, torch.zeros(t), ds)
+    out = postprocess(tubes, masks, scores, labels, (96, 128))
     # class 0: 0.8 suppresses 0.5; class 1: 0.9 and the far 0.4; class 2: 0.3
     assert out.scores.tolist() == pytest.approx([0.9, 0.8, 0.4, 0.3])
     assert out.labels.tolist() == [1, 0, 1, 2]
     torch.testing.assert_close(out.tubes[0], box.repeat(t, 1))
-    model.test_cfg['max_per_clip'] = 2
-    assert model._postprocess(tubes, masks, scores, labels, torch.zeros(t), ds).scores.tolist() == \
+    assert postprocess(tubes, masks, scores, labels, (96, 128), max_per_clip=2).scores.tolist() == \
         pytest.approx([0.9, 0.8])

@@ -1,9 +1,8 @@
 """Small hand-made annotations and clip predictions for the evaluation tests (imported by the tests)."""
 import numpy as np
 import torch
-from mmengine.structures import InstanceData
-
 from mmaction.structures import ActionDataSample
+from mmengine.structures import InstanceData
 
 
 def tube(frames, box, step=(0.0, 0.0)):

@@ -4,13 +4,12 @@ import copy
 import numpy as np
 import pytest
 import torch
-
-import cfad_mm  # noqa: F401
 from mmaction.registry import MODELS
 from mmaction.structures import ActionDataSample
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
+import cfad_mm  # noqa: F401
 from cfad_mm.structures.tube_ops import tube_st_iou
 
 T, H, W = 8, 64, 64
@@ -28,16 +27,20 @@ def tiny_model_cfg(refine=True, mode='learned', refine_iters=1):
                       dilations=(1, 1, 1), conv1_kernel=(3, 7, 7), conv1_stride_s=2, with_pool1=False,
                       with_pool2=False, inflate=(1, 1, 1), zero_init_residual=False),
         proposal_head=dict(type='TemporalProposalHead', feat_channels=32, num_bins=2),
-        coarse_head=dict(type='CoarseTubeHead', feat_channels=32, tube_coder=dict(type='PolyTubeCoder', degree=2)),
-        key_selector=dict(type='KeyTimestampSelector', num_keys=2, mode=mode, hidden_channels=32),
-        refine_head=dict(type='RefineTubeHead', roi_size=3, hidden_channels=64),
+        coarse_head=dict(type='CoarseTubeHead', feat_channels=32,
+                         tube_coder=dict(type='PolyTubeCoder', degree=2)),
+        roi_head=dict(type='TubeRefineRoIHead',
+                      key_selector=dict(type='KeyTimestampSelector', num_keys=2, mode=mode,
+                                        hidden_channels=32),
+                      refine_head=dict(type='RefineTubeHead', roi_size=3, hidden_channels=64)),
         test_cfg=dict(topk=10, score_thr=0.0, nms_iou=0.5, max_per_clip=5, refine_iters=refine_iters),
         data_preprocessor=dict(type='ActionDataPreprocessor', mean=[127.5] * 3, std=[64.0] * 3,
                                format_shape='NCTHW'))
 
 
 def moving_square_clip(seed=0):
-    """A textured square moving right on a noisy background; returns inputs (3, T, H, W) uint8 and a sample."""
+    """A textured square moving right on a noisy background; returns inputs (3, T, H, W) uint8 and a
+    sample."""
     rng = np.random.default_rng(seed)
     clip = rng.integers(0, 60, size=(T, H, W, 3), dtype=np.uint8)
     tex = rng.integers(150, 255, size=(20, 20, 3), dtype=np.uint8)
@@ -89,11 +92,11 @@ def test_head_output_shapes(model):
         feats = model.extract_feat(data['inputs'])
         segs = data['inputs'].new_tensor([[0.0, T - 1.0]] * 2)
         maps = model.coarse_head(model.proposal_head.pool(feats, torch.arange(2), segs, 2.0))
-        preds = model.coarse_head.predict_tubes(maps, torch.arange(2), segs, 2, T, k)
-    for i in range(2):
-        torch.testing.assert_close(scores[i], preds[i]['scores'])
-        torch.testing.assert_close(tube_coeffs[i], preds[i]['coeffs'])
-        torch.testing.assert_close(extents[i], preds[i]['extents'])
+        preds = model.coarse_head.predict_by_feat(maps, torch.arange(2), segs, 2, T, k)
+    assert preds['valid'].all()
+    torch.testing.assert_close(scores, preds['scores'])
+    torch.testing.assert_close(tube_coeffs, preds['coeffs'].reshape(2, k, 4, 3))
+    torch.testing.assert_close(extents, preds['extents'].reshape(2, k, 2))
     # refinement changes the coarse coefficients (key boxes are refined by an untrained, non-zero head)
     assert not torch.allclose(refined, tube_coeffs)
 
@@ -119,7 +122,7 @@ def test_loss_step_finite_and_gradients_everywhere(model):
     total = sum(losses.values())
     assert torch.isfinite(total)
     total.backward()
-    for name in ('backbone', 'coarse_head', 'key_selector', 'refine_head', 'proposal_head'):
+    for name in ('backbone', 'coarse_head', 'roi_head', 'proposal_head'):
         grads = [p.grad.abs().sum() for p in getattr(model, name).parameters() if p.grad is not None]
         assert grads and float(sum(grads)) > 0, name
 
@@ -185,9 +188,9 @@ def test_predict_untrained_is_well_formed(mode):
 
 #: Steps of the overfitting test, chosen by ``python tools/analysis/overfit_margins.py`` (seeds 0-4 under
 #: ATEN_CPU_CAPABILITY=default / avx2 / the machine's AVX-512, 1 and 2 threads). After 30 steps (the earlier
-#: setting) the tube IoU fell to 0.34 and the loss ratio rose to 0.57 in some of these runs, so the thresholds
-#: below failed on some machines; after 120 steps the 30 runs gave IoU 0.72-0.95, the right label every time and
-#: a loss ratio of at most 0.17.
+#: setting) the tube IoU fell to 0.34 and the loss ratio rose to 0.57 in some of these runs, so the
+#: thresholds below failed on some machines; after 120 steps the 30 runs gave IoU 0.72-0.95, the right label
+#: every time and a loss ratio of at most 0.17.
 OVERFIT_STEPS = 120
 
 
@@ -228,8 +231,9 @@ def overfit_one_clip(seed: int = 0, steps: int = OVERFIT_STEPS) -> dict:
 
 @pytest.mark.learning
 def test_overfit_one_clip_recovers_gt_tube():
-    """Margins measured under three kernel families and two thread counts (see ``OVERFIT_STEPS``): IoU >= 0.5
-    where the worst of 30 runs gave 0.72 (0.72 also with 2 threads), loss ratio < 1/3 where the worst gave 0.17."""
+    """Margins measured under three kernel families and two thread counts (see ``OVERFIT_STEPS``):
+    IoU >= 0.5 where the worst of 30 runs gave 0.72 (0.72 also with 2 threads), loss ratio < 1/3 where the
+    worst gave 0.17."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # as measured: the number of threads changes the order of float reductions
     try:
@@ -253,7 +257,7 @@ def test_neck_maps_channels_for_every_head_and_is_trained():
     inputs, ds = moving_square_clip()
     data = m.data_preprocessor(dict(inputs=[inputs], data_samples=[ds]), training=True)
     assert m.extract_feat(data['inputs']).shape[:2] == (1, 16)
-    assert m.key_selector.feat_dim == 16 * 3 * 3  # the RoI heads read the neck output
+    assert m.roi_head.key_selector.feat_dim == 16 * 3 * 3  # the RoI heads read the neck output
     losses = m(**data, mode='loss')
     sum(losses.values()).backward()
     assert m.neck.conv.conv.weight.grad.abs().sum() > 0

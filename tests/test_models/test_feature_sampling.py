@@ -1,4 +1,5 @@
-"""RoI sampling along tubes: batch of one clip (strided view of the features) vs the same clip inside a batch."""
+"""RoI sampling along tubes: batch of one clip (strided view of the features) vs the same clip inside a
+batch."""
 import torch
 
 from cfad_mm.models.utils import sample_tube_rois
@@ -18,6 +19,6 @@ def test_sample_tube_rois_single_clip_equals_batched():
     # coordinates, (x1 + x2) / 2 * scale - 0.5 (aligned=True)
     ys, xs = torch.meshgrid(torch.arange(12.), torch.arange(16.), indexing='ij')
     lin = (xs + 10 * ys).expand(1, 2, 6, 12, 16).clone()
-    one = sample_tube_rois(lin, torch.tensor([0]), torch.tensor([[4]]), torch.tensor([[[24., 16., 40., 32.]]]),
-                           (1, 1), 0.125)
+    one = sample_tube_rois(lin, torch.tensor([0]), torch.tensor([[4]]),
+                           torch.tensor([[[24., 16., 40., 32.]]]), (1, 1), 0.125)
     torch.testing.assert_close(one.flatten(), torch.tensor([3.5 + 10 * 2.5] * 2))

@@ -4,13 +4,12 @@ import os.path as osp
 
 import pytest
 import torch
+from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
+from test_cfad import moving_square_clip
 
 import cfad_mm  # noqa: F401
-from mmaction.registry import MODELS
-
-from test_cfad import moving_square_clip
 
 CONFIGS = sorted(glob.glob(osp.join(osp.dirname(__file__), '..', '..', 'configs', 'cfad', '*.py')))
 DefaultScope.get_instance('test_model_configs', scope_name='mmaction')
@@ -54,7 +53,8 @@ def test_config_builds_and_steps(path):
 
 
 def test_i3d_backbone_loads_local_pretrained_weights(tmp_path):
-    """The paper configs' backbone takes Kinetics weights from a local mmaction checkpoint (``backbone.`` keys)."""
+    """The paper configs' backbone takes Kinetics weights from a local mmaction checkpoint (``backbone.``
+    keys)."""
     path = next(c for c in CONFIGS if 'i3d-r50' in c)
     cfg = Config.fromfile(path)
     torch.manual_seed(1)

@@ -54,8 +54,9 @@ def test_backward_matches_mmcv():
 
 
 def test_hand_computed_value():
-    # one 2x2 map, a box covering the centre cell region: every sample point of a 1x1 bin with sampling ratio 1 sits
-    # at the box centre (feature coords (0.5, 0.5) after the -0.5 shift) -> mean of the four cells
+    # one 2x2 map, a box covering the centre cell region: every sample point of a 1x1 bin with sampling
+    # ratio 1 sits at the box centre (feature coords (0.5, 0.5) after the -0.5 shift) -> mean of the four
+    # cells
     feats = torch.tensor([[[[1., 2.], [3., 4.]]]])
     rois = torch.tensor([[0., 0., 0., 2., 2.]])
     out = roi_align(feats, rois, (1, 1), 1.0, 1)

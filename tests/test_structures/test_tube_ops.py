@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from cfad_mm.structures.tube_ops import (box_area, box_iou, box_iou_aligned, box_nms, tube_frame_iou,
-                                         tube_nms, tube_st_iou, tube_temporal_iou)
+from cfad_mm.structures.tube_ops import (
+    box_area,
+    box_iou,
+    box_iou_aligned,
+    box_nms,
+    tube_frame_iou,
+    tube_nms,
+    tube_st_iou,
+    tube_temporal_iou,
+)
 
 A = [0., 0., 10., 10.]
 B = [5., 5., 15., 15.]

@@ -32,15 +32,16 @@ def test_tube_ious_are_in_unit_interval_and_symmetric(data, plus_one):
     st_iou = tube_st_iou(a, ma, b, mb, plus_one)
     frame_iou = tube_frame_iou(a, ma, b, mb, plus_one)
     t_iou = tube_temporal_iou(ma, mb)
-    for value, shape in ((st_iou, (len(a), len(b))), (frame_iou, (len(a), len(b), t)), (t_iou, (len(a), len(b)))):
+    for value, shape in ((st_iou, (len(a), len(b))), (frame_iou, (len(a), len(b), t)),
+                         (t_iou, (len(a), len(b)))):
         assert value.shape == shape
         assert np.all(np.isfinite(value)) and np.all(value >= 0) and np.all(value <= 1 + 1e-6)
     np.testing.assert_allclose(st_iou, tube_st_iou(b, mb, a, ma, plus_one).T, atol=1e-6)
     # frame IoU is 0 where either tube has no box
     assert np.all(frame_iou[~(ma[:, None, :] & mb[None, :, :])] == 0)
     # torch gives the same numbers
-    torch_iou = tube_st_iou(torch.from_numpy(a), torch.from_numpy(ma), torch.from_numpy(b), torch.from_numpy(mb),
-                            plus_one)
+    torch_iou = tube_st_iou(torch.from_numpy(a), torch.from_numpy(ma), torch.from_numpy(b),
+                            torch.from_numpy(mb), plus_one)
     np.testing.assert_allclose(torch_iou.numpy(), st_iou, atol=1e-5)
 
 

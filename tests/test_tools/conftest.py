@@ -1,4 +1,5 @@
-"""Shared data of the tool tests: one tiny synthetic tube dataset (6 videos of 24 frames, 64x48) per session."""
+"""Shared data of the tool tests: one tiny synthetic tube dataset (6 videos of 24 frames, 64x48) per
+session."""
 import pytest
 
 

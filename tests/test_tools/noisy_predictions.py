@@ -1,5 +1,6 @@
 """Data samples of predictions that find the actors: the GT tubes of the test videos copied with box noise, as
-``tools/test.py --dump`` writes them (16-frame clips every 8 frames). Shared by the offline-evaluation tests."""
+``tools/test.py --dump`` writes them (16-frame clips every 8 frames). Shared by the offline-evaluation
+tests."""
 from typing import Callable, Optional
 
 import numpy as np
@@ -7,8 +8,8 @@ import torch
 
 
 def noisy_gt_samples(ann: dict, seed: int = 0, extra: Optional[Callable] = None) -> list:
-    """One data-sample dict per clip that holds GT: every GT tube of the clip with N(0, 1.5) px box noise and a
-    score drawn from U(0.5, 1).
+    """One data-sample dict per clip that holds GT: every GT tube of the clip with N(0, 1.5) px box noise and
+    a score drawn from U(0.5, 1).
 
     Args:
         ann (dict): A validated annotation dict (``load_annotations``).

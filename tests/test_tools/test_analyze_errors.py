@@ -17,8 +17,8 @@ from noisy_predictions import noisy_gt_samples as shared_noisy_gt_samples  # noq
 
 
 def noisy_gt_samples(ann, seed=0):
-    """The noisy GT predictions; in every clip of the first test video also a tube of a wrong class on its first
-    GT tube and a background tube."""
+    """The noisy GT predictions; in every clip of the first test video also a tube of a wrong class on its
+    first GT tube and a background tube."""
     num_classes = len(ann['labels'])
 
     def wrong_class_and_background(index, vi, video, valid, tubes, masks, labels, scores):

@@ -14,8 +14,8 @@ sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
 def test_benchmark_reports_consistent_numbers(tmp_path, capsys, mode):
     import benchmark
     out = tmp_path / 'bench.json'
-    res = benchmark.main([CONFIG, '--clip-len', '8', '--shape', '48', '64', '--batch-size', '2', '--repeats', '3',
-                          '--warmup', '1', '--mode', mode, '--out-json', str(out)])
+    res = benchmark.main([CONFIG, '--clip-len', '8', '--shape', '48', '64', '--batch-size', '2', '--repeats',
+                          '3', '--warmup', '1', '--mode', mode, '--out-json', str(out)])
     assert len(res['times_s']) == 3 and all(t > 0 for t in res['times_s'])
     assert res['min_s'] <= res['median_s'] <= res['max_s']
     assert res['clips_per_s'] == pytest.approx(2 / res['median_s'])

@@ -2,8 +2,9 @@
 
 A crafted checkpoint whose pickle would create a marker file when loaded is refused by the inference API, the
 demo, the test and export tools, training's ``load_from`` / ``--resume`` and a backbone's ``init_cfg``; the
-marker never appears. The project's own checkpoints (fresh, and one written by the code before the safe loader,
-``tests/data/cfad_tiny-small_mmengine-0.10.7_legacy.pth``) load; ``import cfad_mm`` leaves torch's defaults alone.
+marker never appears. The project's own checkpoints (fresh, and one written by the code before the safe
+loader, ``tests/data/cfad_tiny-small_mmengine-0.10.7_legacy.pth``) load; ``import cfad_mm`` leaves torch's
+defaults alone.
 """
 import os
 import os.path as osp
@@ -15,20 +16,24 @@ import torch
 
 import cfad_mm  # noqa: F401
 from cfad_mm.apis import init_detector
-from cfad_mm.engine.checkpoint import (CheckpointMismatchError, UnsafeCheckpointError, load_checkpoint_file,
-                                       trust_checkpoint)
+from cfad_mm.engine.checkpoint import (
+    CheckpointMismatchError,
+    UnsafeCheckpointError,
+    load_checkpoint_file,
+    trust_checkpoint,
+)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/cfad/cfad_r3d-18-tiny_synthetic.py')
 LEGACY = osp.join(REPO, 'tests/data/cfad_tiny-small_mmengine-0.10.7_legacy.pth')
-# The tiny config, narrowed: the settings the legacy checkpoint was trained with (1 epoch on tiny synthetic data
-# by tools/train.py of the code before the safe loader, mmengine 0.10.7, torch 2.13).
+# The tiny config, narrowed: the settings the legacy checkpoint was trained with (1 epoch on tiny synthetic
+# data by tools/train.py of the code before the safe loader, mmengine 0.10.7, torch 2.13).
 SMALL = {
     'model.backbone.base_channels': 4,
     'model.feat_channels': 16,
     'model.proposal_head.feat_channels': 16,
     'model.coarse_head.feat_channels': 16,
-    'model.refine_head.hidden_channels': 16
+    'model.roi_head.refine_head.hidden_channels': 16
 }
 SMALL_CLI = [f'{k}={v}' for k, v in SMALL.items()]
 sys.path.insert(0, osp.join(REPO, 'tools'))
@@ -53,7 +58,8 @@ def small_state():
 
 @pytest.fixture
 def evil(tmp_path, small_state):
-    """``(checkpoint, marker)``: a checkpoint that fits the small model and carries the payload in its meta."""
+    """``(checkpoint, marker)``: a checkpoint that fits the small model and carries the payload in its
+    meta."""
     marker = tmp_path / 'payload_ran'
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': small_state, 'meta': {'note': MarkerPayload(marker)}}, path)
@@ -115,8 +121,8 @@ def test_a_history_buffer_state_cannot_change_the_process(tmp_path, monkeypatch)
     """mmengine's HistoryBuffer.__setstate__ would merge the pickled statistics methods into a dict shared by
     every buffer (here: 'mean' replaced by 'max') and copy other keys into the instance."""
     from mmengine.logging.history_buffer import HistoryBuffer
-    evil_state = dict(HistoryBuffer([1.0, 5.0], [1, 1]).__dict__, statistics_methods={'mean': HistoryBuffer.max},
-                      __deepcopy__=HistoryBuffer.max)
+    evil_state = dict(HistoryBuffer([1.0, 5.0], [1, 1]).__dict__,
+                      statistics_methods={'mean': HistoryBuffer.max}, __deepcopy__=HistoryBuffer.max)
     monkeypatch.setattr(HistoryBuffer, '__getstate__', lambda self: evil_state)
     torch.save({'h': HistoryBuffer()}, tmp_path / 'planted.pth')
     monkeypatch.undo()
@@ -164,9 +170,10 @@ def test_every_entry_point_refuses_the_payload(evil, tiny_synth, tmp_path, capsy
         init_detector(CONFIG, path, cfg_options=dict(SMALL))
     small_opts = ['--cfg-options'] + SMALL_CLI
     for tool_main, argv in ((demo.main, [video, CONFIG, path, '--out', str(tmp_path / 'demo')] + small_opts),
-                            (export_onnx.main, [CONFIG, path, '--out', str(tmp_path / 'x.onnx')] + small_opts),
-                            (test_tool.main, [CONFIG, path, '--work-dir', str(tmp_path / 'test')] + small_opts +
-                             data_options(root, ann))):
+                            (export_onnx.main, [CONFIG, path, '--out', str(tmp_path / 'x.onnx')]
+                             + small_opts),
+                            (test_tool.main, [CONFIG, path, '--work-dir', str(tmp_path / 'test')]
+                             + small_opts + data_options(root, ann))):
         with pytest.raises(SystemExit) as info:
             tool_main(argv)
         assert str(info.value).startswith('error: ') and 'refused to load' in str(info.value), info.value
@@ -175,7 +182,8 @@ def test_every_entry_point_refuses_the_payload(evil, tiny_synth, tmp_path, capsy
         train_tool.main([CONFIG, '--work-dir', str(tmp_path / 'ft'), '--cfg-options', f'load_from={path}'] +
                         train_opts)
     with pytest.raises(SystemExit, match='^error: .*refused to load'):  # --resume PATH
-        train_tool.main([CONFIG, '--work-dir', str(tmp_path / 'rs'), '--resume', path, '--cfg-options'] + train_opts)
+        train_tool.main([CONFIG, '--work-dir', str(tmp_path / 'rs'), '--resume', path,
+                         '--cfg-options'] + train_opts)
     from cfad_mm.models.utils import load_pretrained_backbone
     model = init_detector(CONFIG, cfg_options=dict(SMALL))
     with pytest.raises(UnsafeCheckpointError):  # a backbone's init_cfg=dict(type='Pretrained', ...)
@@ -205,6 +213,9 @@ def test_legacy_checkpoint_loads_and_resumes(tiny_synth, tmp_path):
     from test_train_test_cli import data_options
     model = init_detector(CONFIG, LEGACY, cfg_options=dict(SMALL))  # strict: every weight fits
     ref = torch.load(LEGACY, map_location='cpu', weights_only=False)['state_dict']  # a test, trusted file
+    # written before the refine stage became one RoI head: its key_selector / refine_head weights are renamed
+    assert any(k.startswith('key_selector.') for k in ref) and not any(k.startswith('roi_head.') for k in ref)
+    ref = model.upgrade_state_dict(dict(ref))
     for key, value in model.state_dict().items():
         assert torch.equal(value, ref[key]), key
     root, ann = tiny_synth
@@ -256,8 +267,8 @@ def test_checkpoint_of_another_model_is_refused_by_default(tmp_path, tiny_synth,
 
 def test_unknown_train_and_test_cfg_keys_raise():
     from mmengine.config import Config
-    for key, hint in (('model.test_cfg.refine_iter', 'refine_iters'), ('model.test_cfg.score_thres', 'score_thr'),
-                      ('model.train_cfg.topK', 'topk')):
+    for key, hint in (('model.test_cfg.refine_iter', 'refine_iters'),
+                      ('model.test_cfg.score_thres', 'score_thr'), ('model.train_cfg.topK', 'topk')):
         with pytest.raises(KeyError, match=f"did you mean '{hint}'") as info:
             init_detector(Config.fromfile(CONFIG), cfg_options={key: 0})
         assert 'known keys' in str(info.value)

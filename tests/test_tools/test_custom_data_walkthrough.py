@@ -29,8 +29,9 @@ def walkthrough_block() -> str:
 
 def test_walkthrough_block_names_every_step():
     block = walkthrough_block()
-    for tool in ('tools/data/import_annotations.py --format cvat tests/data/real_clip', 'convert_annotations.py',
-                 'tools/train.py configs/cfad/cfad_r3d-18-tiny_finetune-custom.py', 'tools/test.py', 'tools/demo.py'):
+    for tool in ('tools/data/import_annotations.py --format cvat tests/data/real_clip',
+                 'convert_annotations.py', 'tools/train.py configs/cfad/cfad_r3d-18-tiny_finetune-custom.py',
+                 'tools/test.py', 'tools/demo.py'):
         assert tool in block, tool
 
 
@@ -57,7 +58,8 @@ def test_walkthrough_runs_as_written(tmp_path):
     # 4. fine-tuned from the 5-class checkpoint: the class-specific weights were not loaded, the rest was
     assert osp.isfile(tmp_path / 'work_dirs' / 'custom' / 'epoch_2.pth')
     assert 'size mismatch' in out.stdout + out.stderr
-    # 5. metrics of the test split were printed; 6. the demo wrote tubes in original pixels of the 640x272 video
+    # 5. metrics of the test split were printed; 6. the demo wrote tubes in original pixels of the 640x272
+    # video
     assert 'tube/frame_mAP@0.5' in out.stdout
     with open(tmp_path / 'work_dirs' / 'custom' / 'demo' / 'tubes.json') as f:
         tubes = json.load(f)

@@ -32,7 +32,8 @@ def test_demo_on_real_clip(tmp_path):
     torch.manual_seed(0)
     ckpt = str(tmp_path / 'untrained.pth')
     classes = ['walk_line', 'circle', 'zigzag', 'jump', 'stop_and_go']
-    torch.save({'state_dict': init_detector(CONFIG).state_dict(), 'meta': {'dataset_meta': {'classes': classes}}},
+    torch.save({'state_dict': init_detector(CONFIG).state_dict(),
+                'meta': {'dataset_meta': {'classes': classes}}},
                ckpt)
     out = tmp_path / 'out'
     tubes = demo.main([video, CONFIG, ckpt, '--out', str(out), '--score-thr', '0'])

@@ -27,14 +27,15 @@ def test_two_process_gloo_training(tiny_synth, tmp_path):
     from mmengine.registry import DefaultScope
 
     root, ann = tiny_synth
-    opts = [f'train_dataloader.dataset.ann_file={ann}', f'train_dataloader.dataset.data_prefix.video={root}/videos',
-            'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-            'train_dataloader.batch_size=1', 'train_dataloader.dataset.pipeline.2.scale=(-1,48)',
+    opts = [f'train_dataloader.dataset.ann_file={ann}',
+            f'train_dataloader.dataset.data_prefix.video={root}/videos', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False', 'train_dataloader.batch_size=1',
+            'train_dataloader.dataset.pipeline.2.scale=(-1,48)',
             'train_dataloader.dataset.pipeline.3.size=(48,48)', 'train_cfg.max_epochs=1',
             'param_scheduler.1.T_max=1', 'param_scheduler.1.end=1', 'default_hooks.logger.interval=1']
     work = str(tmp_path / 'work')
-    env = dict(os.environ, PORT=str(free_port()), PATH=osp.dirname(sys.executable) + os.pathsep + os.environ['PATH'],
-               OMP_NUM_THREADS='1')
+    env = dict(os.environ, PORT=str(free_port()),
+               PATH=osp.dirname(sys.executable) + os.pathsep + os.environ['PATH'], OMP_NUM_THREADS='1')
     proc = subprocess.run(['bash', osp.join(REPO, 'tools/dist_train.sh'), CONFIG, '2', '--work-dir', work,
                            '--seed', '0', '--no-validate', '--cfg-options'] + opts,
                           cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)

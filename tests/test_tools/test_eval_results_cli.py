@@ -50,10 +50,10 @@ def test_offline_equals_online_on_predictions_that_score(tiny_synth, tmp_path):
     import eval_results
     import numpy as np
     from mmengine.config import Config
+    from noisy_predictions import noisy_gt_samples
 
     from cfad_mm.datasets.annotation import load_annotations
     from cfad_mm.evaluation import TubeMetric
-    from noisy_predictions import noisy_gt_samples
     root, ann_file = tiny_synth
     ann = load_annotations(ann_file)
 
@@ -76,6 +76,7 @@ def test_offline_equals_online_on_predictions_that_score(tiny_synth, tmp_path):
     online = metric.compute_metrics(metric.results)
     report = eval_results.main([dump, ann_file, '--config', CONFIG])
     assert report['num_nonfinite_tubes'] == 1
-    assert report['metrics']['frame_mAP@0.5'] > 0.5 and report['metrics']['video_mAP@0.5'] > 0.5, report['metrics']
+    assert report['metrics']['frame_mAP@0.5'] > 0.5 and report['metrics']['video_mAP@0.5'] > 0.5, \
+        report['metrics']
     for key, value in report['metrics'].items():
         assert online[key] == pytest.approx(value, abs=1e-12), key

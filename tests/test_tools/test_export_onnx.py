@@ -51,7 +51,8 @@ def test_onnx_outputs_plus_postprocessing_equal_predict(tmp_path, checkpoint):
     """onnxruntime outputs + tensor_outputs_to_tubes give the tubes of ``predict`` (one proposal per clip)."""
     from mmaction.structures import ActionDataSample
 
-    from cfad_mm.apis.export import export_onnx as export, output_names, tensor_outputs_to_tubes
+    from cfad_mm.apis.export import export_onnx as export
+    from cfad_mm.apis.export import output_names, tensor_outputs_to_tubes
     model = init_detector(CONFIG, checkpoint, cfg_options={'model.proposal_head.max_proposals': 1,
                                                            'model.test_cfg.score_thr': 0.0})
     torch.manual_seed(1)
@@ -85,7 +86,8 @@ def test_export_errors_name_the_problem(tmp_path, checkpoint):
 
 
 def test_export_check_on_a_video_clip_compares_the_detected_tubes(tiny_synth, tmp_path, checkpoint, capsys):
-    """--video checks on a real clip; the per-tube outputs are compared on the slots above the score threshold."""
+    """--video checks on a real clip; the per-tube outputs are compared on the slots above the score
+    threshold."""
     import re
 
     import export_onnx

@@ -1,6 +1,6 @@
-"""Long runs: a training process killed with SIGKILL resumes with ``--resume`` (auto) and ends with the same number
-of iterations and every checkpoint; same seed + ``--deterministic`` gives the same loss curve; a NaN loss in the
-middle of a real training is skipped, naming the batch's videos."""
+"""Long runs: a training process killed with SIGKILL resumes with ``--resume`` (auto) and ends with the same
+number of iterations and every checkpoint; same seed + ``--deterministic`` gives the same loss curve; a NaN
+loss in the middle of a real training is skipped, naming the batch's videos."""
 import glob
 import json
 import os
@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -19,10 +18,12 @@ sys.path.insert(0, osp.join(REPO, 'tools'))
 
 
 def options(root, ann, epochs, clips=4):
-    """Options of a tiny run: ``clips`` training clips (batch 2), ``epochs`` epochs, a checkpoint per epoch."""
-    opts = [f'train_dataloader.dataset.indices={clips}', f'train_dataloader.dataset.ann_file={ann}', f'train_dataloader.dataset.data_prefix.video={root}/videos',
-            'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-            'train_dataloader.batch_size=2', 'train_dataloader.dataset.pipeline.2.scale=(-1,48)',
+    """Options of a tiny run: ``clips`` training clips (batch 2), ``epochs`` epochs, a checkpoint per
+    epoch."""
+    opts = [f'train_dataloader.dataset.indices={clips}', f'train_dataloader.dataset.ann_file={ann}',
+            f'train_dataloader.dataset.data_prefix.video={root}/videos', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False', 'train_dataloader.batch_size=2',
+            'train_dataloader.dataset.pipeline.2.scale=(-1,48)',
             'train_dataloader.dataset.pipeline.3.size=(48,48)', f'train_cfg.max_epochs={epochs}',
             f'param_scheduler.1.T_max={epochs}', f'param_scheduler.1.end={epochs}',
             'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=-1',
@@ -54,8 +55,8 @@ def test_sigkill_then_resume_auto_finishes_the_schedule(tiny_synth, tmp_path):
     assert not osp.isfile(osp.join(work, 'epoch_3.pth'))
     per_epoch = _iters(osp.join(work, 'epoch_1.pth'))
     assert per_epoch > 0
-    resumed = subprocess.run(cmd[:3] + ['--resume', 'auto'] + cmd[3:], cwd=REPO, env=env, capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(cmd[:3] + ['--resume', 'auto'] + cmd[3:], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'Auto resumed from the latest checkpoint' in resumed.stdout + resumed.stderr
     for epoch in (1, 2, 3):  # nothing lost, every checkpoint loads and has its iteration count
@@ -89,9 +90,9 @@ def test_same_seed_deterministic_gives_the_same_loss_curve_and_nan_steps_are_ski
     assert curves[0] == curves[1]
 
     # the same run with a NaN loss injected at the second iteration: skipped, logged with its videos
-    args = train_tool.parse_args([CONFIG, '--work-dir', str(tmp_path / 'nan'), '--seed', '7', '--deterministic',
-                                  '--no-validate', '--cfg-options'] + options(root, ann, 1, clips=6) +
-                                 ['default_hooks.checkpoint.interval=100'])
+    args = train_tool.parse_args([CONFIG, '--work-dir', str(tmp_path / 'nan'), '--seed', '7',
+                                  '--deterministic', '--no-validate', '--cfg-options']
+                                 + options(root, ann, 1, clips=6) + ['default_hooks.checkpoint.interval=100'])
     runner = build_runner(train_tool.merge_args(Config.fromfile(CONFIG), args))
     model_loss = runner.model.loss
     calls = []

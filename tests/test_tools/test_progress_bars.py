@@ -99,7 +99,7 @@ def test_export_onnx_prints_its_stages(tmp_path, capsys):
     torch.manual_seed(0)
     ckpt = tmp_path / 'untrained.pth'
     torch.save({'state_dict': init_detector(CONFIG).state_dict(), 'meta': {}}, ckpt)
-    export_onnx.main([CONFIG, str(ckpt), '--out', str(tmp_path / 'm.onnx'), '--shape', '1', '3', '8', '48', '64',
-                      '--no-check'])
+    export_onnx.main([CONFIG, str(ckpt), '--out', str(tmp_path / 'm.onnx'), '--shape', '1', '3', '8', '48',
+                      '64', '--no-check'])
     out = capsys.readouterr().out
     assert out.index('[1/2] loading') < out.index('[2/2] exporting') < out.index('exported ')

@@ -1,4 +1,5 @@
-"""tools/slurm_train.sh and tools/slurm_test.sh: the srun command line (a fake ``srun`` records its arguments)."""
+"""tools/slurm_train.sh and tools/slurm_test.sh: the srun command line (a fake ``srun`` records its
+arguments)."""
 import os
 import os.path as osp
 import subprocess
@@ -44,22 +45,25 @@ def test_scripts_are_executable_and_parse(script):
 
 def test_slurm_train_command_line(fake_srun):
     proc, lines = fake_srun('slurm_train.sh', 'dev', 'cfad_job', CONFIG, 'work_dirs/x', '--seed', '0',
-                            '--cfg-options', 'train_cfg.max_epochs=2', GPUS='16', SRUN_ARGS='--quotatype=auto -N 2')
+                            '--cfg-options', 'train_cfg.max_epochs=2', GPUS='16',
+                            SRUN_ARGS='--quotatype=auto -N 2')
     assert proc.returncode == 0, proc.stderr
     assert lines[0].startswith(f'PYTHONPATH={TOOLS}/..')
-    assert lines[1:] == ['-p', 'dev', '--job-name=cfad_job', '--gres=gpu:8', '--ntasks=16', '--ntasks-per-node=8',
-                         '--cpus-per-task=5', '--kill-on-bad-exit=1', '--quotatype=auto', '-N', '2',
-                         'python', '-u', osp.join(TOOLS, 'train.py'), CONFIG, '--work-dir=work_dirs/x',
-                         '--launcher=slurm', '--seed', '0', '--cfg-options', 'train_cfg.max_epochs=2']
+    assert lines[1:] == ['-p', 'dev', '--job-name=cfad_job', '--gres=gpu:8', '--ntasks=16',
+                         '--ntasks-per-node=8', '--cpus-per-task=5', '--kill-on-bad-exit=1',
+                         '--quotatype=auto', '-N', '2', 'python', '-u', osp.join(TOOLS, 'train.py'), CONFIG,
+                         '--work-dir=work_dirs/x', '--launcher=slurm', '--seed', '0', '--cfg-options',
+                         'train_cfg.max_epochs=2']
 
 
 def test_slurm_test_command_line(fake_srun):
-    proc, lines = fake_srun('slurm_test.sh', 'dev', 'cfad_test', CONFIG, 'ckpt dir/best.pth', '--work-dir', 'w',
-                            GPUS_PER_NODE='4', GPUS='4', CPUS_PER_TASK='2')
+    proc, lines = fake_srun('slurm_test.sh', 'dev', 'cfad_test', CONFIG, 'ckpt dir/best.pth', '--work-dir',
+                            'w', GPUS_PER_NODE='4', GPUS='4', CPUS_PER_TASK='2')
     assert proc.returncode == 0, proc.stderr
-    assert lines[1:] == ['-p', 'dev', '--job-name=cfad_test', '--gres=gpu:4', '--ntasks=4', '--ntasks-per-node=4',
-                         '--cpus-per-task=2', '--kill-on-bad-exit=1', 'python', '-u', osp.join(TOOLS, 'test.py'),
-                         CONFIG, 'ckpt dir/best.pth', '--launcher=slurm', '--work-dir', 'w']
+    assert lines[1:] == ['-p', 'dev', '--job-name=cfad_test', '--gres=gpu:4', '--ntasks=4',
+                         '--ntasks-per-node=4', '--cpus-per-task=2', '--kill-on-bad-exit=1', 'python', '-u',
+                         osp.join(TOOLS, 'test.py'), CONFIG, 'ckpt dir/best.pth', '--launcher=slurm',
+                         '--work-dir', 'w']
 
 
 def test_slurm_scripts_print_usage_without_arguments(fake_srun):

@@ -10,9 +10,9 @@ import speed_compare  # noqa: E402
 
 def test_speed_compare_minimal_run(tmp_path):
     md, png = tmp_path / 'bench.md', tmp_path / 'fig' / 'speed.png'
-    rows = speed_compare.main(['--settings', 'tiny', '--clip-lens', '8', '--num-frames', '12', '--ava-frames', '2',
-                               '--repeats', '1', '--warmup', '0', '--no-train', '--no-profile', '--batch-size', '2',
-                               '--out-md', str(md), '--out-png', str(png)])
+    rows = speed_compare.main(['--settings', 'tiny', '--clip-lens', '8', '--num-frames', '12', '--ava-frames',
+                               '2', '--repeats', '1', '--warmup', '0', '--no-train', '--no-profile',
+                               '--batch-size', '2', '--out-md', str(md), '--out-png', str(png)])
     assert len(rows) == 1
     r = rows[0]
     assert r['setting'] == 'tiny' and r['T'] == 8

@@ -1,8 +1,8 @@
 """No file of tools/ imports another file of tools/: what tools share lives in the library (cfad_mm).
 
-Importing a tool module by name needs ``sys.path`` hacks, and ``import test`` even shadows the standard library's
-``test`` package. The shared pieces (``default_input_shape``, ``random_clip``, the test runner, the evaluation
-settings) are checked here to behave as the tool code they replace.
+Importing a tool module by name needs ``sys.path`` hacks, and ``import test`` even shadows the standard
+library's ``test`` package. The shared pieces (``default_input_shape``, ``random_clip``, the test runner, the
+evaluation settings) are checked here to behave as the tool code they replace.
 """
 import argparse
 import ast
@@ -115,12 +115,13 @@ def test_tools_test_merge_args_is_the_library_merge(argv):
     spec.loader.exec_module(tool)
     args = tool.parse_args([CONFIG, 'ckpt.pth'] + argv)
     cfg = tool.merge_args(Config.fromfile(CONFIG), args)
-    direct = merge_test_cfg(Config.fromfile(CONFIG), CONFIG, work_dir=args.work_dir, cfg_options=args.cfg_options,
-                            dump=args.dump, show=args.show, show_dir=args.show_dir, interval=args.interval,
-                            wait_time=args.wait_time)
+    direct = merge_test_cfg(Config.fromfile(CONFIG), CONFIG, work_dir=args.work_dir,
+                            cfg_options=args.cfg_options, dump=args.dump, show=args.show,
+                            show_dir=args.show_dir, interval=args.interval, wait_time=args.wait_time)
     assert cfg.to_dict() == direct.to_dict()
     assert cfg.load_from is None and cfg.resume is False
-    assert cfg.work_dir == (args.work_dir or (args.cfg_options or {}).get('work_dir') or default_work_dir(CONFIG))
+    assert cfg.work_dir == (args.work_dir or (args.cfg_options or {}).get('work_dir')
+                            or default_work_dir(CONFIG))
     if args.dump:
         assert cfg.test_evaluator[-1] == dict(type='DumpResults', out_file_path=args.dump)
     if args.show or args.show_dir:

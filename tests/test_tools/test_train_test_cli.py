@@ -16,9 +16,11 @@ def data_options(root, ann):
         opts += [f'{loader}.dataset.ann_file={ann}', f'{loader}.dataset.data_prefix.video={root}/videos',
                  f'{loader}.num_workers=0', f'{loader}.persistent_workers=False', f'{loader}.batch_size=2']
     # 64x48 frames: resize the short side to 48 and crop 48x48 in training
-    opts += ['train_dataloader.dataset.pipeline.2.scale=(-1,48)', 'train_dataloader.dataset.pipeline.3.size=(48,48)',
-             'test_dataloader.dataset.pipeline.2.scale=(-1,48)', 'val_dataloader.dataset.pipeline.2.scale=(-1,48)',
-             f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
+    opts += ['train_dataloader.dataset.pipeline.2.scale=(-1,48)',
+             'train_dataloader.dataset.pipeline.3.size=(48,48)',
+             'test_dataloader.dataset.pipeline.2.scale=(-1,48)',
+             'val_dataloader.dataset.pipeline.2.scale=(-1,48)', f'val_evaluator.ann_file={ann}',
+             f'test_evaluator.ann_file={ann}']
     return opts
 
 
@@ -52,5 +54,6 @@ def test_train_resume_and_test_with_dump(tiny_synth, tmp_path):
 def test_config_typo_is_reported(tmp_path):
     import train as train_tool
     with pytest.raises(KeyError, match='NoSuchHead'):
-        train_tool.main([CONFIG, '--work-dir', str(tmp_path), '--cfg-options', 'model.coarse_head.type=NoSuchHead',
+        train_tool.main([CONFIG, '--work-dir', str(tmp_path), '--cfg-options',
+                         'model.coarse_head.type=NoSuchHead',
                          'train_dataloader.dataset.ann_file=' + str(tmp_path / 'missing.pkl')])

@@ -25,12 +25,12 @@ def data_options(root, ann):
 
 def test_tensorboard_flag_writes_loss_curves(tiny_synth, tmp_path):
     pytest.importorskip('tensorboard')
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     import train as train_tool
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     root, ann = tiny_synth
     work = str(tmp_path / 'work')
-    train_tool.main([CONFIG, '--work-dir', work, '--seed', '0', '--no-validate', '--tensorboard', '--cfg-options'] +
+    train_tool.main([CONFIG, '--work-dir', work, '--seed', '0', '--no-validate', '--tensorboard',
+                     '--cfg-options'] +
                     data_options(root, ann) + ['train_cfg.max_epochs=1', 'param_scheduler.1.T_max=1',
                                                'param_scheduler.1.end=1', 'default_hooks.logger.interval=1'])
     events = glob.glob(osp.join(work, '*', 'vis_data', 'events.out.tfevents.*'))
@@ -44,9 +44,8 @@ def test_tensorboard_flag_writes_loss_curves(tiny_synth, tmp_path):
 
 
 def test_add_tensorboard_backend_is_idempotent():
-    from mmengine.config import Config
-
     import train as train_tool
+    from mmengine.config import Config
     cfg = Config(dict(visualizer=dict(type='ActionVisualizer', vis_backends=[dict(type='LocalVisBackend')])))
     train_tool.add_tensorboard_backend(cfg)
     train_tool.add_tensorboard_backend(cfg)
@@ -62,7 +61,8 @@ def test_show_dir_renders_every_test_clip(tiny_synth, tmp_path):
     ckpt = str(tmp_path / 'untrained.pth')
     torch.save({'state_dict': init_detector(CONFIG).state_dict(), 'meta': {}}, ckpt)
     show = tmp_path / 'show'
-    test_tool.main([CONFIG, ckpt, '--work-dir', str(tmp_path / 'work'), '--show-dir', str(show), '--cfg-options'] +
+    test_tool.main([CONFIG, ckpt, '--work-dir', str(tmp_path / 'work'), '--show-dir', str(show),
+                    '--cfg-options'] +
                    data_options(root, ann) + ['default_hooks.visualization.score_thr=0'])
     files = sorted(glob.glob(str(show / '*.mp4')))
     with open(ann, 'rb') as f:

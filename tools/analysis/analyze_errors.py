@@ -33,12 +33,13 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cfad_mm.analysis import (
+from cfad_mm.analysis import (  # noqa: E402
     ERROR_TYPES,
     dense_tubes_to_dicts,
-    format_breakdown_table,  # noqa: E402
+    format_breakdown_table,
     plot_tube_timeline,
-    video_error_breakdown)
+    video_error_breakdown,
+)
 from cfad_mm.evaluation import evaluate_clip_predictions, load_dump  # noqa: E402
 from cfad_mm.evaluation.functional import PROTOCOLS, resolve_annotations  # noqa: E402
 from cfad_mm.evaluation.predictions import eval_settings, optional_float  # noqa: E402
@@ -158,7 +159,8 @@ def main(argv=None):
     try:
         ann = resolve_annotations(ann_file)
         report = evaluate_clip_predictions(load_dump(args.results), ann, return_tubes=True, **settings)
-    except (FileNotFoundError, ValueError) as err:  # missing / malformed inputs (AnnotationError is a ValueError)
+    except (FileNotFoundError, ValueError) as err:
+        # missing / malformed inputs (AnnotationError is a ValueError)
         raise SystemExit(f'error: {err}') from None
     s = report['settings']
     result = video_error_breakdown(

@@ -1,25 +1,26 @@
 """Inference throughput and peak memory of a CFAD config: clips/s, frames/s, median over repeated runs.
 
-The model is built from CONFIG (random initialisation unless --checkpoint is given: the speed does not depend on
-the weights, except through the number of tubes that survive to NMS in ``predict`` mode) and fed random clips of
-``--batch-size x 3 x --clip-len x H x W`` (decoding and the data pipeline are excluded). Each of the
-``--repeats`` timed runs is one forward pass under ``torch.inference_mode()``, after ``--warmup`` untimed runs;
-the median (and min / max) time per run is reported.
+The model is built from CONFIG (random initialisation unless --checkpoint is given: the speed does not depend
+on the weights, except through the number of tubes that survive to NMS in ``predict`` mode) and fed random
+clips of ``--batch-size x 3 x --clip-len x H x W`` (decoding and the data pipeline are excluded). Each of the
+``--repeats`` timed runs is one forward pass under ``torch.inference_mode()``, after ``--warmup`` untimed
+runs; the median (and min / max) time per run is reported.
 
 Modes: ``predict`` (default) = the full test-time path of one clip batch (backbone, proposals, coarse, refine,
 decoding, tube NMS); ``tensor`` = the exported graph's path (``CFAD._forward``, no post-processing).
 
 Peak memory:
-    * CPU: the peak resident set size of the process, ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (Linux: KiB),
-      reported as the process peak after the runs and as its increase during warm-up + timed runs over the peak
-      before them (0 when the inference never exceeds the earlier peak, e.g. the model building). tracemalloc is
-      not used: it does not see torch's C++ allocations.
-    * CUDA: ``torch.cuda.max_memory_allocated`` after ``torch.cuda.reset_peak_memory_stats`` (tensors only, not
-      the caching allocator's reserve).
+    * CPU: the peak resident set size of the process, ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (Linux:
+      KiB), reported as the process peak after the runs and as its increase during warm-up + timed runs over
+      the peak before them (0 when the inference never exceeds the earlier peak, e.g. the model building).
+      tracemalloc is not used: it does not see torch's C++ allocations.
+    * CUDA: ``torch.cuda.max_memory_allocated`` after ``torch.cuda.reset_peak_memory_stats`` (tensors only,
+      not the caching allocator's reserve).
 
 Example:
     python tools/analysis/benchmark.py configs/cfad/cfad_r3d-18-tiny_synthetic.py --batch-size 1 --repeats 20
-    python tools/analysis/benchmark.py configs/cfad/cfad_i3d-r50_8xb8-16x1x1-8e_ucf101-24.py --shape 224 224 \\
+    python tools/analysis/benchmark.py configs/cfad/cfad_i3d-r50_8xb8-16x1x1-8e_ucf101-24.py --shape 224 224
+    \\
         --device cuda:0 --out-json work_dirs/bench_i3d.json
 """
 import argparse
@@ -34,8 +35,9 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-import cfad_mm  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
+
+import cfad_mm  # noqa: E402,F401
 
 
 def parse_args(argv=None):
@@ -80,8 +82,9 @@ def benchmark(model, inputs, mode: str = 'predict', repeats: int = 10, warmup: i
     ``progress`` shows a progress bar over the runs (tqdm on stderr, updated outside the timed part).
 
     Returns:
-        dict: ``times_s`` (list), ``median_s``, ``min_s``, ``max_s``, ``clips_per_s``, ``frames_per_s`` (median
-        based), ``peak_mem_mib`` and ``peak_mem_increase_mib`` (CPU: process peak RSS; CUDA: max allocated).
+        dict: ``times_s`` (list), ``median_s``, ``min_s``, ``max_s``, ``clips_per_s``, ``frames_per_s``
+        (median based), ``peak_mem_mib`` and ``peak_mem_increase_mib`` (CPU: process peak RSS; CUDA: max
+        allocated).
     """
     import torch
     from mmaction.structures import ActionDataSample
@@ -119,7 +122,8 @@ def benchmark(model, inputs, mode: str = 'predict', repeats: int = 10, warmup: i
                frames_per_s=n * t / med)
     if cuda:
         peak = torch.cuda.max_memory_allocated(inputs.device) / 2**20
-        res.update(peak_mem_mib=peak, peak_mem_increase_mib=peak, peak_mem_kind='torch.cuda.max_memory_allocated')
+        res.update(peak_mem_mib=peak, peak_mem_increase_mib=peak,
+                   peak_mem_kind='torch.cuda.max_memory_allocated')
     else:
         after = _maxrss_mib()
         res.update(peak_mem_mib=after, peak_mem_increase_mib=max(0.0, after - before),
@@ -157,7 +161,8 @@ def main(argv=None):
                shape=[h, w], threads=torch.get_num_threads(), torch=torch.__version__,
                cpu=platform.processor() or platform.machine(), warmup=args.warmup, repeats=args.repeats)
     print(f'{osp.basename(args.config)} [{args.mode}] on {args.device} ({res["threads"]} threads): '
-          f'batch {args.batch_size} x {t} frames x {h}x{w}, {args.warmup} warm-up + {args.repeats} timed runs')
+          f'batch {args.batch_size} x {t} frames x {h}x{w}, '
+          f'{args.warmup} warm-up + {args.repeats} timed runs')
     print(f'  time per run   median {res["median_s"] * 1e3:.1f} ms (min {res["min_s"] * 1e3:.1f}, '
           f'max {res["max_s"] * 1e3:.1f})')
     print(f'  throughput     {res["clips_per_s"]:.2f} clips/s, {res["frames_per_s"]:.1f} frames/s')

@@ -3,12 +3,12 @@
 torch picks its vectorised CPU kernels by machine (AVX-512, AVX2, or the scalar ``default`` that every x86-64
 CPU has) and the number of threads changes the order of float reductions; a short training ends differently
 under each. This tool runs ``overfit_one_clip`` of the test module in a fresh process per setting
-(``ATEN_CPU_CAPABILITY``, ``OMP_NUM_THREADS``) and seed, and prints the tube IoU, the label and the loss ratio,
-with the minimum per setting: the numbers behind the test's thresholds.
+(``ATEN_CPU_CAPABILITY``, ``OMP_NUM_THREADS``) and seed, and prints the tube IoU, the label and the loss
+ratio, with the minimum per setting: the numbers behind the test's thresholds.
 
 Usage::
 
-    python tools/analysis/overfit_margins.py                       # seeds 0-4, default/avx2/native, 1 and 2 threads
+    python tools/analysis/overfit_margins.py  # seeds 0-4, default/avx2/native, 1 and 2 threads
     python tools/analysis/overfit_margins.py --steps 30 --seeds 0 1 2 3
 """
 import argparse
@@ -25,7 +25,8 @@ CHILD = ('import json, sys; sys.path.insert(0, {tests!r}); import test_cfad; '
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Margins of the overfitting test across CPU kernels and seeds')
-    p.add_argument('--steps', type=int, default=None, help='training steps (default: the test\'s OVERFIT_STEPS)')
+    p.add_argument('--steps', type=int, default=None,
+                   help='training steps (default: the test\'s OVERFIT_STEPS)')
     p.add_argument('--seeds', type=int, nargs='+', default=list(range(5)))
     p.add_argument('--kernels', nargs='+', default=['default', 'avx2', 'native'],
                    help='ATEN_CPU_CAPABILITY values; native = the machine\'s own choice')
@@ -65,14 +66,15 @@ def main(argv=None):
                 ious.append(r['iou'])
                 ratios.append(r['loss_ratio'])
                 labels.append(r['label'])
-                print(f'{kernel:<8} {threads:>7} {seed:>4} {r["iou"]:>6.3f} {r["label"]:>5} {r["loss_ratio"]:>10.4f}'
-                      f'   [{done}/{total}]', flush=True)
+                print(f'{kernel:<8} {threads:>7} {seed:>4} {r["iou"]:>6.3f} {r["label"]:>5} '
+                      f'{r["loss_ratio"]:>10.4f}   [{done}/{total}]', flush=True)
             summary.append((kernel, threads, min(ious), sorted(ious)[len(ious) // 2], max(ratios),
                             sum(lb == 1 for lb in labels), len(labels)))
     print('\nper setting: min IoU, median IoU, max loss ratio, right labels')
     for kernel, threads, lo, med, ratio, right, n in summary:
         print(f'  {kernel:<8} threads {threads}: {lo:.3f}  {med:.3f}  {ratio:.4f}  {right}/{n}')
-    print(f'overall: min IoU {min(s[2] for s in summary):.3f}, max loss ratio {max(s[4] for s in summary):.4f}')
+    print(f'overall: min IoU {min(s[2] for s in summary):.3f}, max loss ratio '
+          f'{max(s[4] for s in summary):.4f}')
     return summary
 
 

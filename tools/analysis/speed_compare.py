@@ -1,43 +1,46 @@
-"""Frames/s for boxing EVERY frame of a video: CFAD vs mmaction2's stock AVA-style detector vs the backbone alone.
+"""Frames/s for boxing EVERY frame of a video: CFAD vs mmaction2's AVA-style detector vs the backbone alone.
 
 All three run in one process, on the same machine, with the SAME backbone config and input size, on the same
 in-memory video (decoding is excluded for all three):
 
-(a) **CFAD** -- sliding windows of ``T`` frames with stride ``S = T // 2`` (the test setting of the configs), coarse
+(a) **CFAD** -- sliding windows of ``T`` frames with stride ``S = T // 2`` (the test setting of the configs),
+coarse
     + refine + per-window post-processing + linking into video tubes (:func:`cfad_mm.apis.inference_video`).
 (b) **AVA-style** -- mmdet ``FastRCNN`` with mmaction's ``AVARoIHead`` / ``SingleRoIExtractor3D`` /
-    ``BBoxHeadAVA`` on the same backbone, run as its users run it: one clip of ``T`` frames centred on each frame
-    to be labelled, the actors' boxes of that frame given as proposals (the person detector's cost is NOT counted,
-    which favours (b)). ``AVARoIHead.predict`` accepts one clip at a time, so the backbone runs on batches of
-    ``--batch-size`` clips and the RoI head on each clip of the batch -- the same backbone batch as (a), again in
-    favour of (b). Its cost per frame does not depend on the video, so it is timed on ``--ava-frames`` frames
-    spread over the video and reported per frame.
+    ``BBoxHeadAVA`` on the same backbone, run as its users run it: one clip of ``T`` frames centred on each
+    frame to be labelled, the actors' boxes of that frame given as proposals (the person detector's cost is
+    NOT counted, which favours (b)). ``AVARoIHead.predict`` accepts one clip at a time, so the backbone runs
+    on batches of ``--batch-size`` clips and the RoI head on each clip of the batch -- the same backbone batch
+    as (a), again in favour of (b). Its cost per frame does not depend on the video, so it is timed on
+    ``--ava-frames`` frames spread over the video and reported per frame.
 (c) **backbone alone** -- the backbone over the same windows as (a), same batches: the floor for (a). A neck
     (``model.neck``, e.g. the I3D-R50 configs' ``ChannelMapper3d``) counts as part of (a), not of (c).
 
-When the CFAD config runs its backbone in the ``channels_last_3d`` memory format (``model.channels_last``), (b)'s
-backbone does too, so that the three share the same backbone speed.
+When the CFAD config runs its backbone in the ``channels_last_3d`` memory format (``model.channels_last``),
+(b)'s backbone does too, so that the three share the same backbone speed.
 
-The batch size matters on CPU beyond the usual: for batch 1 and narrow layers PyTorch runs 3-D convolutions with
-its native kernel instead of oneDNN (``use_mkldnn`` heuristic of ``aten/src/ATen/native/Convolution.cpp``),
-which made the tiny backbone ~3.8x slower per clip here; all three methods therefore use the same batch.
+The batch size matters on CPU beyond the usual: for batch 1 and narrow layers PyTorch runs 3-D convolutions
+with its native kernel instead of oneDNN (``use_mkldnn`` heuristic of
+``aten/src/ATen/native/Convolution.cpp``), which made the tiny backbone ~3.8x slower per clip here; all three
+methods therefore use the same batch.
 
 Each measurement is the median of ``--repeats`` timed runs after ``--warmup`` runs; the three methods are
-interleaved in every round so that any background load hits them alike. Peak memory: on CPU the peak resident set
-size of the process during the method's runs minus the resident size before them (sampled every 2 ms from
+interleaved in every round so that any background load hits them alike. Peak memory: on CPU the peak resident
+set size of the process during the method's runs minus the resident size before them (sampled every 2 ms from
 ``/proc/self/statm``; allocator caching makes it approximate); on CUDA ``torch.cuda.max_memory_allocated``.
 
 "Time outside the backbone" is measured inside (a)'s own runs: the wall clock of its backbone calls over its
 whole time (median over the timed runs).
 
-The same run also times training (clips/s and peak memory, tiny config, batch of the config) and profiles where
-(a) spends its time (backbone vs the rest).
+The same run also times training (clips/s and peak memory, tiny config, batch of the config) and profiles
+where (a) spends its time (backbone vs the rest).
 
 Example (the defaults take about 1.5-3 minutes on 2 CPU cores)::
 
     python tools/analysis/speed_compare.py --out-md docs/benchmarks.md --out-png docs/figures/speed_vs_T.png
 """
 import argparse
+import importlib
 import os
 import os.path as osp
 import platform
@@ -52,13 +55,13 @@ sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-import cfad_mm  # noqa: E402,F401
-from cfad_mm.apis.inference import VideoFrames, inference_video  # noqa: E402
 from mmaction.registry import MODELS  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
+
+import cfad_mm  # noqa: E402,F401
+from cfad_mm.apis.inference import VideoFrames, inference_video  # noqa: E402
 
 SETTINGS = {
     # name: (config, input (H, W), note)
@@ -109,7 +112,8 @@ class PeakRSS:
 
 
 def synthetic_video(num_frames, hw, num_actors=2, seed=0):
-    """Frames ``(L, H, W, 3)`` uint8 with ``num_actors`` moving textured boxes, and their boxes ``(L, A, 4)``."""
+    """Frames ``(L, H, W, 3)`` uint8 with ``num_actors`` moving textured boxes, and their boxes
+    ``(L, A, 4)``."""
     rng = np.random.default_rng(seed)
     h, w = hw
     frames = rng.integers(0, 80, size=(num_frames, h, w, 3), dtype=np.uint8)
@@ -159,7 +163,8 @@ def build_cfad(setting, clip_len, device):
 
 
 def backbone_channels(cfad_cfg) -> int:
-    """Channels of the backbone output: the neck's input when the CFAD config has a neck, else feat_channels."""
+    """Channels of the backbone output: the neck's input when the CFAD config has a neck, else
+    feat_channels."""
     neck = cfad_cfg.model.get('neck', None)
     return neck['in_channels'] if neck else cfad_cfg.model.feat_channels
 
@@ -262,7 +267,8 @@ def time_calls(owner, name: str, acc: dict, key: str, device) -> None:
 
 
 def time_backbone_calls(backbone, device) -> dict:
-    """Accumulate the wall clock of every call of ``backbone`` in ``acc['s']`` (returned; reset it yourself)."""
+    """Accumulate the wall clock of every call of ``backbone`` in ``acc['s']`` (returned; reset it
+    yourself)."""
     acc = {'s': 0.0}
     time_calls(backbone, 'forward', acc, 's', device)
     return acc
@@ -309,21 +315,25 @@ def measure(setting, clip_len, args, device, log):
         row[f'{k}_mem'] = peaks[k] / 2**20
     row['a_over_b'] = row['cfad_fps'] / row['ava_fps']
     row['a_over_c'] = row['cfad_fps'] / row['backbone_fps']
-    # measured inside the same runs of (a), so that it does not depend on run-to-run speed changes of the machine
+    # measured inside the same runs of (a), so that it does not depend on run-to-run speed changes of the
+    # machine
     row['outside_backbone'] = 1 - statistics.median(backbone_share)
-    log(f'{setting:5s} T={clip_len:2d}  CFAD {row["cfad_fps"]:7.1f} f/s  AVA-style {row["ava_fps"]:6.2f} f/s  '
-        f'backbone {row["backbone_fps"]:7.1f} f/s  (a)/(b) {row["a_over_b"]:5.2f}x  (a)/(c) {row["a_over_c"]:.2f} '
-        f' outside backbone {100 * row["outside_backbone"]:.0f}%')
+    log(f'{setting:5s} T={clip_len:2d}  CFAD {row["cfad_fps"]:7.1f} f/s  AVA-style {row["ava_fps"]:6.2f} f/s '
+        f' backbone {row["backbone_fps"]:7.1f} f/s  (a)/(b) {row["a_over_b"]:5.2f}x  (a)/(c) '
+        f'{row["a_over_c"]:.2f}  outside backbone {100 * row["outside_backbone"]:.0f}%')
     return row
 
 
 #: the stages timed by :func:`stage_breakdown`: (label, attribute path of the bound method on the model)
-STAGES = [('backbone', 'backbone.forward'), ('neck', 'neck.forward'), ('temporal proposals', 'proposal_head.forward'),
-          ('temporal RoI pooling', 'proposal_head.pool'), ('coarse head', 'coarse_head.forward'),
-          ('coarse top-k tubes', 'coarse_head.predict_tubes'), ('key-timestamp selector', 'key_selector.forward'),
-          ('key selection', 'key_selector.select'), ('refine key boxes', 'refine_head.refine_key_boxes'),
-          ('trajectory re-fit', 'coder.fit_update'), ('tube classifier', 'refine_head.classify'),
-          ('post-processing (NMS, mapping)', '_postprocess'), ('predict (all of the model)', 'predict')]
+STAGES = [('backbone', 'backbone.forward'), ('neck', 'neck.forward'),
+          ('temporal proposals', 'proposal_head.forward'), ('temporal RoI pooling', 'proposal_head.pool'),
+          ('coarse head', 'coarse_head.forward'), ('coarse top-k tubes', 'coarse_head.predict_by_feat'),
+          ('key-timestamp selector', 'roi_head.key_selector.forward'),
+          ('key selection', 'roi_head.key_selector.select'),
+          ('refine key boxes', 'roi_head.refine_head.refine_key_boxes'),
+          ('trajectory re-fit', 'coder.fit_update'), ('tube classifier', 'roi_head.refine_head.classify'),
+          ('post-processing (NMS, mapping)', 'cfad_mm.models.detectors.cfad:outputs_to_clip_tubes'),
+          ('predict (all of the model)', 'predict')]
 
 
 def stage_breakdown(setting, clip_len, args, device):
@@ -333,22 +343,32 @@ def stage_breakdown(setting, clip_len, args, device):
     frames, _ = synthetic_video(args.num_frames, hw)
     model, _ = build_cfad(setting, clip_len, device)
     spent = {label: 0.0 for label, _ in STAGES}
+    restore = []
     for label, path in STAGES:
-        *owner_path, name = path.split('.')
-        owner = model
-        for a in owner_path:
-            owner = getattr(owner, a)
+        if ':' in path:  # a function of a module, as the model's module calls it (restored afterwards)
+            module, name = path.split(':')
+            owner = importlib.import_module(module)
+            restore.append((owner, name, getattr(owner, name)))
+        else:
+            *owner_path, name = path.split('.')
+            owner = model
+            for a in owner_path:
+                owner = getattr(owner, a)
         if owner is not None:
             time_calls(owner, name, spent, label, device)
     video = ArrayFrames(frames)
-    with no_grad_mode():
-        run_cfad(model, video, args.batch_size)
-        for k in spent:
-            spent[k] = 0.0
-        t0 = time.perf_counter()
-        for _ in range(args.repeats):
+    try:
+        with no_grad_mode():
             run_cfad(model, video, args.batch_size)
-        total = (time.perf_counter() - t0) / args.repeats
+            for k in spent:
+                spent[k] = 0.0
+            t0 = time.perf_counter()
+            for _ in range(args.repeats):
+                run_cfad(model, video, args.batch_size)
+            total = (time.perf_counter() - t0) / args.repeats
+    finally:
+        for owner, name, fn in restore:
+            setattr(owner, name, fn)
     return {k: v / args.repeats for k, v in spent.items()}, total
 
 
@@ -403,7 +423,8 @@ def train_throughput(args, device):
     def sample():
         ds = ActionDataSample()
         ds.gt_instances = InstanceData(tubes=torch.from_numpy(boxes[:, 0][None]),
-                                       tube_masks=torch.ones(1, t, dtype=torch.bool), labels=torch.tensor([0]))
+                                       tube_masks=torch.ones(1, t, dtype=torch.bool),
+                                       labels=torch.tensor([0]))
         ds.set_metainfo(dict(img_shape=(h, w), frame_inds=np.arange(1, t + 1), frame_valid=np.ones(t, bool)))
         return ds
 
@@ -429,19 +450,19 @@ def markdown(rows, args, device, train, prof_text, elapsed, stages=None):
              f'Produced by `python tools/analysis/speed_compare.py {" ".join(args.argv)}`'.rstrip() +
              f' on {time.strftime("%Y-%m-%d")}, in {elapsed / 60:.1f} min.', '',
              f'Machine: {platform.machine()}, {os.cpu_count()} CPU cores ({platform.processor() or "cpu"}), '
-             f'torch {torch.__version__}, device `{device}`, {torch.get_num_threads()} threads. Random weights '
-             f'(speed does not depend on them). Video: {args.num_frames} frames in memory (decoding excluded '
-             f'for all), 2 actors; batches of {args.batch_size} clips; medians of {args.repeats} runs after '
-             f'{args.warmup} warm-up runs, the three methods interleaved.', '',
+             f'torch {torch.__version__}, device `{device}`, {torch.get_num_threads()} threads. Random '
+             f'weights (speed does not depend on them). Video: {args.num_frames} frames in memory (decoding '
+             f'excluded for all), 2 actors; batches of {args.batch_size} clips; medians of {args.repeats} '
+             f'runs after {args.warmup} warm-up runs, the three methods interleaved.', '',
              'Frames/s = frames that get boxes (and scores) per second. (a) CFAD: windows of T, stride T/2, '
-             'coarse + refine + linking. (b) mmaction2 AVA-style FastRCNN: one clip of T frames centred on each '
-             'frame, RoI head clip by clip, GT boxes as proposals (no person detector cost). (c) the backbone alone over the '
-             'windows of (a). Time outside backbone: the share of (a)\'s time not spent inside its backbone calls, timed '
-             'within the same runs (median over the runs; (a)/(c) compares separate runs and moves with the '
-             'machine\'s run-to-run speed changes). Memory: peak resident set growth during the runs (CPU; '
-             'approximate) in MiB.', '',
-             '| backbone, input | T | (a) CFAD f/s | (b) AVA-style f/s | (c) backbone f/s | (a)/(b) | (a)/(c) | '
-             'time outside backbone | mem (a) | mem (b) | mem (c) |',
+             'coarse + refine + linking. (b) mmaction2 AVA-style FastRCNN: one clip of T frames centred on '
+             'each frame, RoI head clip by clip, GT boxes as proposals (no person detector cost). (c) the '
+             'backbone alone over the windows of (a). Time outside backbone: the share of (a)\'s time not '
+             'spent inside its backbone calls, timed within the same runs (median over the runs; (a)/(c) '
+             'compares separate runs and moves with the machine\'s run-to-run speed changes). Memory: peak '
+             'resident set growth during the runs (CPU; approximate) in MiB.', '',
+             '| backbone, input | T | (a) CFAD f/s | (b) AVA-style f/s | (c) backbone f/s | (a)/(b) | '
+             '(a)/(c) | time outside backbone | mem (a) | mem (b) | mem (c) |',
              '|---|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         lines.append(f'| {SETTINGS[r["setting"]][2]} | {r["T"]} | {r["cfad_fps"]:.1f} | {r["ava_fps"]:.2f} | '
@@ -450,31 +471,34 @@ def markdown(rows, args, device, train, prof_text, elapsed, stages=None):
                      f'{r["backbone_mem"]:.0f} |')
     t16 = [r for r in rows if r['T'] == 16]
     if t16:
-        lines += ['', 'Targets at T=16 (issue #8: (a)/(b) >= 3.3x, aiming for >= 5x; (a) <= 15% of its time outside '
-                  'the backbone):', '']
+        lines += ['', 'Targets at T=16 (issue #8: (a)/(b) >= 3.3x, aiming for >= 5x; (a) <= 15% of its time '
+                      'outside the backbone):', '']
         for r in t16:
             ratio, out = r['a_over_b'], r['outside_backbone']
             lines.append(f'- {SETTINGS[r["setting"]][2]}: (a)/(b) = {ratio:.2f}x '
-                         f'({"met" if ratio >= 3.3 else "NOT met"}; 5x aim {"met" if ratio >= 5 else "not met"}), '
-                         f'outside the backbone {100 * out:.0f}% ({"met" if out <= 0.15 else "NOT met"}).')
-    lines += ['', 'What makes (a) fast (see `docs/model.md`): RoIAlign as a weighted gather (`F.embedding_bag`) '
-              'instead of mmcv\'s single-threaded CPU kernel, every RoI of a stage in one call; the I3D-R50 '
-              'configs map the 1024 backbone channels to 256 (`ChannelMapper3d`) before the heads; the backbone runs '
-              'channels-last (for (b) and (c) too); temporal RoI pooling as one batched matrix product; class-wise '
-              'tube NMS in one call; `torch.inference_mode`; no Python loop over tubes or frames in the heads.']
+                         f'({"met" if ratio >= 3.3 else "NOT met"}; 5x aim '
+                         f'{"met" if ratio >= 5 else "not met"}), outside the backbone {100 * out:.0f}% '
+                         f'({"met" if out <= 0.15 else "NOT met"}).')
+    lines += ['', 'What makes (a) fast (see `docs/model.md`): RoIAlign as a weighted gather '
+                  '(`F.embedding_bag`) instead of mmcv\'s single-threaded CPU kernel, every RoI of a stage '
+                  'in one call; the I3D-R50 configs map the 1024 backbone channels to 256 '
+                  '(`ChannelMapper3d`) before the heads; the backbone runs channels-last (for (b) and (c) '
+                  'too); temporal RoI pooling as one batched matrix product; class-wise tube NMS in one '
+                  'call; `torch.inference_mode`; no Python loop over tubes or frames in the heads.']
     if train is not None:
         cps, mem, bs = train
         lines += ['', '## Training throughput (tiny config)', '',
-                  f'{cps:.2f} clips/s ({cps * 16:.0f} frames/s), batch {bs}, forward + backward + AdamW step; '
-                  f'peak resident set growth {mem:.0f} MiB.']
+                  f'{cps:.2f} clips/s ({cps * 16:.0f} frames/s), batch {bs}, forward + backward + AdamW '
+                  f'step; peak resident set growth {mem:.0f} MiB.']
     if args.out_png:
         lines += ['', f'![frames/s vs T]({osp.relpath(args.out_png, osp.dirname(args.out_md))})']
     if stages:
         lines += ['', '## Where (a) spends its time, per stage (T=16, one 64-frame video)', '',
-                  'Wall clock inside each stage\'s method, averaged over the timed runs; stages nest (the backbone and '
-                  'the heads are inside "predict").', ''] + stages_markdown(stages)
+                  'Wall clock inside each stage\'s method, averaged over the timed runs; stages nest (the '
+                  'backbone and the heads are inside "predict").', ''] + stages_markdown(stages)
     if prof_text:
-        lines += ['', '## Most expensive operators of (a) (torch.profiler, tiny, T=16)', '', '```', prof_text, '```']
+        lines += ['', '## Most expensive operators of (a) (torch.profiler, tiny, T=16)', '', '```', prof_text,
+                  '```']
     return '\n'.join(lines) + '\n'
 
 
@@ -536,7 +560,8 @@ def main(argv=None):
     train = None if args.no_train else train_throughput(args, device)
     if train is not None:
         print(f'training (tiny): {train[0]:.2f} clips/s, peak +{train[1]:.0f} MiB')
-    prof_text = None if args.no_profile or 'tiny' not in args.settings else profile_cfad('tiny', 16, args, device)
+    prof_text = None if args.no_profile or 'tiny' not in args.settings else \
+        profile_cfad('tiny', 16, args, device)
     stages = None if args.no_profile else {s: stage_breakdown(s, 16, args, device) for s in args.settings}
     elapsed = time.time() - t0
     report = markdown(rows, args, device, train, prof_text, elapsed, stages)

@@ -1,18 +1,19 @@
-"""Accuracy study on the synthetic test split: refine vs coarse-only, learned vs uniform vs random key timestamps.
+"""Accuracy on the synthetic test split: refine vs coarse-only, learned vs uniform vs random key timestamps.
 
 Two kinds of comparison, both printed and written as a markdown table (``--out docs/results.md``):
 
 * **test-time** variants of ONE trained checkpoint (``--checkpoint``): the refine stage switched off
   (``model.refine=False``) and the key-timestamp selection switched between learned / uniform / random. The
-  refine head was trained on learned key timestamps, so this measures what the selection and the refinement add
-  to the very same network.
-* **trained** variants (``--train-variants coarse uniform``): each is trained from scratch with the same seed and
-  schedule as the main config (``tools/train.py``), then tested. Each run takes as long as the main training.
+  refine head was trained on learned key timestamps, so this measures what the selection and the refinement
+  add to the very same network.
+* **trained** variants (``--train-variants coarse uniform``): each is trained from scratch with the same seed
+  and schedule as the main config (``tools/train.py``), then tested. Each run takes as long as the main
+  training.
 * **linking threshold on a validation set** (``--val-seed 1``): the generator writes an independent set with
-  another seed (120 of its 240 videos in its test split, none of them seen in training); the checkpoint is tested
-  on it and on the test split once (predictions dumped), and the video-level linking threshold
-  ``TubeMetric.link_iou`` is swept on both dumps (``--link-ious``). The config's value is the one chosen on the
-  validation set; the test column shows what that choice gives.
+  another seed (120 of its 240 videos in its test split, none of them seen in training); the checkpoint is
+  tested on it and on the test split once (predictions dumped), and the video-level linking threshold
+  ``TubeMetric.link_iou`` is swept on both dumps (``--link-ious``). The config's value is the one chosen on
+  the validation set; the test column shows what that choice gives.
 
 Example:
     python tools/analysis/synthetic_results.py --checkpoint work_dirs/synthetic_demo/epoch_16.pth \\
@@ -30,23 +31,24 @@ import time
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-import cfad_mm  # noqa: E402,F401
 from mmengine.config import Config  # noqa: E402
+
+import cfad_mm  # noqa: E402,F401
 
 CONFIG = osp.join(REPO, 'configs/cfad/cfad_r3d-18-tiny_synthetic.py')
 TEST_VARIANTS = {
     'coarse + refine, learned keys (full CFAD)': [],
-    'coarse + refine, uniform keys': ['model.key_selector.mode=uniform'],
-    'coarse + refine, random keys': ['model.key_selector.mode=random'],
+    'coarse + refine, uniform keys': ['model.roi_head.key_selector.mode=uniform'],
+    'coarse + refine, random keys': ['model.roi_head.key_selector.mode=random'],
     'one refine pass at test time instead of two': ['model.test_cfg.refine_iters=1'],
     'coarse only (refine switched off at test time)': ['model.refine=False'],
 }
 TRAIN_VARIANTS = {
     'coarse': ['model.refine=False'],
-    'uniform': ['model.key_selector.mode=uniform'],
-    'random': ['model.key_selector.mode=random'],
+    'uniform': ['model.roi_head.key_selector.mode=uniform'],
+    'random': ['model.roi_head.key_selector.mode=random'],
     'two_pass_training': ['model.train_cfg.refine_iters=2'],
-    'mean_cls': ['model.refine_head.cls_convs=0'],
+    'mean_cls': ['model.roi_head.refine_head.cls_convs=0'],
 }
 KEYS = ['tube/frame_mAP@0.5', 'tube/video_mAP@0.2', 'tube/video_mAP@0.5', 'tube/video_mAP@0.75',
         'tube/video_mAP@0.5:0.95']
@@ -61,16 +63,18 @@ def evaluate(checkpoint, work_dir, options):
 def train(work_dir, options, seed):
     cfg = Config.fromfile(CONFIG)
     t0 = time.time()
-    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), CONFIG, '--work-dir', work_dir, '--seed', str(seed)]
+    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), CONFIG, '--work-dir', work_dir, '--seed',
+           str(seed)]
     subprocess.run(cmd + (['--cfg-options'] + options if options else []), check=True, cwd=REPO)
     return osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth'), time.time() - t0
 
 
 def linking_sweep(checkpoint: str, work_dir: str, val_seed: int, link_ious) -> list:
-    """Rows ``(link_iou, val metrics, test metrics)`` of the video-level linking threshold sweep (see above)."""
+    """Rows ``(link_iou, val metrics, test metrics)`` of the video-level linking threshold sweep (see
+    above)."""
     from cfad_mm.apis import parse_cfg_options, run_test
-    from cfad_mm.evaluation import load_dump
     from cfad_mm.datasets.synthetic_generator import make_synthetic_dataset
+    from cfad_mm.evaluation import load_dump
     from cfad_mm.evaluation.functional import evaluate_tubes
     val_root = osp.join(work_dir, f'val_seed{val_seed}')
     val_ann = osp.join(val_root, 'annotations.pkl')
@@ -98,8 +102,8 @@ def linking_sweep(checkpoint: str, work_dir: str, val_seed: int, link_ious) -> l
 
 
 def linking_table(rows, chosen) -> str:
-    lines = ['| link_iou | val frame-mAP@0.5 | val video-mAP@0.5 | val video-mAP@0.5:0.95 | test video-mAP@0.5 | '
-             'test video-mAP@0.5:0.95 |', '|' + '---|' * 6]
+    lines = ['| link_iou | val frame-mAP@0.5 | val video-mAP@0.5 | val video-mAP@0.5:0.95 | test '
+             'video-mAP@0.5 | test video-mAP@0.5:0.95 |', '|' + '---|' * 6]
     for thr, val, test in rows:
         mark = ' (config)' if abs(thr - chosen) < 1e-9 else ''
         lines.append(f'| {thr:g}{mark} | {val[KEYS[0]]:.4f} | {val[KEYS[2]]:.4f} | {val[KEYS[4]]:.4f} | '
@@ -114,8 +118,8 @@ def dataset_summary(ann_file: str) -> str:
     path = osp.join(REPO, ann_file)  # an absolute ann_file stays as it is
     ann = load_annotations(path)
     h, w = next(iter(ann['resolution'].values()))
-    return (f"`{osp.relpath(path, REPO)}` ({len(ann['nframes'])} videos, {len(ann['train_videos'][0])} train / "
-            f"{len(ann['test_videos'][0])} test, {len(ann['labels'])} classes, {w}x{h})")
+    return (f"`{osp.relpath(path, REPO)}` ({len(ann['nframes'])} videos, {len(ann['train_videos'][0])} train "
+            f"/ {len(ann['test_videos'][0])} test, {len(ann['labels'])} classes, {w}x{h})")
 
 
 def table(rows):
@@ -131,7 +135,8 @@ def main(argv=None):
     p.add_argument('--checkpoint', required=True, help='trained checkpoint of the main config')
     p.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs/synthetic_results'))
     p.add_argument('--train-variants', nargs='*', default=[], choices=sorted(TRAIN_VARIANTS))
-    p.add_argument('--train-seconds', type=float, default=None, help='training time of the checkpoint (report)')
+    p.add_argument('--train-seconds', type=float, default=None,
+                   help='training time of the checkpoint (report)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--val-seed', type=int, default=None,
                    help='sweep the linking threshold on an independent validation set of this generator seed')
@@ -159,13 +164,14 @@ def main(argv=None):
             f'{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch CPU).',
             f'Checkpoint: `{osp.relpath(args.checkpoint, REPO)}`'
             + (f', trained in {args.train_seconds / 60:.1f} min' if args.train_seconds else '') + '.',
-            f'Dataset: {dataset_summary(cfg.ann_file)}. Metrics: ACT protocol (`TubeMetric`, docs/evaluation.md).', '',
+            f'Dataset: {dataset_summary(cfg.ann_file)}. Metrics: ACT protocol (`TubeMetric`, '
+            'docs/evaluation.md).', '',
             '## Test-time variants of the trained model', '', table(test_rows), '']
     if train_rows:
         text += ['## Variants trained from scratch (same seed and schedule)', '', table(train_rows), '']
     if link_rows:
-        text += [f'## Linking threshold (`TubeMetric.link_iou`) on a validation set (generator seed {args.val_seed}, '
-                 f'120 unseen videos) and on the test split', '',
+        text += ['## Linking threshold (`TubeMetric.link_iou`) on a validation set (generator seed '
+                 f'{args.val_seed}, 120 unseen videos) and on the test split', '',
                  linking_table(link_rows, cfg.val_evaluator.get('link_iou', 0.5)), '']
     out = '\n'.join(text)
     print(out)

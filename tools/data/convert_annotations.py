@@ -27,7 +27,13 @@ import sys
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 from cfad_mm.datasets.annotation import (  # noqa: E402
-    DEFAULT_MAX_NFRAMES, DEFAULT_MAX_SIDE, AnnotationError, load_annotations, to_json_dict, tube_statistics)
+    DEFAULT_MAX_NFRAMES,
+    DEFAULT_MAX_SIDE,
+    AnnotationError,
+    load_annotations,
+    to_json_dict,
+    tube_statistics,
+)
 
 
 def parse_args(argv=None):

@@ -29,7 +29,11 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 from cfad_mm.datasets.annotation import AnnotationError  # noqa: E402
 from cfad_mm.datasets.importers import (  # noqa: E402
-    FORMATS, AnnotationImportError, import_annotations, write_annotation_pickle)
+    FORMATS,
+    AnnotationImportError,
+    import_annotations,
+    write_annotation_pickle,
+)
 
 EPILOG = """frame numbers: CVAT <box frame> is 0-based (frame f becomes f + 1); MOT frame is 1-based (kept);
 AVA timestamp t (seconds) becomes frame floor((t - time_offset) * fps + 0.5) + 1.

@@ -19,11 +19,13 @@ Post-processing needed after the graph (``cfad_mm.apis.export.tensor_outputs_to_
 The graph uses the whole-clip proposal only; ``predict`` also pools actionness segments (identical with
 ``--cfg-options model.proposal_head.max_proposals=1``). Details: docs/deployment.md.
 
-After exporting, the tool runs PyTorch and onnxruntime on the same clip (random, or the first clip of --video),
-prints the max absolute difference per output and exits with status 1 when one exceeds --tolerance. The per-tube
-outputs are compared on the top-k slots with a score >= test_cfg.score_thr (the order of the slots below, which
-post-processing drops, is arbitrary); a trained model finds no tube in a random clip, so give --video to check
-them.
+After exporting, the tool runs PyTorch and onnxruntime on the same clip (random, or the first clip of
+--video), prints the max absolute difference per output and exits with status 1 when one exceeds --tolerance;
+then it compares the final tubes both give after the post-processing (same tubes, labels and frames; scores
+within --tolerance, boxes within --box-tolerance pixels).
+The per-tube outputs are compared on the top-k slots with a score >= test_cfg.score_thr (the order of the
+slots below, which post-processing drops, is arbitrary); a trained model finds no tube in a random clip, so
+give --video to check them.
 
 Example:
     python tools/deployment/export_onnx.py configs/cfad/cfad_r3d-18-tiny_synthetic.py \\
@@ -37,17 +39,18 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-import cfad_mm  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
 
+import cfad_mm  # noqa: E402,F401
 from cfad_mm.apis.export import DEFAULT_OPSET, default_input_shape, random_clip  # noqa: E402,F401
 
 EPILOG = __doc__[__doc__.index('The graph is'):__doc__.index('Example:')]
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='Export CFAD (backbone + coarse + refine) to ONNX and check it with '
-                                'onnxruntime', epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description='Export CFAD (backbone + coarse + refine) to ONNX and check it '
+                                            'with onnxruntime', epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config', help='config file')
     p.add_argument('checkpoint', help='checkpoint file')
     p.add_argument('--out', default=None, help='output .onnx file (default: next to the checkpoint, '
@@ -58,11 +61,15 @@ def parse_args(argv=None):
     p.add_argument('--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset (>= 16)')
     p.add_argument('--tolerance', type=float, default=1e-3,
                    help='largest accepted max abs difference between PyTorch and onnxruntime')
+    p.add_argument('--box-tolerance', type=float, default=0.05,
+                   help='largest difference of a final tube box (network-input pixels) between PyTorch and '
+                   'onnxruntime. Default: 0.05')
     p.add_argument('--no-check', action='store_true', help='export only, no onnxruntime comparison')
     p.add_argument('--seed', type=int, default=0, help='seed of the random check clip')
     p.add_argument('--video', default=None,
-                   help='check on the first clip of this video (file or frame folder) instead of a random clip: '
-                        'a trained model finds no tube in noise, so only a real clip checks the per-tube outputs')
+                   help='check on the first clip of this video (file or frame folder) instead of a random '
+                        'clip: a trained model finds no tube in noise, so only a real clip checks the '
+                        'per-tube outputs')
     p.add_argument('--verbose', action='store_true', help='show the exporter warnings')
     p.add_argument('--unsafe-load', action='store_true',
                    help='load the checkpoint with full pickle semantics: ONLY for a file you trust')
@@ -76,6 +83,7 @@ def video_clip(model, shape, path):
     import cv2
     import numpy as np
     import torch
+
     from cfad_mm.apis.inference import VideoFrames
     n, c, t, h, w = shape
     video = VideoFrames(path)
@@ -101,7 +109,8 @@ def main(argv=None):
     stages = 2 if args.no_check else 3
     stage(1, stages, f'loading {args.checkpoint}')
     try:
-        model = init_detector(args.config, args.checkpoint, 'cpu', args.cfg_options, unsafe_load=args.unsafe_load)
+        model = init_detector(args.config, args.checkpoint, 'cpu', args.cfg_options,
+                              unsafe_load=args.unsafe_load)
     except CHECKPOINT_ERRORS as err:
         raise SystemExit(f'error: {err}') from None
     shape = tuple(args.shape) if args.shape else default_input_shape(model.cfg)
@@ -117,7 +126,8 @@ def main(argv=None):
         inputs = random_clip(model, shape, args.seed)
     pre = model.data_preprocessor
     print(f'input "inputs" {shape}: normalised clips, (rgb - mean) / std with mean '
-          f'{[round(float(v), 3) for v in pre.mean.flatten()]} std {[round(float(v), 3) for v in pre.std.flatten()]}')
+          f'{[round(float(v), 3) for v in pre.mean.flatten()]} std '
+          f'{[round(float(v), 3) for v in pre.std.flatten()]}')
     stage(2, stages, f'exporting to {out} (torch.onnx, opset {args.opset})')
     t0 = time.perf_counter()
     try:
@@ -130,7 +140,7 @@ def main(argv=None):
     if args.no_check:
         return {}
     stage(3, stages, 'checking: PyTorch and onnxruntime on the same clip')
-    diffs, num_slots = compare_with_onnxruntime(model, out, inputs)
+    diffs, num_slots, tube_diffs = compare_with_onnxruntime(model, out, inputs)
     print(f'max abs difference PyTorch vs onnxruntime (tolerance {args.tolerance:g}; per-tube outputs on the '
           f'{num_slots} top-k slots with a score >= test_cfg.score_thr={model.test_cfg["score_thr"]:g}):')
     for name, d in diffs.items():
@@ -138,6 +148,13 @@ def main(argv=None):
     bad = [n for n, d in diffs.items() if d > args.tolerance]
     if bad:
         raise SystemExit(f'error: {out}: outputs {bad} differ from PyTorch by more than {args.tolerance:g}')
+    print(f'final tubes after the post-processing (tensor_outputs_to_tubes): {int(tube_diffs["tube_count"])} '
+          f'clip(s) with other tubes (count, labels or frames); max abs difference of the scores '
+          f'{tube_diffs["tube_scores"]:.3g} (tolerance {args.tolerance:g}), of the boxes '
+          f'{tube_diffs["tube_boxes"]:.3g} px (tolerance {args.box_tolerance:g} px)')
+    if (tube_diffs['tube_count'] > 0 or tube_diffs['tube_scores'] > args.tolerance
+            or tube_diffs['tube_boxes'] > args.box_tolerance):
+        raise SystemExit(f'error: {out}: the final tubes differ from PyTorch\'s')
     print('onnxruntime check passed')
     return diffs
 

@@ -107,7 +107,7 @@ def boxes_to_original(boxes, metainfo: Mapping, clip: bool = False):
         raise ValueError(f'boxes_to_original: degenerate transform (sx={sx}, sy={sy})')
     out = _apply(boxes, 1.0 / sx, -tx / sx, 1.0 / sy, -ty / sy)
     if clip:
-        out = clip_boxes(out, metainfo['ori_shape'])
+        out = clip_boxes_to_shape(out, metainfo['ori_shape'])
     return out
 
 
@@ -124,11 +124,11 @@ def boxes_to_input(boxes, metainfo: Mapping, clip: bool = False):
     """
     out = _apply(boxes, *get_input_affine(metainfo))
     if clip:
-        out = clip_boxes(out, metainfo['img_shape'])
+        out = clip_boxes_to_shape(out, metainfo['img_shape'])
     return out
 
 
-def clip_boxes(boxes, shape):
+def clip_boxes_to_shape(boxes, shape):
     """Clip xyxy boxes (..., 4) to an image of ``shape`` (H, W); numpy or torch."""
     height, width = float(shape[0]), float(shape[1])
     if isinstance(boxes, torch.Tensor):

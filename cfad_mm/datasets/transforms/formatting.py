@@ -3,11 +3,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from mmaction.registry import TRANSFORMS
+from mmaction.structures import ActionDataSample
 from mmcv.transforms import BaseTransform
 from mmengine.structures import InstanceData
 
-from mmaction.registry import TRANSFORMS
-from mmaction.structures import ActionDataSample
 from .box_mapping import AFFINE_KEY
 from .tube_transforms import init_tube_geometry
 

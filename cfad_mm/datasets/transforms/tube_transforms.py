@@ -15,9 +15,9 @@ from typing import Optional, Sequence, Tuple, Union
 
 import mmcv
 import numpy as np
+from mmaction.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
 
-from mmaction.registry import TRANSFORMS
 from .box_mapping import AFFINE_KEY, identity_affine
 
 TUBE_KEYS = ('gt_tubes', 'gt_tube_masks', 'gt_labels')

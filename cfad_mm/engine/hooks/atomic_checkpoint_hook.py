@@ -4,16 +4,15 @@ import os
 import os.path as osp
 from typing import List
 
+from mmaction.registry import HOOKS
 from mmengine.dist import get_rank, is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 
-from mmaction.registry import HOOKS
-
 #: Temporary files of this hook are named ``<final name>.cfad-partial<rank or pid>`` and announced by a marker
-#: file ``<temporary name>.cfad-marker`` written BEFORE them and removed after the rename. Only a temporary file
-#: whose marker exists (and says it was written by this hook) is ever deleted by the clean-up of an interrupted
-#: run: a user's ``model.tmp1`` or any other file in the work dir is never touched.
+#: file ``<temporary name>.cfad-marker`` written BEFORE them and removed after the rename. Only a temporary
+#: file whose marker exists (and says it was written by this hook) is ever deleted by the clean-up of an
+#: interrupted run: a user's ``model.tmp1`` or any other file in the work dir is never touched.
 TMP_SUFFIX = '.cfad-partial'
 MARKER_SUFFIX = '.cfad-marker'
 MARKER_WRITER = 'cfad_mm.engine.AtomicCheckpointHook'
@@ -42,8 +41,8 @@ def _remove_marker(tmp_path: str) -> None:
 
 
 def remove_interrupted_writes(folder: str) -> list:
-    """Delete the temporary files that this hook (or :func:`atomic_write_text`) left in ``folder`` when a run was
-    killed while writing, and their markers.
+    """Delete the temporary files that this hook (or :func:`atomic_write_text`) left in ``folder`` when a run
+    was killed while writing, and their markers.
 
     A file is deleted only when its marker ``<name>.cfad-marker`` exists, names this hook as its writer and
     names the file, and the file's name has the form ``<final name>.cfad-partial<digits>``.
@@ -62,7 +61,8 @@ def remove_interrupted_writes(folder: str) -> list:
                 info = json.load(f)
         except (OSError, ValueError):
             continue  # not one of ours
-        if not isinstance(info, dict) or info.get('writer') != MARKER_WRITER or info.get('partial') != partial:
+        if not isinstance(info, dict) or info.get('writer') != MARKER_WRITER or \
+                info.get('partial') != partial:
             continue
         if TMP_SUFFIX not in partial or not partial.rsplit(TMP_SUFFIX, 1)[-1].isdigit():
             continue
@@ -139,13 +139,14 @@ class AtomicCheckpointHook(CheckpointHook):
     ``last_checkpoint`` (``--resume auto`` fails) or one checkpoint fewer than ``max_keep_ckpts``. This hook,
     on a local file system:
 
-    1. writes every checkpoint to ``<name>.cfad-partial<rank>`` in the same folder, flushes it to disk and renames it with
-       ``os.replace`` (atomic on POSIX): a checkpoint file either is complete or does not exist;
+    1. writes every checkpoint to ``<name>.cfad-partial<rank>`` in the same folder, flushes it to disk and
+       renames it with ``os.replace`` (atomic on POSIX): a checkpoint file either is complete or does not
+       exist;
     2. updates ``last_checkpoint`` atomically the same way, after the checkpoint is in place;
     3. removes outdated checkpoints (``max_keep_ckpts``, previous best) only after the new one is in place;
     4. deletes the temporary files a killed run left, in ``before_train``: only files named
-       ``<name>.cfad-partial<digits>`` whose marker file ``<that name>.cfad-marker`` (written before them) says
-       this hook wrote them; nothing else in the folder is touched.
+       ``<name>.cfad-partial<digits>`` whose marker file ``<that name>.cfad-marker`` (written before them)
+       says this hook wrote them; nothing else in the folder is touched.
 
     For other storage backends (``backend_args`` with a remote prefix) it behaves as ``CheckpointHook``.
     All arguments are those of :class:`mmengine.hooks.CheckpointHook`; it is the default checkpoint hook of
@@ -156,7 +157,8 @@ class AtomicCheckpointHook(CheckpointHook):
         super().before_train(runner)
         if self._is_local() and is_main_process() and osp.isdir(self.out_dir):
             for name in remove_interrupted_writes(self.out_dir):
-                runner.logger.warning(f'Removed {name}, a checkpoint left half-written by an interrupted run.')
+                runner.logger.warning(f'Removed {name}, a checkpoint left half-written by an '
+                                      'interrupted run.')
 
     def _is_local(self) -> bool:
         backend = getattr(self, 'file_backend', None)
@@ -223,7 +225,8 @@ class AtomicCheckpointHook(CheckpointHook):
                 self.file_backend.rmtree(path)
 
     def _save_best_checkpoint(self, runner, metrics) -> None:
-        """``CheckpointHook``'s logic; the new best is written atomically before the previous one is removed."""
+        """``CheckpointHook``'s logic; the new best is written atomically before the previous one is
+        removed."""
         backend = self.file_backend
         deferred = _DeferredRemoval(backend)
         self.file_backend = deferred

@@ -2,9 +2,9 @@
 from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
+from mmaction.registry import HOOKS
 from mmengine.hooks import Hook
 
-from mmaction.registry import HOOKS
 from cfad_mm.datasets.tube_dataset import BAD_SAMPLES_KEY
 from ..optimizers.nonfinite_guard import BATCH_VIDEOS_KEY, SKIPPED_STEPS_KEY
 
@@ -43,13 +43,14 @@ def summarise_bad_samples(records: Sequence[dict], max_videos: int = 10) -> str:
 class ReliabilityHook(Hook):
     """Reports what a run skipped: unreadable samples (``on_bad_sample='skip'``) and non-finite steps.
 
-    * ``before_train_iter``: publishes the video ids of the batch in the message hub (key ``batch_video_ids``),
-      so that :class:`cfad_mm.engine.NonFiniteGuardOptimWrapper` can name them, and collects the skip records
-      that :class:`cfad_mm.datasets.TubeDataset` attaches to served samples (metainfo ``bad_samples``; this also
-      covers skips made inside dataloader worker processes).
+    * ``before_train_iter``: publishes the video ids of the batch in the message hub (key
+      ``batch_video_ids``), so that :class:`cfad_mm.engine.NonFiniteGuardOptimWrapper` can name them, and
+      collects the skip records that :class:`cfad_mm.datasets.TubeDataset` attaches to served samples
+      (metainfo ``bad_samples``; this also covers skips made inside dataloader worker processes).
     * ``after_train_epoch``: a warning with the number of training samples skipped in the epoch (per video,
       with the reason) and of optimizer steps skipped for a NaN/inf loss or gradient.
-    * ``after_val_epoch`` / ``after_test_epoch``: a warning listing the videos the evaluation dataset left out.
+    * ``after_val_epoch`` / ``after_test_epoch``: a warning listing the videos the evaluation dataset left
+      out.
     * ``after_run``: the totals of the run (a line saying that nothing was skipped when nothing was).
 
     Enabled by ``custom_hooks`` in ``configs/_base_/default_runtime.py``.

@@ -27,7 +27,8 @@ class ClipFrames:
 
 
 def clip_to_rgb_frames(inputs) -> np.ndarray:
-    """A packed clip (``(C, T, H, W)`` or ``(1, C, T, H, W)``, uint8 or float in 0..255) -> ``(T, H, W, 3)`` uint8."""
+    """A packed clip (``(C, T, H, W)`` or ``(1, C, T, H, W)``, uint8 or float in 0..255) -> ``(T, H, W, 3)``
+    uint8."""
     arr = inputs.detach().cpu().numpy() if hasattr(inputs, 'detach') else np.asarray(inputs)
     if arr.ndim == 5:
         arr = arr[0]
@@ -36,9 +37,10 @@ def clip_to_rgb_frames(inputs) -> np.ndarray:
     return np.ascontiguousarray(np.clip(arr, 0, 255).astype(np.uint8).transpose(1, 2, 3, 0))
 
 
-def pred_tubes_for_drawing(pred, metainfo: dict, classes: Optional[Sequence[str]], score_thr: float) -> List[dict]:
-    """Predicted tubes of one clip (original video pixels) as :func:`draw_tubes` dicts in network-input pixels,
-    frames numbered ``1..T`` inside the clip."""
+def pred_tubes_for_drawing(pred, metainfo: dict, classes: Optional[Sequence[str]],
+                           score_thr: float) -> List[dict]:
+    """Predicted tubes of one clip (original video pixels) as :func:`draw_tubes` dicts in network-input
+    pixels, frames numbered ``1..T`` inside the clip."""
     sx, tx, sy, ty = get_input_affine(metainfo)
     tubes = []
     scores = pred.scores.detach().cpu().numpy()
@@ -52,25 +54,29 @@ def pred_tubes_for_drawing(pred, metainfo: dict, classes: Optional[Sequence[str]
         x1, x2 = b[:, 0] * sx + tx, b[:, 2] * sx + tx
         y1, y2 = b[:, 1] * sy + ty, b[:, 3] * sy + ty
         x1, x2 = np.minimum(x1, x2), np.maximum(x1, x2)
-        rows = [[int(t) + 1, float(x1[t]), float(y1[t]), float(x2[t]), float(y2[t])] for t in np.nonzero(masks[i])[0]]
+        rows = [[int(t) + 1, float(x1[t]), float(y1[t]), float(x2[t]), float(y2[t])]
+                for t in np.nonzero(masks[i])[0]]
         label = int(labels[i])
         name = classes[label] if classes is not None and label < len(classes) else str(label)
-        tubes.append(dict(tube_id=len(tubes), label=label, label_name=name, score=float(scores[i]), boxes=rows))
+        tubes.append(dict(tube_id=len(tubes), label=label, label_name=name, score=float(scores[i]),
+                          boxes=rows))
     return tubes
 
 
 @HOOKS.register_module()
 class TubeVisualizationHook(Hook):
-    """Draw the predicted tubes on every ``interval``-th test clip and write it as an mp4 (and optionally a GIF).
+    """Draw the predicted tubes on every ``interval``-th test clip and write it as an mp4 (and optionally a
+    GIF).
 
     The clip is the network input (after resize / crop), so the boxes of ``pred_instances`` (original video
     pixels) are mapped back with the clip's recorded transform. One file per clip:
-    ``out_dir/<video id>_<first frame>.mp4`` (``/`` in video ids becomes ``__``). Each tube has its own colour and
-    is labelled ``#id class score``. ``tools/test.py --show-dir DIR`` enables this hook.
+    ``out_dir/<video id>_<first frame>.mp4`` (``/`` in video ids becomes ``__``). Each tube has its own colour
+    and is labelled ``#id class score``. ``tools/test.py --show-dir DIR`` enables this hook.
 
     Args:
         enable (bool): Draw at all. Defaults to False (configs keep it off; ``--show-dir`` turns it on).
-        out_dir (str, optional): Output directory (used as given, created if needed). Required unless ``show``.
+        out_dir (str, optional): Output directory (used as given, created if needed). Required unless
+            ``show``.
         interval (int): Draw every ``interval``-th clip of the test set. Defaults to 1.
         score_thr (float): Tubes scoring below are not drawn. Defaults to 0.3.
         fps (float): Frame rate of the written clips. Defaults to 5.
@@ -115,7 +121,8 @@ class TubeVisualizationHook(Hook):
                 meta = {}
         return meta.get('classes')
 
-    def after_test_iter(self, runner, batch_idx: int, data_batch: dict = None, outputs: Sequence = None) -> None:
+    def after_test_iter(self, runner, batch_idx: int, data_batch: dict = None,
+                        outputs: Sequence = None) -> None:
         if not self.enable or not outputs:
             return
         classes = self._classes(runner)

@@ -2,11 +2,10 @@
 from typing import Dict, List, Optional
 
 import torch
+from mmaction.registry import OPTIM_WRAPPERS
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.logging import MessageHub, print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
-
-from mmaction.registry import OPTIM_WRAPPERS
 
 __all__ = ['NonFiniteLossError', 'NonFiniteGuardOptimWrapper', 'AmpNonFiniteGuardOptimWrapper',
            'BATCH_VIDEOS_KEY', 'SKIPPED_STEPS_KEY']
@@ -60,8 +59,8 @@ class _NonFiniteGuardMixin:
         shown = ', '.join(map(str, videos[:16])) + (' ...' if len(videos) > 16 else '')
         msg = (f'Non-finite {what} ({value}) at {where}; videos of the batch: [{shown or "unknown"}]')
         if self.nonfinite == 'raise':
-            raise NonFiniteLossError(f'{msg}. Check these videos and their annotations, lower the learning rate '
-                                     "or set optim_wrapper.nonfinite='skip' to skip such steps.")
+            raise NonFiniteLossError(f'{msg}. Check these videos and their annotations, lower the learning '
+                                     "rate or set optim_wrapper.nonfinite='skip' to skip such steps.")
         self.skipped.append(dict(iter=it, what=what, value=value, videos=list(videos)))
         hub.update_info(SKIPPED_STEPS_KEY, hub.get_info(SKIPPED_STEPS_KEY, 0) + 1)
         print_log(f'{msg}: the optimizer step is skipped ({len(self.skipped)} skipped so far).',
@@ -123,8 +122,8 @@ class NonFiniteGuardOptimWrapper(_NonFiniteGuardMixin, OptimWrapper):
 
 @OPTIM_WRAPPERS.register_module()
 class AmpNonFiniteGuardOptimWrapper(_NonFiniteGuardMixin, AmpOptimWrapper):
-    """:class:`NonFiniteGuardOptimWrapper` for mixed precision (``--amp``): the loss is checked as above; inf/NaN
-    gradients are left to the ``GradScaler`` (they are expected while the loss scale is calibrated).
+    """:class:`NonFiniteGuardOptimWrapper` for mixed precision (``--amp``): the loss is checked as above;
+    inf/NaN gradients are left to the ``GradScaler`` (they are expected while the loss scale is calibrated).
 
     Args:
         optimizer (Optimizer): The optimizer.

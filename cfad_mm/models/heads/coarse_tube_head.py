@@ -1,6 +1,6 @@
 """CoarseTubeHead: whole tubes from one temporally pooled proposal map (the Coarse Module)."""
 import math
-from typing import Dict, List, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from mmaction.registry import MODELS, TASK_UTILS
@@ -9,6 +9,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from cfad_mm.structures.tube_ops import tube_temporal_iou
+from ..losses import tube_box_losses
 
 
 @MODELS.register_module()
@@ -57,7 +58,7 @@ class CoarseTubeHead(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.num_classes = num_classes
         self.coder = TASK_UTILS.build(tube_coder)
-        self.num_coeffs = self.coder.degree + 1
+        self.num_coeffs = self.coder.num_coeffs
         self.prior_size = prior_size
         self.pos_tiou = pos_tiou
         self.min_overlap = min_overlap
@@ -89,13 +90,14 @@ class CoarseTubeHead(BaseModule):
 
     # ------------------------------------------------------------------ decoding of the raw maps
     def cell_coeffs(self, coeff_map: Tensor, prop_inds: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
-        """Coefficients ``(R, 4, D+1)`` at cells ``(prop_inds, ys, xs)`` (cell-centre and size priors added)."""
+        """Coefficients ``(R, 4, D+1)`` at cells ``(prop_inds, ys, xs)`` (cell-centre and size priors
+        added)."""
         h, w = coeff_map.shape[-2:]
         raw = coeff_map[prop_inds, :, ys, xs].reshape(-1, 4, self.num_coeffs)
         prior = torch.stack([(xs.to(raw.dtype) + 0.5) / w, (ys.to(raw.dtype) + 0.5) / h,
                              raw.new_full(xs.shape, math.log(self.prior_size)),
                              raw.new_full(xs.shape, math.log(self.prior_size))], dim=1)
-        return torch.cat([raw[:, :, :1] + prior[:, :, None], raw[:, :, 1:]], dim=2)
+        return raw + self.coder.constant_coeffs(prior)
 
     @staticmethod
     def cell_extents(extent_map: Tensor, segments: Tensor, prop_inds: Tensor, ys: Tensor, xs: Tensor,
@@ -109,32 +111,55 @@ class CoarseTubeHead(BaseModule):
         end = (seg[:, 1] + off[:, 1] * length).clamp(0, num_frames - 1)
         return torch.stack([torch.minimum(start, end), torch.maximum(start, end)], dim=1)
 
-    def predict_tubes(self, outs, prop_batch_inds: Tensor, segments: Tensor, num_clips: int, num_frames: int,
-                      topk: int) -> List[Dict[str, Tensor]]:
-        """Top-k coarse tubes of every clip.
+    def predict_by_feat(self, outs, prop_batch_inds: Optional[Tensor], segments: Tensor, num_clips: int,
+                        num_frames: int, topk: int) -> Dict[str, Tensor]:
+        """Top-k coarse tubes of every clip over all of its proposals, with the same ``k`` for every clip.
+
+        Args:
+            outs (tuple[Tensor]): :meth:`forward` outputs for ``P`` proposals.
+            prop_batch_inds (Tensor, optional): ``(P,)`` clip of each proposal. None: proposal ``i`` is the
+                only proposal of clip ``i`` (``P == num_clips``; the fixed-shape layout of the export path).
+            segments (Tensor): ``(P, 2)`` proposal bounds in clip frames.
+            num_clips (int): ``N``. num_frames (int): ``T``.
+            topk (int): Tubes per clip.
 
         Returns:
-            list[dict]: per clip ``coeffs (k, 4, D+1)``, ``extents (k, 2)``, ``scores (k,)``, ``labels (k,)``.
+            dict[str, Tensor]: with ``k = min(topk, (most proposals of a clip) * K * H' * W')``:
+            ``scores (N, k)`` (descending; sigmoid of the heatmap at its 3x3 local maxima, 0 elsewhere),
+            ``labels (N, k)`` int64, ``coeffs (N * k, 4, D+1)``, ``extents (N * k, 2)``,
+            ``tube_batch (N * k,)`` (clip of each tube) and ``valid (N, k)`` bool (False on the slots of a
+            clip with fewer candidates than ``k``; those slots hold copies of a real tube with score -1).
         """
         heat, coeff_map, extent_map = outs
-        p, k, h, w = heat.shape
-        scores = get_local_maximum(heat.sigmoid()).reshape(p, -1)  # (P, K*H'*W')
-        results = []
-        for i in range(num_clips):
-            props = torch.nonzero(prop_batch_inds == i).flatten()
-            flat = scores[props].reshape(-1)
-            n = min(topk, flat.numel())
-            top_scores, top = flat.topk(n)
-            per_prop = k * h * w
-            prop_inds = props[top // per_prop]
-            rem = top % per_prop
-            labels = rem // (h * w)
-            ys, xs = (rem % (h * w)) // w, rem % w
-            results.append(dict(
-                coeffs=self.cell_coeffs(coeff_map, prop_inds, ys, xs),
-                extents=self.cell_extents(extent_map, segments, prop_inds, ys, xs, num_frames),
-                scores=top_scores, labels=labels))
-        return results
+        p, num_cls, h, w = heat.shape
+        cells = num_cls * h * w
+        scores = get_local_maximum(heat.sigmoid()).reshape(p, 1, cells)
+        if prop_batch_inds is None:
+            padded, prop_index = scores, torch.arange(p, device=heat.device)[:, None]
+        else:
+            # the proposals of each clip in ascending order, padded to the clip with the most
+            onehot = torch.nn.functional.one_hot(prop_batch_inds, num_clips)
+            rank = (onehot.cumsum(0) - 1).gather(1, prop_batch_inds[:, None]).squeeze(1)
+            most = int(onehot.sum(0).max()) if p else 1
+            padded = scores.new_full((num_clips, most, cells), -1.0)
+            padded[prop_batch_inds, rank] = scores[:, 0]
+            prop_index = prop_batch_inds.new_zeros((num_clips, most))
+            prop_index[prop_batch_inds, rank] = torch.arange(p, device=heat.device)
+        k = min(int(topk), padded.shape[1] * cells)
+        if prop_batch_inds is None:
+            top_scores, top = padded.reshape(num_clips, -1).topk(k, dim=1)
+        else:  # ties (the zeros of non-maxima) in cell order, whatever the padding
+            top_scores, top = padded.reshape(num_clips, -1).sort(dim=1, descending=True, stable=True)
+            top_scores, top = top_scores[:, :k], top[:, :k]
+        prop_inds = prop_index.gather(1, top // cells).reshape(-1)
+        rem = (top % cells).reshape(-1)
+        labels = rem // (h * w)
+        ys, xs = (rem % (h * w)) // w, rem % w
+        tube_batch = torch.arange(num_clips, device=heat.device)[:, None].expand(num_clips, k).reshape(-1)
+        return dict(scores=top_scores, labels=labels.reshape(num_clips, k),
+                    coeffs=self.cell_coeffs(coeff_map, prop_inds, ys, xs),
+                    extents=self.cell_extents(extent_map, segments, prop_inds, ys, xs, num_frames),
+                    tube_batch=tube_batch, valid=top_scores >= 0)
 
     # ------------------------------------------------------------------ training targets and losses
     def get_targets(self, prop_batch_inds: Tensor, segments: Tensor, gt_instances: list, num_frames: int,
@@ -142,8 +167,9 @@ class CoarseTubeHead(BaseModule):
         """Heatmap targets and the positive (proposal, GT) pairs.
 
         Returns:
-            tuple: ``heat_target (P, K, H', W')``; ``pos`` dict with ``prop_inds, ys, xs, batch_inds, gt_inds``
-            (all ``(R,)``), i.e. the cell of every assigned GT in every proposal that covers it.
+            tuple: ``heat_target (P, K, H', W')``; ``pos`` dict with
+            ``prop_inds, ys, xs, batch_inds, gt_inds`` (all ``(R,)``), i.e. the cell of every assigned GT in
+            every proposal that covers it.
         """
         h, w = feat_shape
         img_h, img_w = img_shape
@@ -180,9 +206,16 @@ class CoarseTubeHead(BaseModule):
 
         return heat, dict(prop_inds=t(prop_l), ys=t(y_l), xs=t(x_l), batch_inds=t(b_l), gt_inds=t(g_l))
 
-    def loss(self, outs, prop_batch_inds: Tensor, segments: Tensor, gt_instances: list, num_frames: int,
-             img_shape: Tuple[int, int]):
-        """Coarse losses; also returns the positive pairs (used to feed the refine stage)."""
+    def loss_and_predict(self, outs, prop_batch_inds: Tensor, segments: Tensor, gt_instances: list,
+                         num_frames: int,
+                         img_shape: Tuple[int, int]) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """Coarse losses, and the coarse tubes predicted at the GT centres (they feed the refine stage).
+
+        Returns:
+            tuple[dict, dict]: losses ``loss_heatmap``, ``loss_coarse_box``, ``loss_coarse_giou``,
+            ``loss_extent``; the positive tubes ``coeffs (R, 4, D+1)``, ``extents (R, 2)`` (with their graph),
+            ``tube_batch (R,)`` (clip) and ``prop_inds (R,)`` (proposal).
+        """
         heat_logits, coeff_map, extent_map = outs
         heat_target, pos = self.get_targets(prop_batch_inds, segments, gt_instances, num_frames,
                                             heat_logits.shape[-2:], img_shape)
@@ -197,7 +230,8 @@ class CoarseTubeHead(BaseModule):
         losses.update(loss_coarse_box=box_losses[0], loss_coarse_giou=box_losses[1])
         losses['loss_extent'] = self.loss_extent(extents / num_frames, gt_extents / num_frames,
                                                  avg_factor=num_pos * 2) if len(extents) else extents.sum()
-        return losses, pos, coeffs, extents
+        return losses, dict(coeffs=coeffs, extents=extents, tube_batch=pos['batch_inds'],
+                            prop_inds=pos['prop_inds'])
 
     @staticmethod
     def gather_gt(gt_instances: list, pos: dict, like: Tensor):
@@ -214,27 +248,3 @@ class CoarseTubeHead(BaseModule):
             return like.new_zeros((0, t, 4)), torch.zeros((0, t), dtype=torch.bool, device=like.device), \
                 like.new_zeros((0, 2))
         return torch.stack(tubes).to(like.dtype), torch.stack(masks), torch.stack(extents)
-
-
-def tube_box_losses(coder, coeffs: Tensor, extents: Tensor, gt_tubes: Tensor, gt_masks: Tensor,
-                    img_shape: Tuple[int, int], loss_box: nn.Module, loss_giou: nn.Module):
-    """L1 (on boxes normalised by the clip size) + GIoU of decoded tubes against GT, on every GT frame.
-
-    Args:
-        coeffs (Tensor): ``(R, 4, D+1)``. extents (Tensor): ``(R, 2)`` decoding extents.
-        gt_tubes (Tensor): ``(R, T, 4)`` pixels. gt_masks (Tensor): ``(R, T)`` bool.
-
-    Returns:
-        tuple[Tensor, Tensor]: the L1 and the GIoU loss (zero, with a graph, when there is no positive).
-    """
-    if coeffs.shape[0] == 0:
-        zero = coeffs.sum() * 0
-        return zero, zero
-    boxes, _ = coder.decode(coeffs, extents, img_shape, num_frames=gt_tubes.shape[1])
-    sel = gt_masks.reshape(-1)
-    pred = boxes.reshape(-1, 4)[sel]
-    target = gt_tubes.reshape(-1, 4)[sel]
-    scale = pred.new_tensor([img_shape[1], img_shape[0], img_shape[1], img_shape[0]])
-    n = max(1, int(sel.sum()))
-    return (loss_box(pred / scale, target / scale, avg_factor=n * 4),
-            loss_giou(pred, target, avg_factor=n))

@@ -26,15 +26,15 @@ class KeyTimestampSelector(BaseModule):
         RoIAlign(feats[:, :, u], box_u)  -> (R, T', C, r, r) -> MLP -> error logit (R, T')
         highest-error step in each of num_keys equal parts of the extent -> key frames (R, M)
 
-    Selection (``spread=True``, ours): the extent's steps are split into ``M`` contiguous, equal parts and the step
-    with the highest predicted error is taken in each part. Plain top-``M`` (``spread=False``) tends to pick
-    neighbouring steps, because coarse errors are temporally correlated, and a trajectory re-fit from clustered
-    keys extrapolates badly; one key per part keeps the re-fit well conditioned while the scorer still decides
-    where inside each part refinement pays most.
+    Selection (``spread=True``, ours): the extent's steps are split into ``M`` contiguous, equal parts and the
+    step with the highest predicted error is taken in each part. Plain top-``M`` (``spread=False``) tends to
+    pick neighbouring steps, because coarse errors are temporally correlated, and a trajectory re-fit from
+    clustered keys extrapolates badly; one key per part keeps the re-fit well conditioned while the scorer
+    still decides where inside each part refinement pays most.
 
     The scorer is trained to regress the actual coarse error ``1 - IoU(coarse box, GT box)`` at each step of
-    positive tubes (binary cross-entropy with soft targets). ``mode='uniform'`` / ``'random'`` are ablations that
-    ignore the scorer (it is still trained, so checkpoints are interchangeable).
+    positive tubes (binary cross-entropy with soft targets). ``mode='uniform'`` / ``'random'`` are ablations
+    that ignore the scorer (it is still trained, so checkpoints are interchangeable).
 
     Args:
         in_channels (int): Channels of the backbone features.
@@ -112,9 +112,10 @@ class KeyTimestampSelector(BaseModule):
             first = torch.argmax(step_in_extent.int(), dim=1)
             u = torch.arange(tf, device=score.device)[None]
             part = torch.div((u - first[:, None]) * m, n_in.clamp(min=1)[:, None], rounding_mode='floor')
-            in_part = step_in_extent[:, None, :] & (part[:, None, :] == torch.arange(m, device=score.device)[None, :,
-                                                                                                          None])
-            keys = score[:, None, :].expand(-1, m, -1).masked_fill(~in_part, float('-inf')).argmax(2)  # (R, M)
+            in_part = step_in_extent[:, None, :] & (
+                part[:, None, :] == torch.arange(m, device=score.device)[None, :, None])
+            # (R, M)
+            keys = score[:, None, :].expand(-1, m, -1).masked_fill(~in_part, float('-inf')).argmax(2)
             valid = in_part.any(2)
             keys = torch.where(valid, keys, score.argmax(1, keepdim=True))  # empty parts repeat the best step
             keys, order = keys.sort(dim=1)
@@ -144,4 +145,5 @@ class KeyTimestampSelector(BaseModule):
         if not bool(sel.any()):
             return dict(loss_key_error=error_logits.sum() * 0)
         err = 1 - box_iou_aligned(step_boxes.detach()[sel], gt_step_boxes[sel])
-        return dict(loss_key_error=self.loss_error(error_logits[sel].unsqueeze(1), err.unsqueeze(1).clamp(0, 1)))
+        return dict(
+            loss_key_error=self.loss_error(error_logits[sel].unsqueeze(1), err.unsqueeze(1).clamp(0, 1)))

@@ -2,11 +2,11 @@
 from typing import Dict, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmaction.registry import MODELS, TASK_UTILS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from ..losses import tube_box_losses
 from ..utils import sample_tube_rois
 
 
@@ -20,10 +20,10 @@ class RefineTubeHead(BaseModule):
             -> MLP -> deltas (R, M, 4) -> refined key boxes b_k (mmdet DeltaXYWHBBoxCoder)
         theta' = argmin_theta sum_k w_k ||B(t_k; theta) - b_k||^2 + lambda ||theta - theta_coarse||^2
             (PolyTubeCoder.fit_update, closed form, differentiable)
-        tube classifier (motion-aware, ours): per feature step, the RoI features along the tube (R, T', C*r'*r')
-            + the motion descriptor of the refined boxes (R, T', 4) -> [Conv1d(k=3)-ReLU] x cls_convs over time
-            -> masked mean & max over the steps inside the extent -> Linear -> class logits (R, num_classes + 1)
-            (last = background)
+        tube classifier (motion-aware, ours): per feature step, the RoI features along the tube
+            (R, T', C*r'*r') + the motion descriptor of the refined boxes (R, T', 4)
+            -> [Conv1d(k=3)-ReLU] x cls_convs over time -> masked mean & max over the steps inside the extent
+            -> Linear -> class logits (R, num_classes + 1) (last = background)
 
     Motion descriptor of step ``u`` (ours): ``((cx_u - mean cx) / mean w, (cy_u - mean cy) / mean h,
     log(w_u / mean w), log(h_u / mean h))`` over the steps inside the extent, 0 outside. The classes of
@@ -112,8 +112,8 @@ class RefineTubeHead(BaseModule):
     def motion_descriptor(step_boxes: Tensor, step_in: Tensor) -> Tensor:
         """Size-normalised trajectory ``(R, T', 4)`` of boxes ``(R, T', 4)`` at the steps ``step_in (R, T')``.
 
-        ``((cx - mean cx) / mean w, (cy - mean cy) / mean h, log(w / mean w), log(h / mean h))`` with means over
-        the steps inside the extent; 0 at the other steps.
+        ``((cx - mean cx) / mean w, (cy - mean cy) / mean h, log(w / mean w), log(h / mean h))`` with means
+        over the steps inside the extent; 0 at the other steps.
         """
         w = step_in.to(step_boxes.dtype)[..., None]
         n = w.sum(1, keepdim=True).clamp(min=1)
@@ -144,8 +144,17 @@ class RefineTubeHead(BaseModule):
         peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
         return self.cls_branch(torch.cat([mean, peak], dim=1))
 
-    def loss_cls_targets(self, cls_logits: Tensor, labels: Tensor) -> Dict[str, Tensor]:
-        """Cross-entropy; ``labels`` (R,) with ``num_classes`` = background and -1 = ignored."""
+    def refit(self, coder, coeffs: Tensor, extents: Tensor, key_frames: Tensor, refined: Tensor,
+              key_valid: Tensor, img_shape: Tuple[int, int]) -> Tensor:
+        """Re-fit the trajectories ``coeffs (R, 4, D+1)`` to the refined boxes ``(R, M, 4)`` at ``key_frames
+        (R, M)`` (where ``key_valid (R, M)``), with the coarse coefficients as prior of weight
+        ``prior_strength`` (the coder's closed-form, differentiable ``fit_update``)."""
+        return coder.fit_update(coeffs, extents, key_frames, refined, key_valid.to(coeffs.dtype),
+                                self.prior_strength, img_shape)
+
+    def classification_loss(self, cls_logits: Tensor, labels: Tensor) -> Dict[str, Tensor]:
+        """Cross-entropy ``loss_refine_cls``; ``labels`` (R,) with ``num_classes`` = background and -1 =
+        ignored."""
         keep = labels >= 0
         if not bool(keep.any()):
             return dict(loss_refine_cls=cls_logits.sum() * 0)
@@ -164,8 +173,10 @@ class RefineTubeHead(BaseModule):
         return dict(loss_refine_key_box=self.loss_box(pred / scale, target / scale, avg_factor=n * 4),
                     loss_refine_key_giou=self.loss_giou(pred, target, avg_factor=n))
 
-    @staticmethod
-    def combine_scores(coarse_scores: Tensor, cls_logits: Tensor, labels: Tensor) -> Tensor:
-        """Final tube score: geometric mean of the coarse heatmap score and the refined class probability."""
-        prob = F.softmax(cls_logits, dim=-1).gather(1, labels[:, None]).squeeze(1)
-        return (coarse_scores.clamp(min=0) * prob).sqrt()
+    def loss_tube(self, coder, coeffs: Tensor, extents: Tensor, gt_tubes: Tensor, gt_masks: Tensor,
+                  img_shape: Tuple[int, int]) -> Dict[str, Tensor]:
+        """L1 (normalised) + GIoU of the re-fitted tubes ``coeffs (R, 4, D+1)``, ``extents (R, 2)`` against
+        their GT ``(R, T, 4)`` / ``(R, T)`` on every GT frame (:func:`tube_box_losses`)."""
+        l1, giou = tube_box_losses(coder, coeffs, extents, gt_tubes, gt_masks, img_shape, self.loss_box,
+                                   self.loss_giou)
+        return dict(loss_refine_tube_box=l1, loss_refine_tube_giou=giou)

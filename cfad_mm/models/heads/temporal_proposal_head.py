@@ -27,15 +27,16 @@ class TemporalProposalHead(BaseModule):
         score_thr (float): Actionness threshold that delimits segments. Defaults to 0.5.
         max_proposals (int): Proposals per clip, the whole clip included. Defaults to 3.
         min_length (int): Minimum segment length in clip frames. Defaults to 3.
-        use_gt_proposals (bool): In training, add the ground-truth tube extents as proposals so the coarse head
-            learns on well-aligned segments from the first iteration. Defaults to True.
+        use_gt_proposals (bool): In training, add the ground-truth tube extents as proposals so the coarse
+            head learns on well-aligned segments from the first iteration. Defaults to True.
         loss_actionness (dict): Loss config. Defaults to ``CrossEntropyLoss`` with sigmoid.
         init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self, in_channels: int, feat_channels: int = 64, num_bins: int = 4, score_thr: float = 0.5,
                  max_proposals: int = 3, min_length: int = 3, use_gt_proposals: bool = True,
-                 loss_actionness: dict = dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+                 loss_actionness: dict = dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True,
+                                              loss_weight=1.0),
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if max_proposals < 1:
@@ -79,7 +80,8 @@ class TemporalProposalHead(BaseModule):
         return dict(loss_actionness=self.loss_actionness(logits.reshape(-1, 1), targets.reshape(-1, 1)))
 
     def frame_actionness(self, logits: Tensor, num_frames: int, stride_t: float) -> Tensor:
-        """Actionness probability at every clip frame ``(N, T)`` (linear interpolation of the feature steps)."""
+        """Actionness probability at every clip frame ``(N, T)`` (linear interpolation of the feature
+        steps)."""
         probs = logits.sigmoid()
         t = torch.arange(num_frames, device=logits.device, dtype=logits.dtype)
         u = clip_time_to_feature(t, stride_t).clamp(0, logits.shape[1] - 1)

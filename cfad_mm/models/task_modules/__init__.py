@@ -1,5 +1,16 @@
-"""Task modules: the tube coder (polynomial tube parameterization) and the tube assigner."""
+"""Task modules: the tube coders (tube parameterizations) and the tube assigner."""
+from .spline_tube_coder import SplineTubeCoder, cubic_bspline
 from .tube_assigner import TubeAssigner
-from .tube_coder import PolyTubeCoder, cxcy_logwh_to_xyxy, legendre_basis, xyxy_to_cxcy_logwh
+from .tube_coder import (
+    BaseTubeCoder,
+    PolyTubeCoder,
+    cxcy_logwh_to_xyxy,
+    legendre_basis,
+    solve_spd,
+    xyxy_to_cxcy_logwh,
+)
 
-__all__ = ['PolyTubeCoder', 'TubeAssigner', 'legendre_basis', 'xyxy_to_cxcy_logwh', 'cxcy_logwh_to_xyxy']
+__all__ = [
+    'BaseTubeCoder', 'PolyTubeCoder', 'SplineTubeCoder', 'TubeAssigner', 'legendre_basis', 'cubic_bspline',
+    'xyxy_to_cxcy_logwh', 'cxcy_logwh_to_xyxy', 'solve_spd'
+]

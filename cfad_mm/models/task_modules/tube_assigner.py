@@ -1,10 +1,8 @@
 """TubeAssigner: match predicted tubes to ground-truth tubes by spatio-temporal IoU."""
-from typing import Optional
-
 import torch
 from mmaction.registry import TASK_UTILS
 from mmdet.models.task_modules.assigners import AssignResult
-from torch import Tensor
+from mmengine.structures import InstanceData
 
 from cfad_mm.structures.tube_ops import tube_st_iou
 
@@ -31,19 +29,20 @@ class TubeAssigner:
         self.neg_iou_thr = neg_iou_thr
         self.class_aware = class_aware
 
-    def assign(self, pred_tubes: Tensor, pred_masks: Tensor, gt_tubes: Tensor, gt_masks: Tensor,
-               gt_labels: Tensor, pred_labels: Optional[Tensor] = None) -> AssignResult:
-        """Assign predictions to ground truths.
+    def assign(self, pred_instances: InstanceData, gt_instances: InstanceData) -> AssignResult:
+        """Assign predicted tubes to ground-truth tubes (mmdet's assigner interface).
 
         Args:
-            pred_tubes (Tensor): ``(R, T, 4)`` xyxy boxes. pred_masks (Tensor): ``(R, T)`` bool.
-            gt_tubes (Tensor): ``(G, T, 4)``. gt_masks (Tensor): ``(G, T)`` bool. gt_labels (Tensor): ``(G,)``.
-            pred_labels (Tensor, optional): ``(R,)``, needed when ``class_aware``.
+            pred_instances (InstanceData): ``tubes (R, T, 4)`` xyxy boxes, ``tube_masks (R, T)`` bool and,
+                when ``class_aware``, ``labels (R,)``.
+            gt_instances (InstanceData): ``tubes (G, T, 4)``, ``tube_masks (G, T)`` bool, ``labels (G,)``.
 
         Returns:
             AssignResult: ``gt_inds`` (R,) with 0 = negative, -1 = ignored, i+1 = matched to GT i;
             ``max_overlaps`` (R,); ``labels`` (R,) the matched GT label or -1.
         """
+        pred_tubes, pred_masks = pred_instances.tubes, pred_instances.tube_masks
+        gt_tubes, gt_masks, gt_labels = gt_instances.tubes, gt_instances.tube_masks, gt_instances.labels
         num_preds, num_gts = pred_tubes.shape[0], gt_tubes.shape[0]
         gt_inds = pred_tubes.new_zeros((num_preds, ), dtype=torch.long)
         labels = pred_tubes.new_full((num_preds, ), -1, dtype=torch.long)
@@ -51,9 +50,9 @@ class TubeAssigner:
             return AssignResult(num_gts, gt_inds, pred_tubes.new_zeros((num_preds, )), labels)
         ious = tube_st_iou(pred_tubes, pred_masks, gt_tubes, gt_masks)  # (R, G)
         if self.class_aware:
-            if pred_labels is None:
-                raise ValueError('TubeAssigner(class_aware=True) needs pred_labels')
-            ious = ious * (pred_labels[:, None] == gt_labels[None, :]).to(ious.dtype)
+            if 'labels' not in pred_instances:
+                raise ValueError('TubeAssigner(class_aware=True) needs pred_instances.labels')
+            ious = ious * (pred_instances.labels[:, None] == gt_labels[None, :]).to(ious.dtype)
         max_ious, argmax = ious.max(dim=1)
         pos = max_ious >= self.pos_iou_thr
         ignore = (max_ious >= self.neg_iou_thr) & ~pos

@@ -1,8 +1,9 @@
-"""Sampling of 3-D feature maps along time and along tubes (used by the proposal, key-timestamp and refine stages).
+"""Sampling of 3-D feature maps along time and along tubes (used by the proposal, key-timestamp and refine
+stages).
 
-Time conventions: a clip has ``T`` frames indexed ``0..T-1`` ("clip frames"); the backbone outputs ``T'`` feature
-steps with temporal stride ``s = T / T'``. Feature step ``u`` covers clip frames ``[u*s, (u+1)*s)`` and is centred at
-clip time ``(u + 0.5) * s - 0.5``.
+Time conventions: a clip has ``T`` frames indexed ``0..T-1`` ("clip frames"); the backbone outputs ``T'``
+feature steps with temporal stride ``s = T / T'``. Feature step ``u`` covers clip frames ``[u*s, (u+1)*s)``
+and is centred at clip time ``(u + 0.5) * s - 0.5``.
 """
 from typing import Tuple
 
@@ -18,7 +19,8 @@ def feature_time_to_clip(u: Tensor, stride_t: float) -> Tensor:
 
 
 def clip_time_to_feature(t: Tensor, stride_t: float) -> Tensor:
-    """Clip-frame time(s) ``t`` as a continuous feature-step coordinate (inverse of :func:`feature_time_to_clip`)."""
+    """Clip-frame time(s) ``t`` as a continuous feature-step coordinate (inverse of
+    :func:`feature_time_to_clip`)."""
     return (t + 0.5) / stride_t - 0.5
 
 

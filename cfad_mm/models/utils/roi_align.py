@@ -1,22 +1,24 @@
-"""RoIAlign as a weighted gather (``F.embedding_bag``): mmcv's ``roi_align`` numbers, several times faster on CPU.
+"""RoIAlign as a weighted gather (``F.embedding_bag``): mmcv's ``roi_align`` numbers, several times faster on
+CPU.
 
-mmcv's CPU ``RoIAlign`` kernel is single-threaded and re-derives the bilinear weights per channel; on the 2-core
-benchmarks of ``docs/benchmarks.md`` it was a third of CFAD's inference time. RoIAlign with a fixed
+mmcv's CPU ``RoIAlign`` kernel is single-threaded and re-derives the bilinear weights per channel; on the
+2-core benchmarks of ``docs/benchmarks.md`` it was a third of CFAD's inference time. RoIAlign with a fixed
 ``sampling_ratio`` is linear in the features: every output cell is a weighted sum of at most
-``(2 * sampling_ratio) ** 2`` feature-map cells, with weights that depend only on the box. So the features are laid
-out channels-last as a table of ``B * H * W`` rows and every output cell is one weighted bag of rows:
-``F.embedding_bag(indices, table, per_sample_weights=weights, mode='sum')`` (multi-threaded, no intermediate copy,
-and its backward is the exact transpose, scattered into the feature gradient).
+``(2 * sampling_ratio) ** 2`` feature-map cells, with weights that depend only on the box. So the features are
+laid out channels-last as a table of ``B * H * W`` rows and every output cell is one weighted bag of rows:
+``F.embedding_bag(indices, table, per_sample_weights=weights, mode='sum')`` (multi-threaded, no intermediate
+copy, and its backward is the exact transpose, scattered into the feature gradient).
 
 The weights follow mmcv's ``aligned=True``, ``pool_mode='avg'`` kernel exactly (``roi_align_forward_cpu``):
 sample points at ``x1 * scale - 0.5 + (j + (i + 0.5) / sampling_ratio) * bin_w``; a point with ``y < -1``,
-``y > H``, ``x < -1`` or ``x > W`` contributes 0; otherwise it is clamped to ``>= 0`` and a point beyond the last
-row / column takes that row / column; the mean over the ``sampling_ratio ** 2`` points of a bin. The bilinear
-weights are separable, so they are built per axis and multiplied. As in mmcv, no gradient flows to the boxes.
+``y > H``, ``x < -1`` or ``x > W`` contributes 0; otherwise it is clamped to ``>= 0`` and a point beyond the
+last row / column takes that row / column; the mean over the ``sampling_ratio ** 2`` points of a bin. The
+bilinear weights are separable, so they are built per axis and multiplied. As in mmcv, no gradient flows to
+the boxes.
 
-:func:`roi_align` dispatches: mmcv's kernel on CUDA (already fast there) and while exporting to ONNX (its symbolic
-becomes ONNX ``RoiAlign``), the gather everywhere else. ``tests/test_models/test_roi_align.py`` checks both against
-each other, forward and backward.
+:func:`roi_align` dispatches: mmcv's kernel on CUDA (already fast there) and while exporting to ONNX (its
+symbolic becomes ONNX ``RoiAlign``), the gather everywhere else. ``tests/test_models/test_roi_align.py``
+checks both against each other, forward and backward.
 """
 from typing import Tuple
 
@@ -29,8 +31,8 @@ def _axis_samples(start: Tensor, size: Tensor, bins: int, sampling_ratio: int, l
     """Row (or column) indices ``(R, bins, 2 * s)`` and weights ``(R, bins, 2 * s)`` along one axis.
 
     ``start`` / ``size`` ``(R,)`` are the RoI's first coordinate and extent in feature cells (mmcv's
-    ``roi_start`` / ``roi_width`` with ``aligned=True``); ``s = sampling_ratio`` points per bin, each spread over
-    its two neighbouring cells.
+    ``roi_start`` / ``roi_width`` with ``aligned=True``); ``s = sampling_ratio`` points per bin, each spread
+    over its two neighbouring cells.
     """
     dtype = start.dtype
     offsets = (torch.arange(bins, device=start.device, dtype=dtype)[:, None] +
@@ -81,14 +83,15 @@ def roi_align_gather(feats_hwc: Tensor, rois: Tensor, output_size: Tuple[int, in
     weights = wy[:, :, None, :, None] * wx[:, None, :, None, :] / float(sampling_ratio * sampling_ratio)
     k = (2 * sampling_ratio)**2
     table = feats_hwc.reshape(b * h * w, c)
-    out = F.embedding_bag(rows.reshape(-1, k), table, per_sample_weights=weights.reshape(-1, k).to(table.dtype),
-                          mode='sum')
+    out = F.embedding_bag(rows.reshape(-1, k), table,
+                          per_sample_weights=weights.reshape(-1, k).to(table.dtype), mode='sum')
     return out.view(r, oh, ow, c).permute(0, 3, 1, 2)
 
 
 def roi_align(feats: Tensor, rois: Tensor, output_size: Tuple[int, int], spatial_scale: float,
               sampling_ratio: int = 2, channels_last: bool = False) -> Tensor:
-    """RoIAlign with mmcv's semantics (``aligned=True``, ``'avg'``): the gather on CPU, mmcv's op on CUDA / ONNX.
+    """RoIAlign with mmcv's semantics (``aligned=True``, ``'avg'``): the gather on CPU, mmcv's op on CUDA /
+    ONNX.
 
     Args:
         feats (Tensor): ``(B, C, H, W)``, or ``(B, H, W, C)`` with ``channels_last=True``.

@@ -4,11 +4,10 @@ import math
 
 import pytest
 import torch
+from mmaction.registry import MODELS
 from mmengine.structures import InstanceData
 
 import cfad_mm  # noqa: F401
-from mmaction.registry import MODELS
-
 from cfad_mm.models.heads.coarse_tube_head import CoarseTubeHead
 
 NUM_CLASSES = 3
@@ -76,10 +75,42 @@ def hand_made_outs():
     return (heat, coeff_map, extent_map), torch.tensor([0, 0, 1]), segments
 
 
+def per_clip(res):
+    """``predict_by_feat`` output as one dict per clip with its valid tubes only."""
+    n, k = res['scores'].shape
+    out = []
+    for i in range(n):
+        v = res['valid'][i]
+        out.append(dict(scores=res['scores'][i][v], labels=res['labels'][i][v],
+                        coeffs=res['coeffs'].reshape(n, k, 4, -1)[i][v],
+                        extents=res['extents'].reshape(n, k, 2)[i][v]))
+    return out
+
+
+def test_predict_by_feat_layouts_and_padding():
+    """The fixed layout (proposal i = clip i) equals the general one; a clip with fewer candidates than k gets
+    invalid slots with score -1, and every tube knows its clip."""
+    h = head()
+    outs, batch_inds, segments = hand_made_outs()
+    one_each = tuple(o[1:] for o in outs)  # proposals 1 and 2: one per clip
+    torch.manual_seed(0)
+    one_each = (torch.randn_like(one_each[0]), ) + one_each[1:]  # distinct scores: no ties among the top 3
+    general = h.predict_by_feat(one_each, torch.tensor([0, 1]), segments[1:], 2, T, topk=3)
+    fixed = h.predict_by_feat(one_each, None, segments[1:], 2, T, topk=3)
+    assert (fixed['scores'] > 0).all()
+    for key in ('scores', 'labels', 'coeffs', 'extents', 'tube_batch', 'valid'):
+        assert torch.equal(general[key], fixed[key]), key
+    assert fixed['tube_batch'].tolist() == [0] * 3 + [1] * 3
+    big = h.predict_by_feat(outs, batch_inds, segments, 2, T, topk=NUM_CLASSES * H * W + 3)
+    assert big['valid'][0].all()  # clip 0 has two proposals
+    assert big['valid'][1].sum() == NUM_CLASSES * H * W  # clip 1 has one: 3 padded slots
+    assert (big['scores'][1][~big['valid'][1]] == -1).all()
+
+
 def test_predict_tubes_single_peak():
     h = head()
     outs, batch_inds, segments = hand_made_outs()
-    res = h.predict_tubes(outs, batch_inds, segments, num_clips=2, num_frames=T, topk=1)
+    res = per_clip(h.predict_by_feat(outs, batch_inds, segments, num_clips=2, num_frames=T, topk=1))
     assert len(res) == 2
     r = res[0]
     assert r['labels'].tolist() == [2]
@@ -113,7 +144,7 @@ def test_predict_tubes_topk_order_and_local_maximum():
     heat[1, 2, 1, 4] = 1.5  # a same-class neighbour of the peak (suppressed by the 3x3 local maximum)
     heat[1, 0, 1, 4] = -1.0  # a peak of another class at the same cell (kept: the maximum is per class)
     heat[0, 1, 3, 0] = 0.5  # a lower, isolated peak in proposal 0
-    res = head().predict_tubes(outs, batch_inds, segments, num_clips=2, num_frames=T, topk=3)
+    res = per_clip(head().predict_by_feat(outs, batch_inds, segments, num_clips=2, num_frames=T, topk=3))
     r = res[0]
     assert r['scores'].shape == (3, ) and r['labels'].shape == (3, ) and r['coeffs'].shape == (3, 4, NC)
     assert r['labels'].tolist() == [2, 1, 0]
@@ -126,7 +157,7 @@ def test_predict_tubes_topk_order_and_local_maximum():
 
 def test_predict_tubes_topk_larger_than_candidates_and_empty_clip():
     outs, batch_inds, segments = hand_made_outs()
-    res = head().predict_tubes(outs, batch_inds, segments, num_clips=3, num_frames=T, topk=1000)
+    res = per_clip(head().predict_by_feat(outs, batch_inds, segments, num_clips=3, num_frames=T, topk=1000))
     assert res[1]['scores'].shape == (NUM_CLASSES * H * W, )  # one proposal in clip 1
     assert res[0]['scores'].shape == (2 * NUM_CLASSES * H * W, )
     # clip 2 has no proposal
@@ -137,9 +168,9 @@ def test_predict_tubes_topk_larger_than_candidates_and_empty_clip():
 def test_predict_tubes_batch_equals_single():
     h = head()
     outs, batch_inds, segments = hand_made_outs()
-    both = h.predict_tubes(outs, batch_inds, segments, num_clips=2, num_frames=T, topk=4)
-    single = h.predict_tubes(tuple(o[2:] for o in outs), batch_inds[2:] - 1, segments[2:], num_clips=1,
-                             num_frames=T, topk=4)
+    both = per_clip(h.predict_by_feat(outs, batch_inds, segments, num_clips=2, num_frames=T, topk=4))
+    single = per_clip(h.predict_by_feat(tuple(o[2:] for o in outs), batch_inds[2:] - 1, segments[2:],
+                                        num_clips=1, num_frames=T, topk=4))
     for key in ('coeffs', 'extents', 'scores', 'labels'):
         assert torch.allclose(both[1][key].float(), single[0][key].float())
 
@@ -227,8 +258,9 @@ def test_loss_hand_computed_values_and_gradients():
     coeff_map = torch.zeros(p, 4 * NC, 8, 8, requires_grad=True)  # the priors: a 16x16 box at the cell
     extent_map = torch.zeros(p, 2, 8, 8, requires_grad=True)  # the proposal bounds
     gts = [gt_clip()]
-    losses, pos, coeffs, extents = h.loss((heat, coeff_map, extent_map), torch.tensor([0, 0, 0]), SEGMENTS,
-                                          gts, T_GT, IMG_GT)
+    losses, pos = h.loss_and_predict((heat, coeff_map, extent_map), torch.tensor([0, 0, 0]), SEGMENTS, gts,
+                                     T_GT, IMG_GT)
+    coeffs, extents = pos['coeffs'], pos['extents']
     assert set(losses) == {'loss_heatmap', 'loss_coarse_box', 'loss_coarse_giou', 'loss_extent'}
     assert pos['prop_inds'].tolist() == [0, 1]
     assert coeffs.shape == (2, 4, NC) and torch.allclose(extents, torch.tensor([[0., 7.], [2., 5.]]))
@@ -269,7 +301,7 @@ def test_loss_through_the_forward_is_finite_with_gradients():
     h = head()
     h.init_weights()
     outs = h(torch.randn(3, 4, 8, 8))
-    losses, *_ = h.loss(outs, torch.tensor([0, 0, 0]), SEGMENTS, [gt_clip()], T_GT, IMG_GT)
+    losses, _ = h.loss_and_predict(outs, torch.tensor([0, 0, 0]), SEGMENTS, [gt_clip()], T_GT, IMG_GT)
     total = sum(losses.values())
     assert torch.isfinite(total)
     total.backward()
@@ -291,7 +323,8 @@ def test_loss_without_positive_is_finite(case):
         gt = gt_clip()
         gt.tube_masks[:] = False
         gts, segs = [gt], SEGMENTS
-    losses, pos, coeffs, extents = h.loss(h(pooled), torch.tensor([0, 0, 0]), segs, gts, T_GT, IMG_GT)
+    losses, pos = h.loss_and_predict(h(pooled), torch.tensor([0, 0, 0]), segs, gts, T_GT, IMG_GT)
+    coeffs, extents = pos['coeffs'], pos['extents']
     assert pos['prop_inds'].numel() == 0 and coeffs.shape == (0, 4, NC) and extents.shape == (0, 2)
     for key in ('loss_coarse_box', 'loss_coarse_giou', 'loss_extent'):
         assert losses[key].item() == 0.0
@@ -306,6 +339,6 @@ def test_loss_batch_of_clips_with_an_empty_one():
     outs = h(torch.randn(4, 4, 8, 8))
     batch_inds = torch.tensor([0, 0, 1, 1])
     segs = torch.tensor([[0., 7.], [2., 5.], [0., 7.], [2., 5.]])
-    losses, pos, *_ = h.loss(outs, batch_inds, segs, [empty_clip(), gt_clip()], T_GT, IMG_GT)
-    assert pos['prop_inds'].tolist() == [2, 3] and pos['batch_inds'].tolist() == [1, 1]
+    losses, pos = h.loss_and_predict(outs, batch_inds, segs, [empty_clip(), gt_clip()], T_GT, IMG_GT)
+    assert pos['prop_inds'].tolist() == [2, 3] and pos['tube_batch'].tolist() == [1, 1]
     assert all(torch.isfinite(v) for v in losses.values())

@@ -1,9 +1,9 @@
 """KeyTimestampSelector.select: which steps become key timestamps, on hand-made error scores."""
 import pytest
 import torch
+from mmaction.registry import MODELS
 
 import cfad_mm  # noqa: F401
-from mmaction.registry import MODELS
 
 
 def selector(**kw):

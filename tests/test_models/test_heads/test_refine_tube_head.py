@@ -1,11 +1,12 @@
-"""RefineTubeHead's tube classifier: the motion descriptor on hand-made boxes, masking and the mean fallback."""
+"""RefineTubeHead's tube classifier: the motion descriptor on hand-made boxes, masking and the mean
+fallback."""
 import math
 
 import pytest
 import torch
+from mmaction.registry import MODELS
 
 import cfad_mm  # noqa: F401
-from mmaction.registry import MODELS
 
 
 def head(**kw):
@@ -20,7 +21,8 @@ IN = torch.tensor([[True, True, True, False]])
 
 def test_motion_descriptor_hand_computed():
     desc = head().motion_descriptor(BOXES, IN)
-    # centres (5, 10), (10, 10), (20, 20) -> mean (35/3, 40/3); sizes (10,20), (10,20), (20,40) -> mean (40/3, 80/3)
+    # centres (5, 10), (10, 10), (20, 20) -> mean (35/3, 40/3);
+    # sizes (10,20), (10,20), (20,40) -> mean (40/3, 80/3)
     mw, mh = 40 / 3, 80 / 3
     expected = torch.tensor([[[(5 - 35 / 3) / mw, (10 - 40 / 3) / mh, math.log(10 / mw), math.log(20 / mh)],
                               [(10 - 35 / 3) / mw, (10 - 40 / 3) / mh, math.log(10 / mw), math.log(20 / mh)],
@@ -52,7 +54,8 @@ def test_classify_ignores_steps_outside_the_extent():
     in_b = torch.tensor([[True, True, True, False], [False, True, False, False], [True, True, True, True]])
     out = h.classify(feats_b, boxes_b, in_b)
     for i in range(3):
-        assert torch.allclose(out[i], h.classify(feats_b[i:i + 1], boxes_b[i:i + 1], in_b[i:i + 1])[0], atol=1e-6)
+        assert torch.allclose(out[i], h.classify(feats_b[i:i + 1], boxes_b[i:i + 1], in_b[i:i + 1])[0],
+                              atol=1e-6)
     assert torch.isfinite(out).all()
 
 

@@ -5,10 +5,9 @@ import math
 
 import pytest
 import torch
-
-import cfad_mm  # noqa: F401
 from mmaction.registry import MODELS
 
+import cfad_mm  # noqa: F401
 from cfad_mm.models.heads.temporal_proposal_head import TemporalProposalHead
 
 

@@ -3,11 +3,10 @@ import math
 
 import pytest
 import torch
+from mmaction.registry import MODELS
 from torch import nn
 
 import cfad_mm  # noqa: F401
-from mmaction.registry import MODELS
-
 from cfad_mm.models.necks.channel_mapper_3d import ChannelMapper3d
 
 

@@ -2,11 +2,11 @@
 class-aware matching, ties, empty inputs and error cases."""
 import pytest
 import torch
-
-import cfad_mm  # noqa: F401
 from mmaction.registry import TASK_UTILS
 from mmdet.models.task_modules.assigners import AssignResult
+from mmengine.structures import InstanceData
 
+import cfad_mm  # noqa: F401
 from cfad_mm.models.task_modules.tube_assigner import TubeAssigner
 from cfad_mm.structures.tube_ops import tube_st_iou
 
@@ -41,6 +41,14 @@ PRED_TUBES, PRED_MASKS = stack(*[p for p, _, _ in PREDS])
 MAX_IOUS = torch.tensor([iou for _, iou, _ in PREDS])
 
 
+def assign(assigner, pred_tubes, pred_masks, gt_tubes, gt_masks, gt_labels, pred_labels=None):
+    """``assigner.assign`` on InstanceData built from the tensors (mmdet's assigner interface)."""
+    pred = InstanceData(tubes=pred_tubes, tube_masks=pred_masks)
+    if pred_labels is not None:
+        pred.labels = pred_labels
+    return assigner.assign(pred, InstanceData(tubes=gt_tubes, tube_masks=gt_masks, labels=gt_labels))
+
+
 def test_build_from_registry():
     assigner = TASK_UTILS.build(dict(type='TubeAssigner', pos_iou_thr=0.6, neg_iou_thr=0.3, class_aware=True))
     assert isinstance(assigner, TubeAssigner)
@@ -56,7 +64,7 @@ def test_hand_made_ious_match_tube_ops():
 
 
 def test_assign_positive_ignored_negative():
-    res = TubeAssigner(pos_iou_thr=0.5, neg_iou_thr=0.4).assign(PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS,
+    res = assign(TubeAssigner(pos_iou_thr=0.5, neg_iou_thr=0.4), PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS,
                                                                 GT_LABELS)
     assert isinstance(res, AssignResult)
     assert res.num_gts == 2
@@ -68,11 +76,11 @@ def test_assign_positive_ignored_negative():
 
 def test_thresholds_move_the_boundaries():
     # neg == pos: nothing ignored
-    res = TubeAssigner(pos_iou_thr=0.45, neg_iou_thr=0.45).assign(PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS,
+    res = assign(TubeAssigner(pos_iou_thr=0.45, neg_iou_thr=0.45), PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS,
                                                                   GT_LABELS)
     assert res.gt_inds.tolist() == [1, 1, 1, 0, 2, 0, 0]
     # a wide ignore band
-    res = TubeAssigner(pos_iou_thr=0.9, neg_iou_thr=0.2).assign(PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS,
+    res = assign(TubeAssigner(pos_iou_thr=0.9, neg_iou_thr=0.2), PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS,
                                                                 GT_LABELS)
     assert res.gt_inds.tolist() == [1, -1, -1, -1, -1, 0, -1]
     assert res.labels.tolist() == [3, -1, -1, -1, -1, -1, -1]
@@ -80,9 +88,9 @@ def test_thresholds_move_the_boundaries():
 
 def test_single_prediction_equals_its_row_of_the_batch():
     assigner = TubeAssigner()
-    full = assigner.assign(PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS, GT_LABELS)
+    full = assign(assigner, PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS, GT_LABELS)
     for i in range(len(PREDS)):
-        one = assigner.assign(PRED_TUBES[i:i + 1], PRED_MASKS[i:i + 1], GT_TUBES, GT_MASKS, GT_LABELS)
+        one = assign(assigner, PRED_TUBES[i:i + 1], PRED_MASKS[i:i + 1], GT_TUBES, GT_MASKS, GT_LABELS)
         assert one.gt_inds.tolist() == full.gt_inds[i:i + 1].tolist()
         assert one.labels.tolist() == full.labels[i:i + 1].tolist()
 
@@ -91,14 +99,14 @@ def test_prediction_overlapping_two_gts_takes_the_larger_iou():
     # GT 0 on frames 0..3, GT 1 == GT 0's box on frames 0..1: a prediction on frames 0..1 has IoU 1/2 vs 1
     gt_tubes, gt_masks = stack(tube([0, 0, 10, 10], range(4)), tube([0, 0, 10, 10], range(2)))
     pred_tubes, pred_masks = stack(tube([0, 0, 10, 10], range(2)))
-    res = TubeAssigner().assign(pred_tubes, pred_masks, gt_tubes, gt_masks, torch.tensor([0, 1]))
+    res = assign(TubeAssigner(), pred_tubes, pred_masks, gt_tubes, gt_masks, torch.tensor([0, 1]))
     assert res.gt_inds.tolist() == [2] and res.labels.tolist() == [1]
     assert torch.allclose(res.max_overlaps, torch.tensor([1.0]))
 
 
 def test_ties_go_to_the_first_gt():
     gt_tubes, gt_masks = stack(tube([0, 0, 10, 10], range(4)), tube([0, 0, 10, 10], range(4)))
-    res = TubeAssigner().assign(gt_tubes[:1], gt_masks[:1], gt_tubes, gt_masks, torch.tensor([7, 8]))
+    res = assign(TubeAssigner(), gt_tubes[:1], gt_masks[:1], gt_tubes, gt_masks, torch.tensor([7, 8]))
     assert res.gt_inds.tolist() == [1] and res.labels.tolist() == [7]
 
 
@@ -106,24 +114,24 @@ def test_class_aware():
     assigner = TubeAssigner(class_aware=True)
     # predictions 0 and 4 with the wrong label lose their match; prediction 1 keeps it
     pred_labels = torch.tensor([5, 3, 3, 3, 3, 3, 3])
-    res = assigner.assign(PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS, GT_LABELS, pred_labels=pred_labels)
+    res = assign(assigner, PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS, GT_LABELS, pred_labels=pred_labels)
     assert res.gt_inds.tolist() == [0, 1, -1, 0, 0, 0, 0]
     assert res.labels.tolist() == [-1, 3, -1, -1, -1, -1, -1]
     assert torch.allclose(res.max_overlaps, torch.tensor([0., 0.5, 0.45, 0.3, 0., 0., 0.25]), atol=1e-6)
     # class-agnostic ignores pred_labels
-    agnostic = TubeAssigner().assign(PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS, GT_LABELS,
+    agnostic = assign(TubeAssigner(), PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS, GT_LABELS,
                                      pred_labels=pred_labels)
     assert agnostic.gt_inds.tolist() == [1, 1, -1, 0, 2, 0, 0]
 
 
 def test_class_aware_needs_pred_labels():
-    with pytest.raises(ValueError, match='pred_labels'):
-        TubeAssigner(class_aware=True).assign(PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS, GT_LABELS)
+    with pytest.raises(ValueError, match='needs pred_instances.labels'):
+        assign(TubeAssigner(class_aware=True), PRED_TUBES, PRED_MASKS, GT_TUBES, GT_MASKS, GT_LABELS)
 
 
 def test_no_gt():
     no_masks = torch.zeros(0, T, dtype=torch.bool)
-    res = TubeAssigner().assign(PRED_TUBES, PRED_MASKS, torch.zeros(0, T, 4), no_masks,
+    res = assign(TubeAssigner(), PRED_TUBES, PRED_MASKS, torch.zeros(0, T, 4), no_masks,
                                 torch.zeros(0, dtype=torch.long))
     assert res.num_gts == 0
     assert res.gt_inds.tolist() == [0] * len(PREDS)
@@ -132,15 +140,15 @@ def test_no_gt():
 
 
 def test_no_prediction():
-    res = TubeAssigner().assign(torch.zeros(0, T, 4), torch.zeros(0, T, dtype=torch.bool), GT_TUBES, GT_MASKS,
-                                GT_LABELS)
+    res = assign(TubeAssigner(), torch.zeros(0, T, 4), torch.zeros(0, T, dtype=torch.bool), GT_TUBES,
+                 GT_MASKS, GT_LABELS)
     assert res.num_gts == 2
     assert res.gt_inds.shape == (0, ) and res.labels.shape == (0, ) and res.max_overlaps.shape == (0, )
 
 
 def test_empty_prediction_mask_is_negative():
     pred_tubes, pred_masks = stack(tube([0, 0, 10, 10], []))
-    res = TubeAssigner().assign(pred_tubes, pred_masks, GT_TUBES, GT_MASKS, GT_LABELS)
+    res = assign(TubeAssigner(), pred_tubes, pred_masks, GT_TUBES, GT_MASKS, GT_LABELS)
     assert res.gt_inds.tolist() == [0] and res.max_overlaps.tolist() == [0.0]
 
 
@@ -152,4 +160,4 @@ def test_bad_thresholds(pos, neg):
 
 def test_mismatched_time_axes_raise():
     with pytest.raises(ValueError, match='time axis'):
-        TubeAssigner().assign(PRED_TUBES[:, :3], PRED_MASKS[:, :3], GT_TUBES, GT_MASKS, GT_LABELS)
+        assign(TubeAssigner(), PRED_TUBES[:, :3], PRED_MASKS[:, :3], GT_TUBES, GT_MASKS, GT_LABELS)

@@ -5,13 +5,16 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mmaction.registry import TASK_UTILS
 
 import cfad_mm  # noqa: F401
-from mmaction.registry import TASK_UTILS
-from mmdet.models.task_modules.coders import BaseBBoxCoder
-
-from cfad_mm.models.task_modules.tube_coder import (PolyTubeCoder, cxcy_logwh_to_xyxy, legendre_basis,
-                                                    xyxy_to_cxcy_logwh)
+from cfad_mm.models.task_modules.tube_coder import (
+    BaseTubeCoder,
+    PolyTubeCoder,
+    cxcy_logwh_to_xyxy,
+    legendre_basis,
+    xyxy_to_cxcy_logwh,
+)
 
 IMG = (240, 320)  # (H, W)
 F64 = torch.float64
@@ -35,7 +38,7 @@ def poly_tubes(rng, coder, extents, num_frames, true_degree=None):
 
 def test_build_from_registry():
     coder = TASK_UTILS.build(dict(type='PolyTubeCoder', degree=3))
-    assert isinstance(coder, PolyTubeCoder) and isinstance(coder, BaseBBoxCoder)
+    assert isinstance(coder, PolyTubeCoder) and isinstance(coder, BaseTubeCoder)
     assert coder.degree == 3 and coder.num_coeffs == 4 and coder.encode_size == 16
     assert TASK_UTILS.build(dict(type='PolyTubeCoder', degree=1)).encode_size == 8
     with pytest.raises(ValueError, match='degree must be an int >= 0'):

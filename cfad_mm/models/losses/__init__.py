@@ -1,0 +1,3 @@
+from .tube_box_losses import tube_box_losses
+
+__all__ = ['tube_box_losses']

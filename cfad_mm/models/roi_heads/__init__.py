@@ -1,0 +1,3 @@
+from .tube_refine_roi_head import TubeRefineRoIHead
+
+__all__ = ['TubeRefineRoIHead']
