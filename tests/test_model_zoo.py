@@ -51,3 +51,14 @@ def test_to_be_trained_entries_have_no_numbers_and_results_match_the_docs():
             row = ' | '.join(f'{metrics[k]:.4f}' for k in ('frame-mAP@0.5', 'video-mAP@0.2', 'video-mAP@0.5',
                                                            'video-mAP@0.75', 'video-mAP@0.5:0.95'))
             assert row in results_md, f'{m["Name"]}: {row} is not a row of docs/results.md'
+
+
+def test_readme_synthetic_row_is_the_metafile_entry():
+    """The README's synthetic model-zoo row is written with the metafile numbers (synthetic_results.py
+    --update-zoo): the two must not drift apart."""
+    _, models = load_models()
+    metrics = [m for m in models if m['Metadata']['Status'] == 'trained'][0]['Results'][0]['Metrics']
+    with open(osp.join(REPO, 'README.md')) as f:
+        readme = f.read()
+    block = readme.split('<!-- synthetic-zoo:start -->')[1].split('<!-- synthetic-zoo:end -->')[0]
+    assert f"| {metrics['frame-mAP@0.5']:.3f} | {metrics['video-mAP@0.5']:.3f} |" in block

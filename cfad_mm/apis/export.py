@@ -1,34 +1,26 @@
 """ONNX export of CFAD's tensor path (backbone + coarse + refine) and its check with
 onnxruntime.
 
-The exported graph is :meth:`CFAD._forward` (``mode='tensor'``) with fixed input and output shapes. Three
-things of the pinned stack need help during the export, all applied only inside
-:func:`onnx_export_context`:
+The exported graph is :meth:`CFAD._forward` (``mode='tensor'``) with fixed input and output shapes. What the
+pinned stack needs during the export:
 
-1. **mmcv 2.1.0 ``RoIAlign`` symbolic** emits ONNX ``RoiAlign`` in its opset-10 form: it shifts the boxes by
-   ``-0.5 / spatial_scale`` itself (``aligned=True``) and uses ``Squeeze`` with an ``axes`` attribute
-   (invalid from opset 13). In that form onnxruntime also enlarges every RoI to at least one feature cell,
-   which mmcv's ``aligned=True`` kernel does not do, so small boxes give different features. We replace the
-   symbolic by one for opset >= 16 with ``coordinate_transformation_mode='half_pixel'``, which is exactly
-   mmcv's ``aligned=True`` (``'output_half_pixel'`` for ``aligned=False``).
-2. **mmdet 3.3.0 ``DeltaXYWHBBoxCoder.decode``** switches to ``onnx_delta2bbox`` while exporting, which
-   imports ``mmdet.core.export.dynamic_clip_for_onnx``, a module of mmdet 2.x that mmdet 3.x no longer
-   ships. We provide that function (clipping to the static image size) for the duration of the export.
-3. ``torch.linalg.solve`` (the closed-form re-fit of :meth:`PolyTubeCoder.fit_update`) has no ONNX operator;
+1. mmcv 2.1.0's ``RoIAlign`` ONNX symbolic and mmdet 3.3.0's import of ``mmdet.core.export``: both fixed by
+   :func:`cfad_mm.compat.onnx_export.onnx_export_context` (a workaround of :mod:`cfad_mm.compat`, with its
+   version guard), applied only during :func:`export_onnx`.
+2. ``torch.linalg.solve`` (the closed-form re-fit of :meth:`PolyTubeCoder.fit_update`) has no ONNX operator;
    ``fit_update`` itself switches to an unrolled Cholesky solve while ``torch.onnx.is_in_onnx_export()``.
 
 The exporter is torch's TorchScript-based one (``dynamo=False``): the ``dynamo`` exporter, the default of
 torch 2.13, cannot trace mmcv's C++ ``RoIAlign`` extension (it is not a registered torch operator).
 """
-import contextlib
-import sys
-import types
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from cfad_mm.compat.onnx_export import onnx_export_context
 
 #: ONNX opset used by default (>= 16 is required for ``RoiAlign(coordinate_transformation_mode=...)``).
 DEFAULT_OPSET = 17
@@ -88,56 +80,6 @@ class TensorModeWrapper(nn.Module):
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
         return self.model(inputs, mode='tensor')
-
-
-def _roi_align_symbolic(g, input, rois, output_size, spatial_scale, sampling_ratio, pool_mode, aligned):
-    """ONNX ``RoiAlign`` (opset >= 16) equivalent to mmcv's ``RoIAlignFunction`` (see the module
-    docstring)."""
-    from torch.onnx import TensorProtoDataType
-    index0 = g.op('Constant', value_t=torch.tensor(0, dtype=torch.long))  # a scalar index drops the axis
-    batch_indices = g.op('Cast', g.op('Gather', rois, index0, axis_i=1), to_i=TensorProtoDataType.INT64)
-    boxes = g.op('Gather', rois, g.op('Constant', value_t=torch.tensor([1, 2, 3, 4], dtype=torch.long)),
-                 axis_i=1)
-    return g.op('RoiAlign', input, boxes, batch_indices, output_height_i=output_size[0],
-                output_width_i=output_size[1], spatial_scale_f=spatial_scale,
-                sampling_ratio_i=max(0, sampling_ratio), mode_s=pool_mode,
-                coordinate_transformation_mode_s='half_pixel' if aligned else 'output_half_pixel')
-
-
-def _dynamic_clip_for_onnx(x1: Tensor, y1: Tensor, x2: Tensor, y2: Tensor, max_shape):
-    """Clip box coordinates to ``max_shape = (H, W, ...)`` (what mmdet 2.x's function of this name did)."""
-    if isinstance(max_shape, Tensor):
-        max_shape = max_shape.tolist()
-    h, w = float(max_shape[0]), float(max_shape[1])
-    return x1.clamp(0, w), y1.clamp(0, h), x2.clamp(0, w), y2.clamp(0, h)
-
-
-@contextlib.contextmanager
-def onnx_export_context():
-    """Install the export-only fixes of the module docstring (RoIAlign symbolic, ``mmdet.core.export``) and
-    remove them afterwards."""
-    from mmcv.ops.roi_align import RoIAlignFunction
-    old_symbolic = RoIAlignFunction.__dict__['symbolic']
-    RoIAlignFunction.symbolic = staticmethod(_roi_align_symbolic)
-    added = []
-    if 'mmdet.core.export' not in sys.modules:
-        core = sys.modules.get('mmdet.core')
-        if core is None:
-            core = types.ModuleType('mmdet.core')
-            core.__path__ = []
-            sys.modules['mmdet.core'] = core
-            added.append('mmdet.core')
-        export_mod = types.ModuleType('mmdet.core.export')
-        export_mod.dynamic_clip_for_onnx = _dynamic_clip_for_onnx
-        core.export = export_mod
-        sys.modules['mmdet.core.export'] = export_mod
-        added.append('mmdet.core.export')
-    try:
-        yield
-    finally:
-        RoIAlignFunction.symbolic = old_symbolic
-        for name in added:
-            sys.modules.pop(name, None)
 
 
 def export_onnx(model: nn.Module, inputs: Tensor, out_file: str, opset: int = DEFAULT_OPSET,

@@ -18,9 +18,9 @@ def build_runner(cfg: Config, launcher: str = 'none') -> Runner:
     """Build the stock mmengine ``Runner`` (or ``cfg.runner_type``) after distributed set-up.
 
     With a launcher (``torchrun`` -> ``'pytorch'``) and no CUDA, a ``gloo`` process group is created here and
-    the model wrapper is configured without ``device_ids`` (see :mod:`cfad_mm.compat`); on CUDA mmengine does
-    the usual nccl set-up. The config is checked first (:func:`check_config`): an unknown ``type`` raises a
-    ``KeyError`` naming the config file and the key.
+    the model wrapper is configured without ``device_ids`` (see :mod:`cfad_mm.compat.distributed`); on CUDA
+    mmengine does the usual nccl set-up. The config is checked first (:func:`check_config`): an unknown
+    ``type`` raises a ``KeyError`` naming the config file and the key.
     """
     import torch
     check_config(cfg)

@@ -267,9 +267,10 @@ def load_from_local_safe(filename: str, map_location=None):
 
 def register_safe_local_loader() -> None:
     """Make mmengine's ``CheckpointLoader`` read local files with :func:`load_from_local_safe`
-    (idempotent)."""
+    (idempotent). A workaround of :mod:`cfad_mm.compat` (``cfad_mm/compat/torch_weights_only.py``, whose
+    version guard covers mmengine's private ``CheckpointLoader._schemes`` read here)."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    if CheckpointLoader._schemes.get('') is load_from_local_safe:
+    if getattr(CheckpointLoader, '_schemes', {}).get('') is load_from_local_safe:
         return
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safe, force=True)
 

@@ -9,21 +9,32 @@ Two kinds of comparison, both printed and written as a markdown table (``--out d
 * **trained** variants (``--train-variants coarse uniform``): each is trained from scratch with the same seed
   and schedule as the main config (``tools/train.py``), then tested. Each run takes as long as the main
   training.
+* **error breakdown** of the full model: its test predictions are dumped and
+  ``tools/analysis/analyze_errors.py`` breaks the video-mAP@0.5 gap down by error type (class, spatial,
+  temporal, duplicate, background, missed; ``docs/analysis.md``); the table and the figure
+  (``docs/figures/synthetic_errors.png``) go into the report.
 * **linking threshold on a validation set** (``--val-seed 1``): the generator writes an independent set with
   another seed (120 of its 240 videos in its test split, none of them seen in training); the checkpoint is
   tested on it and on the test split once (predictions dumped), and the video-level linking threshold
   ``TubeMetric.link_iou`` is swept on both dumps (``--link-ious``). The config's value is the one chosen on
   the validation set; the test column shows what that choice gives.
 
+With ``--out docs/results.md`` the whole file is written by this tool (a "Reading" section states what the
+numbers say, computed from them), and ``--update-zoo`` writes the full model's numbers into the synthetic
+entry of ``configs/cfad/metafile.yml`` and the synthetic row of the README's model zoo.
+
 Example:
     python tools/analysis/synthetic_results.py --checkpoint work_dirs/synthetic_demo/epoch_16.pth \\
-        --work-dir work_dirs/synthetic_demo --out docs/results.md
+        --work-dir work_dirs/synthetic_results --val-seed 1 --train-variants coarse --out docs/results.md \\
+        --update-zoo
 """
 import argparse
 import json
 import os
 import os.path as osp
 import platform
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -54,10 +65,99 @@ KEYS = ['tube/frame_mAP@0.5', 'tube/video_mAP@0.2', 'tube/video_mAP@0.5', 'tube/
         'tube/video_mAP@0.5:0.95']
 
 
-def evaluate(checkpoint, work_dir, options):
+FULL = 'coarse + refine, learned keys (full CFAD)'
+README_START, README_END = '<!-- synthetic-zoo:start -->', '<!-- synthetic-zoo:end -->'
+
+
+def evaluate(checkpoint, work_dir, options, dump=None):
     from cfad_mm.apis import parse_cfg_options, run_test
-    metrics = run_test(CONFIG, checkpoint, work_dir=work_dir, cfg_options=parse_cfg_options(options) or None)
+    metrics = run_test(CONFIG, checkpoint, work_dir=work_dir, cfg_options=parse_cfg_options(options) or None,
+                       dump=dump)
     return {k: float(v) for k, v in metrics.items()}
+
+
+def error_breakdown(dump: str, work_dir: str) -> dict:
+    """``tools/analysis/analyze_errors.py`` on the full model's dumped test predictions (the config's
+    evaluation settings); returns its ``errors.json`` (the figure is ``<work_dir>/errors/errors.png``)."""
+    out = osp.join(work_dir, 'errors')
+    subprocess.run([sys.executable, osp.join(REPO, 'tools/analysis/analyze_errors.py'), dump, '--config',
+                    CONFIG, '--out', out, '--no-timelines'], check=True, cwd=REPO)
+    with open(osp.join(out, 'errors.json')) as f:
+        return json.load(f)
+
+
+def reading(test_rows: dict, train_rows: dict, link_rows: list, chosen_link: float, errors: dict) -> list:
+    """Sentences stating what the tables say, each computed from them (nothing in this section is typed by
+    hand, so a re-run with other numbers states the other numbers)."""
+    f, v = KEYS[0], KEYS[2]
+    full = test_rows[FULL]
+    lines = ['## Reading', '', 'Computed from the tables above by this tool; one training run (the spread '
+             'between training runs is not measured here).', '']
+    off = test_rows.get('coarse only (refine switched off at test time)')
+    if off:
+        lines.append(f'- **Refine stage at test time**: frame-mAP@0.5 {off[f]:.3f} -> {full[f]:.3f} '
+                     f'({100 * (full[f] - off[f]):+.1f} points), video-mAP@0.5 {off[v]:.3f} -> {full[v]:.3f} '
+                     f'({100 * (full[v] - off[v]):+.1f}) when the same checkpoint refines its coarse tubes.')
+    for name, row in train_rows.items():
+        lines.append(f'- **Trained variant "{name}"** vs the full model: frame-mAP@0.5 {row[f]:.3f} vs '
+                     f'{full[f]:.3f}, video-mAP@0.5 {row[v]:.3f} vs {full[v]:.3f}.')
+    one = test_rows.get('one refine pass at test time instead of two')
+    if one:
+        lines.append(f'- **Two refine passes at test time** vs one: frame-mAP@0.5 {one[f]:.3f} -> '
+                     f'{full[f]:.3f}, video-mAP@0.5 {one[v]:.3f} -> {full[v]:.3f}.')
+    for mode in ('uniform', 'random'):
+        row = test_rows.get(f'coarse + refine, {mode} keys')
+        if row:
+            better = 'above' if full[f] > row[f] else 'below'
+            lines.append(f'- **Learned vs {mode} key timestamps**: frame-mAP@0.5 {full[f]:.3f} vs '
+                         f'{row[f]:.3f} (learned {better}), video-mAP@0.5 {full[v]:.3f} vs {row[v]:.3f}.')
+    if link_rows:
+        best = max(link_rows, key=lambda r: r[1][v])
+        lines.append(f'- **Linking threshold**: on the validation set video-mAP@0.5 is highest at link_iou '
+                     f'{best[0]:g} ({best[1][v]:.3f}); the config uses {chosen_link:g}.')
+    if errors:
+        gains = sorted(((errors['dAP'][t], t) for t in errors['dAP'] if t != 'all'), reverse=True)
+        lines.append(f'- **Errors** (video-mAP@0.5 {100 * errors["mAP"]:.1f}): fixing '
+                     + ', '.join(f'{t} errors would add {100 * g:.1f}' for g, t in gains[:3])
+                     + ' AP points (largest first); all errors fixed: '
+                     f'{100 * errors["dAP"]["all"]:+.1f}.')
+    return lines + ['']
+
+
+def update_zoo(metrics: dict, train_seconds) -> list:
+    """Write the full model's numbers into the synthetic entry of ``configs/cfad/metafile.yml`` and the
+    synthetic row of the README model zoo (between ``README_START`` / ``README_END``). Returns the files."""
+    names = {'frame-mAP@0.5': KEYS[0], 'video-mAP@0.2': KEYS[1], 'video-mAP@0.5': KEYS[2],
+             'video-mAP@0.75': KEYS[3], 'video-mAP@0.5:0.95': KEYS[4]}
+    meta = osp.join(REPO, 'configs/cfad/metafile.yml')
+    with open(meta) as fh:
+        text = fh.read()
+    start = text.index('  - Name: cfad_r3d-18-tiny_synthetic')
+    end = text.index('\n  - Name:', start)
+    entry = text[start:end]
+    for name, key in names.items():
+        entry, n = re.subn(rf'(\n {{10}}{re.escape(name)}: )[0-9.]+', rf'\g<1>{metrics[key]:.4f}', entry)
+        if n != 1:
+            raise SystemExit(f'error: {meta}: no line "{name}: ..." in the synthetic entry')
+    if train_seconds:
+        entry = re.sub(r'Training Time: [^\n]*', f'Training Time: {train_seconds / 60:.1f} min on '
+                       f'{os.cpu_count()} CPU cores', entry)
+    with open(meta, 'w') as fh:
+        fh.write(text[:start] + entry + text[end:])
+    readme = osp.join(REPO, 'README.md')
+    with open(readme) as fh:
+        text = fh.read()
+    if README_START not in text or README_END not in text:
+        raise SystemExit(f'error: {readme}: no {README_START} ... {README_END} block')
+    row = ('| `configs/cfad/cfad_r3d-18-tiny_synthetic.py` | ResNet3d-18, width 16 | '
+           f'{metrics[KEYS[0]]:.3f} | {metrics[KEYS[2]]:.3f} |')
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    block = '\n'.join([README_START, '| config | backbone | frame-mAP@0.5 | video-mAP@0.5 |',
+                       '|---|---|---|---|', row, README_END])
+    with open(readme, 'w') as fh:
+        fh.write(head + block + tail)
+    return [meta, readme]
 
 
 def train(work_dir, options, seed):
@@ -141,16 +241,23 @@ def main(argv=None):
     p.add_argument('--val-seed', type=int, default=None,
                    help='sweep the linking threshold on an independent validation set of this generator seed')
     p.add_argument('--link-ious', nargs='+', type=float, default=[0.2, 0.3, 0.4, 0.5])
-    p.add_argument('--out', default=None, help='markdown file to write')
+    p.add_argument('--out', default=None, help='markdown file to write (all of it)')
+    p.add_argument('--no-errors', action='store_true', help='skip the error breakdown of the full model')
+    p.add_argument('--update-zoo', action='store_true',
+                   help="write the full model's numbers into configs/cfad/metafile.yml and the README "
+                   'model zoo')
     args = p.parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'error: checkpoint not found: {args.checkpoint}')
     os.makedirs(args.work_dir, exist_ok=True)
     cfg = Config.fromfile(CONFIG)
     test_rows = []
+    dump = osp.join(args.work_dir, 'full_cfad_test.pkl')
     for name, opts in TEST_VARIANTS.items():
         print(f'==== test-time variant: {name}', flush=True)
-        test_rows.append((name, evaluate(args.checkpoint, osp.join(args.work_dir, 'test_variants'), opts)))
+        test_rows.append((name, evaluate(args.checkpoint, osp.join(args.work_dir, 'test_variants'), opts,
+                                         dump=dump if name == FULL else None)))
+    errors = {} if args.no_errors else error_breakdown(dump, args.work_dir)
     link_rows = [] if args.val_seed is None else linking_sweep(args.checkpoint, args.work_dir, args.val_seed,
                                                                 args.link_ious)
     train_rows = []
@@ -173,6 +280,19 @@ def main(argv=None):
         text += ['## Linking threshold (`TubeMetric.link_iou`) on a validation set (generator seed '
                  f'{args.val_seed}, 120 unseen videos) and on the test split', '',
                  linking_table(link_rows, cfg.val_evaluator.get('link_iou', 0.5)), '']
+    figure = osp.join(REPO, 'docs/figures/synthetic_errors.png')
+    if errors:
+        from cfad_mm.analysis import format_breakdown_table
+        text += ['## Error breakdown of the full model (video-mAP@0.5, test split)', '',
+                 'What each error type costs, in AP points (`tools/analysis/analyze_errors.py` on the '
+                 'dumped test predictions, with the config\'s evaluation settings; definitions in '
+                 'docs/analysis.md). `dX` is the mAP gained if every error of type X were fixed; `dall` '
+                 'fixes all of them at once.', '',
+                 format_breakdown_table(errors, markdown=True), '']
+        if args.out:
+            text += ['![error breakdown](figures/synthetic_errors.png)', '']
+    text += reading(dict(test_rows), dict(train_rows), link_rows, cfg.val_evaluator.get('link_iou', 0.5),
+                    errors)
     out = '\n'.join(text)
     print(out)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
@@ -182,6 +302,11 @@ def main(argv=None):
         with open(args.out, 'w') as f:
             f.write(out)
         print(f'written {args.out}')
+        if errors:
+            shutil.copyfile(osp.join(args.work_dir, 'errors', 'errors.png'), figure)
+            print(f'written {figure}')
+    if args.update_zoo:
+        print('written ' + ', '.join(update_zoo(dict(test_rows)[FULL], args.train_seconds)))
 
 
 if __name__ == '__main__':

@@ -151,6 +151,11 @@ class AtomicCheckpointHook(CheckpointHook):
     For other storage backends (``backend_args`` with a remote prefix) it behaves as ``CheckpointHook``.
     All arguments are those of :class:`mmengine.hooks.CheckpointHook`; it is the default checkpoint hook of
     ``configs/_base_/default_runtime.py``.
+
+    It overrides private methods of mmengine 0.10.7's ``CheckpointHook`` (``_save_checkpoint_with_step``,
+    ``_save_best_checkpoint``) and reads its private state: a stack workaround, whose version guard and
+    probe are in :mod:`cfad_mm.compat.mmengine_checkpoint_hook` (``import cfad_mm`` warns when the installed
+    mmengine is not the one this was written for, or those methods are gone).
     """
 
     def before_train(self, runner) -> None:

@@ -5,6 +5,8 @@ mmaction's 3-D backbones (``ResNet3d`` and its relatives) override ``init_weight
 by mmengine. :class:`~cfad_mm.models.CFAD` therefore applies such an ``init_cfg`` itself, through
 :func:`load_pretrained_backbone`, and refuses a checkpoint that holds no weight of the backbone (a wrong file
 would otherwise leave the backbone random without a word).
+
+A workaround of mmaction2 1.2.0's backbones: its version guard is :mod:`cfad_mm.compat.backbone_pretrained`.
 """
 import os.path as osp
 from typing import Optional
