@@ -47,9 +47,9 @@ def init_detector(config, checkpoint: Optional[str] = None, device: str = 'cpu',
         CheckpointMismatchError: The checkpoint does not fit the model (and ``strict``).
         UnsafeCheckpointError: The checkpoint needs globals outside the allow-list (and not ``unsafe_load``).
     """
-    import cfad_mm  # noqa: F401  (registers the plugin)
     from mmaction.registry import MODELS
 
+    import cfad_mm  # noqa: F401  (registers the plugin)
     from cfad_mm.engine.checkpoint import load_model_checkpoint
     if isinstance(config, (str, os.PathLike)):
         config = Config.fromfile(str(config))
@@ -57,7 +57,8 @@ def init_detector(config, checkpoint: Optional[str] = None, device: str = 'cpu',
         config.merge_from_dict(cfg_options)
     if strict is None:
         strict = bool(config.get('load_strict', True))
-    DefaultScope.get_instance(f'cfad_inference_{id(config)}', scope_name=config.get('default_scope', 'mmaction'))
+    DefaultScope.get_instance(f'cfad_inference_{id(config)}',
+                              scope_name=config.get('default_scope', 'mmaction'))
     model = MODELS.build(config.model)
     if checkpoint is not None:
         ckpt = load_model_checkpoint(model, checkpoint, strict=strict, unsafe_load=unsafe_load,
@@ -161,11 +162,12 @@ def build_inference_pipeline(cfg: Config) -> Compose:
 
 
 def config_link_cfg(cfg) -> dict:
-    """The linking keyword arguments (``link_iou``, ``trim_thr``, ``nms_thr``, ``max_gap``) that the config's
-    ``test_evaluator`` (a ``TubeMetric``) sets; ``{}`` when it has none."""
+    """The linking keyword arguments (``link_iou``, ``trim_thr``, ``nms_thr``, ``max_gap``, ``link_method``,
+    ``vel_weight``) that the config's ``test_evaluator`` (a ``TubeMetric``) sets; ``{}`` when it has none."""
     from cfad_mm.evaluation.predictions import config_tube_metric
     ev = config_tube_metric(cfg)
-    return {k: ev[k] for k in ('link_iou', 'trim_thr', 'nms_thr', 'max_gap') if k in ev}
+    keys = ('link_iou', 'trim_thr', 'nms_thr', 'max_gap', 'link_method', 'vel_weight')
+    return {k: ev[k] for k in keys if k in ev}
 
 
 class InputSizeError(MediaError):
@@ -235,9 +237,9 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
                     max_input_area: Optional[int] = MAX_INPUT_AREA) -> Dict:
     """Detect action tubes in a whole video.
 
-    Sliding windows of ``clip_len`` frames with ``stride`` cover every frame (the last window is aligned to the
-    video end; a video shorter than the window is padded by repeating its last frame). Clip tubes are linked
-    into video tubes with :func:`cfad_mm.evaluation.linking.link_video_tubes`.
+    Sliding windows of ``clip_len`` frames with ``stride`` cover every frame (the last window is aligned to
+    the video end; a video shorter than the window is padded by repeating its last frame). Clip tubes are
+    linked into video tubes with :func:`cfad_mm.evaluation.linking.link_video_tubes`.
 
     Args:
         model: from :func:`init_detector`. video (str | VideoFrames): video file or frame folder (or one
@@ -258,8 +260,8 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
             Defaults to 2048 * 1536.
 
     Returns:
-        dict: ``video``, ``nframes``, ``resolution`` (H, W), ``clips`` (list of clip predictions as numpy dicts)
-        and ``tubes`` (the linked video tubes: ``tubes (K, nframes, 4)``, ``tube_masks``, ``scores``,
+        dict: ``video``, ``nframes``, ``resolution`` (H, W), ``clips`` (list of clip predictions as numpy
+        dicts) and ``tubes`` (the linked video tubes: ``tubes (K, nframes, 4)``, ``tube_masks``, ``scores``,
         ``labels``, ...), ``num_nonfinite`` (clip tubes with NaN/inf scores or boxes, left out of the linking
         with a warning). All boxes are in original video pixels.
 
@@ -300,9 +302,9 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
             p = ds.pred_instances
             clips.append(dict(frame_inds=np.asarray(ds.metainfo['frame_inds']),
                               frame_valid=np.asarray(ds.metainfo['frame_valid']),
-                              tubes=p.tubes.cpu().numpy() * to_original, tube_masks=p.tube_masks.cpu().numpy(),
-                              scores=p.scores.cpu().numpy(), labels=p.labels.cpu().numpy(),
-                              frame_scores=p.frame_scores.cpu().numpy()))
+                              tubes=p.tubes.cpu().numpy() * to_original,
+                              tube_masks=p.tube_masks.cpu().numpy(), scores=p.scores.cpu().numpy(),
+                              labels=p.labels.cpu().numpy(), frame_scores=p.frame_scores.cpu().numpy()))
         batch.clear()
 
     for start in starts:
@@ -329,8 +331,8 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
     if link_cfg is None:
         link_cfg = config_link_cfg(cfg)
     tubes = link_video_tubes(linkable, frames.num_frames, video=video, **link_cfg)
-    return dict(video=video, nframes=frames.num_frames, resolution=tuple(frames.shape), clips=clips, tubes=tubes,
-                num_nonfinite=num_nonfinite)
+    return dict(video=video, nframes=frames.num_frames, resolution=tuple(frames.shape), clips=clips,
+                tubes=tubes, num_nonfinite=num_nonfinite)
 
 
 def tubes_to_json(result: Dict, classes: Optional[Sequence[str]] = None, score_thr: float = 0.0) -> Dict:

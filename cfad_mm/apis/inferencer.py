@@ -1,8 +1,10 @@
-"""``TubeInferencer``: action tubes in videos, frame folders or arrays with one call (MMEngine inferencer API).
+"""``TubeInferencer``: action tubes in videos, frame folders or arrays with one call (MMEngine inferencer
+API).
 
 Example:
     >>> from cfad_mm.apis import TubeInferencer
-    >>> inferencer = TubeInferencer('cfad_r3d-18-tiny_synthetic', weights='work_dirs/synthetic_demo/epoch_16.pth')
+    >>> inferencer = TubeInferencer('cfad_r3d-18-tiny_synthetic',
+    weights='work_dirs/synthetic_demo/epoch_16.pth')
     >>> out = inferencer('video.mp4', out_dir='outputs/infer')
     >>> out['predictions'][0]['tubes'][0]['label_name']
 """
@@ -17,7 +19,14 @@ from mmengine.config import Config, ConfigDict
 from mmengine.infer import BaseInferencer
 from mmengine.logging import print_log
 
-from .inference import MAX_INPUT_AREA, MAX_INPUT_SIDE, VideoFrames, inference_video, init_detector, tubes_to_json
+from .inference import (
+    MAX_INPUT_AREA,
+    MAX_INPUT_SIDE,
+    VideoFrames,
+    inference_video,
+    init_detector,
+    tubes_to_json,
+)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METAFILE = osp.join(REPO_ROOT, 'configs', 'cfad', 'metafile.yml')
@@ -45,7 +54,8 @@ class ArrayFrames(VideoFrames):
                 array.dtype != np.uint8 or min(array.shape[:3]) < 1:
             what = f'{array.dtype} array of shape {tuple(array.shape)}' if isinstance(array, np.ndarray) \
                 else type(array).__name__
-            raise ValueError(f'{name}: a video array must be a non-empty (T, H, W, 3) RGB uint8 array, got a {what}')
+            raise ValueError(f'{name}: a video array must be a non-empty (T, H, W, 3) RGB uint8 array, got a '
+                             f'{what}')
         if max_side is not None and max_side < 1:
             raise ValueError(f'ArrayFrames: max_side must be >= 1 or None, got {max_side}')
         from .inference import _downscaled
@@ -148,14 +158,15 @@ class TubeInferencer(BaseInferencer):
     """
 
     preprocess_kwargs: set = {'max_side'}
-    forward_kwargs: set = {'clip_len', 'stride', 'frame_interval', 'link_cfg', 'max_input_side', 'max_input_area',
-                           'score_thr'}
+    forward_kwargs: set = {'clip_len', 'stride', 'frame_interval', 'link_cfg', 'max_input_side',
+                           'max_input_area', 'score_thr'}
     visualize_kwargs: set = {'out_dir', 'render', 'gif', 'fps', 'return_vis', 'per_video_dir'}
     postprocess_kwargs: set = set()
 
     def __init__(self, model: Union[str, Config, nn.Module], weights: Optional[str] = None,
-                 device: Optional[str] = None, cfg_options: Optional[dict] = None, strict: Optional[bool] = None,
-                 unsafe_load: bool = False, show_progress: bool = True) -> None:
+                 device: Optional[str] = None, cfg_options: Optional[dict] = None,
+                 strict: Optional[bool] = None, unsafe_load: bool = False,
+                 show_progress: bool = True) -> None:
         # BaseInferencer.__init__ is not called: its checkpoint loading is neither safe nor strict, and the
         # whole-video path decodes and batches windows itself (no dataset pipeline / collate / visualizer).
         import cfad_mm  # noqa: F401  (registers the plugin)
@@ -184,15 +195,16 @@ class TubeInferencer(BaseInferencer):
             elif isinstance(model, (Config, ConfigDict, dict)):
                 config = model if isinstance(model, Config) else Config(dict(model))
             else:
-                raise TypeError(f'TubeInferencer: model must be a config path, a model name, a Config or a model, '
-                                f'got {type(model).__name__}')
+                raise TypeError('TubeInferencer: model must be a config path, a model name, a Config or a '
+                                f'model, got {type(model).__name__}')
             if weights is None:
-                print_log('TubeInferencer: no weights given, the model keeps its initialisation', logger='current',
-                          level=30)
+                print_log('TubeInferencer: no weights given, the model keeps its initialisation',
+                          logger='current', level=30)
             if device is None:
                 from mmengine.device import get_device
                 device = get_device()
-            self.model = init_detector(config, weights, device, cfg_options, strict=strict, unsafe_load=unsafe_load)
+            self.model = init_detector(config, weights, device, cfg_options, strict=strict,
+                                       unsafe_load=unsafe_load)
         self.cfg = self.model.cfg
         self.pipeline = self._init_pipeline(self.cfg)
         self.collate_fn = None
@@ -209,7 +221,8 @@ class TubeInferencer(BaseInferencer):
     def __call__(self, inputs: InputsType, return_datasamples: bool = False, batch_size: int = 1,
                  **kwargs) -> dict:
         """Detect tubes in ``inputs``; see the class documentation for the arguments."""
-        preprocess_kwargs, forward_kwargs, visualize_kwargs, postprocess_kwargs = self._dispatch_kwargs(**kwargs)
+        preprocess_kwargs, forward_kwargs, visualize_kwargs, postprocess_kwargs = \
+            self._dispatch_kwargs(**kwargs)
         ori_inputs = self._inputs_to_list(inputs)
         if visualize_kwargs.get('out_dir') and not visualize_kwargs.get('per_video_dir', True) and \
                 len(ori_inputs) > 1:
@@ -233,9 +246,9 @@ class TubeInferencer(BaseInferencer):
     def preprocess(self, inputs: list, batch_size: int = 1, max_side: Optional[int] = 1280):
         """Open each input (lazily, one at a time): yields ``dict(frames, name, batch_size)``.
 
-        ``name`` is the file or folder name without extension, ``array_<i>`` for an array; a name already taken
-        by an earlier input of the call gets ``_<i>`` (the input's index) appended, so that outputs under
-        ``out_dir`` never overwrite each other."""
+        ``name`` is the file or folder name without extension, ``array_<i>`` for an array; a name already
+        taken by an earlier input of the call gets ``_<i>`` (the input's index) appended, so that outputs
+        under ``out_dir`` never overwrite each other."""
         used = set()
         for i, item in enumerate(inputs):
             if isinstance(item, VideoFrames):
@@ -253,13 +266,13 @@ class TubeInferencer(BaseInferencer):
 
     def forward(self, inputs: dict, clip_len: Optional[int] = None, stride: Optional[int] = None,
                 frame_interval: int = 1, link_cfg: Optional[dict] = None,
-                max_input_side: Optional[int] = MAX_INPUT_SIDE, max_input_area: Optional[int] = MAX_INPUT_AREA,
-                score_thr: float = 0.05) -> List[dict]:
+                max_input_side: Optional[int] = MAX_INPUT_SIDE,
+                max_input_area: Optional[int] = MAX_INPUT_AREA, score_thr: float = 0.05) -> List[dict]:
         """The whole-video path on one opened input: ``[dict(frames, name, result, tubes)]``."""
         result = inference_video(self.model, inputs['frames'], clip_len=clip_len, stride=stride,
-                                 frame_interval=frame_interval, batch_size=inputs['batch_size'], link_cfg=link_cfg,
-                                 progress=self.show_progress, max_input_side=max_input_side,
-                                 max_input_area=max_input_area)
+                                 frame_interval=frame_interval, batch_size=inputs['batch_size'],
+                                 link_cfg=link_cfg, progress=self.show_progress,
+                                 max_input_side=max_input_side, max_input_area=max_input_area)
         return [dict(frames=inputs['frames'], name=inputs['name'], result=result,
                      tubes=tubes_to_json(result, self.classes, score_thr))]
 
@@ -321,12 +334,13 @@ def save_timeline(tubes: dict, out_path: str, classes: Optional[Sequence[str]] =
     try:
         from cfad_mm.analysis.timeline import plot_tube_timeline
     except ImportError as err:
-        print_log(f'tube timeline skipped (cfad_mm.analysis.timeline is not available: {err})', logger='current',
-                  level=30)
+        print_log(f'tube timeline skipped (cfad_mm.analysis.timeline is not available: {err})',
+                  logger='current', level=30)
         return None
     try:
         plot_tube_timeline(tubes['tubes'], tubes['nframes'], out_path, classes=classes, gt_tubes=None)
     except Exception as err:  # an optional picture: the tubes and the rendered video are already written
-        print_log(f'tube timeline skipped ({out_path}): {type(err).__name__}: {err}', logger='current', level=30)
+        print_log(f'tube timeline skipped ({out_path}): {type(err).__name__}: {err}', logger='current',
+                  level=30)
         return None
     return out_path

@@ -28,6 +28,31 @@ in a late clip start a tube before the clips that bridge to it are visited, whic
 several video tubes. Inside each clip the greedy is by score, as in ACT's tubelet linking (``ACT_build.py``).
 ``max_gap=0`` (default) links adjacent clips (stride == T) by their facing boxes, as ACT does for tubelets
 ``K`` frames apart, and never creates holes.
+
+``link_method='hungarian'`` replaces the greedy step inside a clip by a global assignment, class by class,
+between the clip's tubes and the candidate video tubes (those of the sweep above: the video tubes of the
+previous, overlapping windows):
+
+    score(i, k) = affinity(i, k) - vel_weight * dv(i, k)
+    dv(i, k)    = |v_i - v_k| / size: difference of the box-centre velocities of the two tubes, in box sizes
+                  per frame (least-squares slope of the centre over the frame numbers; size = mean sqrt(w * h)
+                  of both tubes on the same frames), measured on the shared frames when there are >= 2 of
+                  them; otherwise (facing boxes across a gap, or a single shared frame) the clip tube's
+                  velocity over its frames against the video tube's over its last ``P`` frames (``P`` = frames
+                  of the clip); 0 when either tube has fewer than 2 such frames
+    admissible  : same class and score(i, k) >= link_iou (``vel_weight=0``: the greedy's gate)
+    assignment  : the one-to-one set of admissible pairs that maximises the sum of (score - link_iou)
+                  (``scipy.optimize.linear_sum_assignment``); unmatched clip tubes start new video tubes.
+
+Maximising the margins over the threshold rather than the number of links: a weak duplicate of an actor's
+tube cannot pull a confident tube onto a neighbour just to get linked itself. At a crossing, the greedy lets
+the best-scored clip tube take the video tube it overlaps most, even if that is the other actor's; the
+assignment picks the pairs that are jointly best, and the velocity term tells apart actors that overlap
+during the shared frames but move differently. Why ``vel_weight`` > 1 (default 2): where two boxes of size
+``s`` moving at +-``v`` px per frame cross exactly at a window boundary, the facing-box IoU of the right pair
+is about ``1 - 2v/s`` and that of the wrong pair about 1, while their velocity difference is ``2v/s``; only a
+weight above 1 ranks the right pair first. Box merging, holes, trimming, scores and NMS are the same for both
+methods.
 """
 from typing import Dict, List, Optional, Sequence
 
@@ -36,11 +61,18 @@ import numpy as np
 from cfad_mm.structures.tube_ops import box_iou, tube_frame_iou, tube_nms
 from .functional.matching import descending_score_order
 
-__all__ = ['prepare_clips', 'link_video_tubes', 'link_prepared_clips', 'link_tubes', 'drop_nonfinite_tubes']
+__all__ = [
+    'prepare_clips', 'link_video_tubes', 'link_prepared_clips', 'link_tubes', 'drop_nonfinite_tubes',
+    'LINK_METHODS'
+]
 
 CLIP_KEYS = ('frame_inds', 'tubes', 'tube_masks', 'scores', 'labels')
+#: Joining methods of :func:`link_video_tubes` (``link_method``).
+LINK_METHODS = ('greedy', 'hungarian')
 # Weight floor of a clip tube in the box average (keeps zero-scored tubes well-defined).
 _MIN_WEIGHT = 1e-6
+# Gain of an admissible pair exactly at the threshold (> 0, so that the assignment still links it).
+_GAIN_EPS = 1e-9
 
 
 def _normalise_clip(clip: dict, nframes: int, video: str, index: int) -> Optional[dict]:
@@ -138,8 +170,8 @@ def drop_nonfinite_tubes(clips: Sequence[dict], video: str = '<video>', warn: bo
         out.append(clip)
     if dropped and warn:
         from mmengine.logging import print_log
-        print_log(f'video {video!r}: {dropped} predicted clip tube(s) with a NaN/inf score or box were left out '
-                  'of the linking and the evaluation (the model output is numerically broken)',
+        print_log(f'video {video!r}: {dropped} predicted clip tube(s) with a NaN/inf score or box were left '
+                  'out of the linking and the evaluation (the model output is numerically broken)',
                   logger='current', level=30)
     return out, dropped
 
@@ -266,6 +298,132 @@ def _interpolate_holes(boxes: np.ndarray, masks: np.ndarray, values: Optional[np
         masks[k, holes] = True
 
 
+def _centres_sizes(boxes: np.ndarray):
+    """Box centres ``(..., 2)`` and sizes ``sqrt(w * h)`` ``(...)`` of xyxy boxes ``(..., 4)``."""
+    centres = 0.5 * (boxes[..., :2] + boxes[..., 2:])
+    wh = np.clip(boxes[..., 2:] - boxes[..., :2], 0, None)
+    return centres, np.sqrt(wh[..., 0] * wh[..., 1])
+
+
+def _slope(t: np.ndarray, values: np.ndarray, weights: np.ndarray):
+    """Least-squares slopes of ``values`` against ``t`` over the frames where ``weights`` is True.
+
+    Args:
+        t (np.ndarray): ``(..., P)`` frame numbers (broadcast against ``weights``).
+        values (np.ndarray): ``(..., P, C)`` values.
+        weights (np.ndarray): ``(..., P)`` bool, the frames used.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: slopes ``(..., C)`` (0 where undefined) and ``(...)`` bool, True where
+        at least 2 distinct frames are used.
+    """
+    w = weights.astype(np.float64)
+    n = w.sum(-1)
+    t = np.broadcast_to(t, w.shape).astype(np.float64)
+    t_mean = (w * t).sum(-1) / np.maximum(n, 1)
+    dt = (t - t_mean[..., None]) * w
+    var = (dt * dt).sum(-1)
+    ok = (n >= 2) & (var > 0)
+    cov = (dt[..., None] * values).sum(-2)
+    return cov / np.where(ok, var, 1.0)[..., None] * ok[..., None], ok
+
+
+def _velocity_difference(store: '_VideoTubeStore', cand: np.ndarray, positions: np.ndarray,
+                         tubes: np.ndarray, masks: np.ndarray, vt_boxes: np.ndarray,
+                         vt_present: np.ndarray) -> np.ndarray:
+    """``dv (n, K)``: velocity difference of clip tubes and candidate video tubes (module docstring).
+
+    Args:
+        store (_VideoTubeStore): The video tubes.
+        cand (np.ndarray): ``(K,)`` candidate video tubes.
+        positions (np.ndarray): ``(P,)`` 0-based video frames of the clip.
+        tubes (np.ndarray): ``(n, P, 4)`` clip tube boxes. masks: ``(n, P)``.
+        vt_boxes (np.ndarray): ``(K, P, 4)`` video tube boxes on the clip's frames. vt_present: ``(K, P)``.
+
+    Returns:
+        np.ndarray: ``(n, K)`` float64, in box sizes per frame; 0 where it cannot be measured.
+    """
+    c_clip, s_clip = _centres_sizes(tubes)  # (n, P, 2), (n, P)
+    c_vt, s_vt = _centres_sizes(vt_boxes)  # (K, P, 2), (K, P)
+    # on the shared frames: the slope of the centre difference is the difference of the slopes
+    both = masks[:, None, :] & vt_present[None, :, :]  # (n, K, P)
+    dslope, shared_ok = _slope(positions, c_clip[:, None] - c_vt[None], both)
+    size = ((s_clip[:, None] + s_vt[None]) * both).sum(-1) / np.maximum(2 * both.sum(-1), 1)
+    dv = np.linalg.norm(dslope, axis=-1) / np.maximum(size, 1e-6)
+    if shared_ok.all():
+        return np.where(shared_ok, dv, 0.0)
+    # otherwise: the clip tube over its frames against the video tube over its last P frames
+    v_clip, ok_clip = _slope(positions, c_clip, masks)  # (n, 2)
+    size_clip = (s_clip * masks).sum(-1) / np.maximum(masks.sum(-1), 1)
+    idx = store.end[cand][:, None] - np.arange(len(positions))[None, ::-1]  # (K, P)
+    inside = idx >= 0
+    idx = np.maximum(idx, 0)
+    w = store.w_sum[cand[:, None], idx]
+    last = inside & (w > 0)
+    c_last, s_last = _centres_sizes(store.box_sum[cand[:, None], idx] / np.where(last, w, 1.0)[..., None])
+    v_last, ok_last = _slope(idx, c_last, last)  # (K, 2)
+    size_last = (s_last * last).sum(-1) / np.maximum(last.sum(-1), 1)
+    size_far = 0.5 * (size_clip[:, None] + size_last[None])
+    dv_far = np.linalg.norm(v_clip[:, None] - v_last[None], axis=-1) / np.maximum(size_far, 1e-6)
+    ok_far = ok_clip[:, None] & ok_last[None]
+    return np.where(shared_ok, dv, np.where(ok_far, dv_far, 0.0))
+
+
+def _greedy_assign(affinity: np.ndarray, scores: np.ndarray, link_iou: float) -> np.ndarray:
+    """Clip tubes by descending score, each takes the free candidate of best affinity if >= ``link_iou``.
+
+    Args:
+        affinity (np.ndarray): ``(n, K)`` affinities (-1: not a candidate).
+        scores (np.ndarray): ``(n,)`` clip tube scores.
+        link_iou (float): The threshold.
+
+    Returns:
+        np.ndarray: ``(n,)`` int64 candidate index of each clip tube, -1 for a new video tube.
+    """
+    n, num_cand = affinity.shape
+    used = np.zeros(num_cand, dtype=bool)
+    assigned = np.full(n, -1, dtype=np.int64)
+    if num_cand == 0:
+        return assigned
+    for i in descending_score_order(scores):
+        row = np.where(used, -1.0, affinity[i])
+        best = int(np.argmax(row))
+        if row[best] >= link_iou:
+            used[best] = True
+            assigned[i] = best
+    return assigned
+
+
+def _global_assign(score: np.ndarray, valid: np.ndarray, link_iou: float) -> np.ndarray:
+    """One-to-one admissible pairs (``valid`` and ``score >= link_iou``) maximising the sum of
+    ``score - link_iou`` (``scipy.optimize.linear_sum_assignment``).
+
+    Args:
+        score (np.ndarray): ``(n, K)`` pair scores.
+        valid (np.ndarray): ``(n, K)`` bool, the candidate pairs (same class, shared frames or a bridgeable
+            gap).
+        link_iou (float): The threshold.
+
+    Returns:
+        np.ndarray: ``(n,)`` int64 candidate index of each clip tube, -1 for a new video tube.
+    """
+    from scipy.optimize import linear_sum_assignment
+    assigned = np.full(score.shape[0], -1, dtype=np.int64)
+    admissible = valid & (score >= link_iou)
+    rows_any, cols_any = admissible.any(axis=1), admissible.any(axis=0)
+    if not rows_any.any():
+        return assigned
+    rows, cols = np.nonzero(rows_any)[0], np.nonzero(cols_any)[0]
+    sub = admissible[rows][:, cols]
+    # forbidden pairs cost 0: an optimal full assignment restricted to its admissible pairs is a matching of
+    # maximal total gain (every gain > 0), and any such matching extends to a full assignment of equal cost
+    cost = np.where(sub, -(score[rows][:, cols] - link_iou + _GAIN_EPS), 0.0)
+    r, c = linear_sum_assignment(cost)
+    keep = sub[r, c]
+    assigned[rows[r[keep]]] = cols[c[keep]]
+    return assigned
+
+
 def link_video_tubes(clips: Sequence[dict],
                      nframes: int,
                      link_iou: float = 0.5,
@@ -273,7 +431,9 @@ def link_video_tubes(clips: Sequence[dict],
                      nms_thr: Optional[float] = 0.3,
                      max_gap: int = 0,
                      plus_one: bool = False,
-                     video: str = '<video>') -> dict:
+                     video: str = '<video>',
+                     link_method: str = 'greedy',
+                     vel_weight: float = 2.0) -> dict:
     """Link the clip tubes of one video into video tubes (algorithm in the module docstring).
 
     The result does not depend on the order of ``clips`` (they are sorted by content first).
@@ -291,6 +451,12 @@ def link_video_tubes(clips: Sequence[dict],
             Defaults to 0 (adjacent clips only, as ACT).
         plus_one (bool): Inclusive-pixel IoUs (ACT). Defaults to False.
         video (str): Video name for the messages. Defaults to ``'<video>'``.
+        link_method (str): How the tubes of a clip are joined to the video tubes: ``'greedy'`` (by descending
+            clip-tube score, each takes its best free candidate) or ``'hungarian'`` (global assignment per
+            class on affinity and velocity agreement; module docstring). Defaults to ``'greedy'``.
+        vel_weight (float): Weight of the velocity difference (box sizes per frame) subtracted from the
+            affinity by ``'hungarian'``; 0 joins on the affinity alone. Unused by ``'greedy'``. Defaults to
+            2.0 (> 1: see the module docstring).
 
     Returns:
         dict: ``tubes (K, nframes, 4)`` float64 (0 outside the masks), ``tube_masks (K, nframes)`` bool,
@@ -301,7 +467,8 @@ def link_video_tubes(clips: Sequence[dict],
     if nframes < 1:
         raise ValueError(f'link_video_tubes: nframes of video {video!r} must be >= 1, got {nframes}')
     return link_prepared_clips(
-        prepare_clips(clips, nframes, video), nframes, link_iou, trim_thr, nms_thr, max_gap, plus_one)
+        prepare_clips(clips, nframes, video), nframes, link_iou, trim_thr, nms_thr, max_gap, plus_one,
+        link_method, vel_weight)
 
 
 def link_prepared_clips(prepared: List[dict],
@@ -310,10 +477,17 @@ def link_prepared_clips(prepared: List[dict],
                         trim_thr: Optional[float] = 0.5,
                         nms_thr: Optional[float] = 0.3,
                         max_gap: int = 0,
-                        plus_one: bool = False) -> dict:
+                        plus_one: bool = False,
+                        link_method: str = 'greedy',
+                        vel_weight: float = 2.0) -> dict:
     """:func:`link_video_tubes` on clips already returned by :func:`prepare_clips` (same arguments/result)."""
     if max_gap < 0:
         raise ValueError(f'link_video_tubes: max_gap must be >= 0, got {max_gap}')
+    if link_method not in LINK_METHODS:
+        raise ValueError(f'link_video_tubes: link_method must be one of {list(LINK_METHODS)}, got '
+                         f'{link_method!r}')
+    if not np.isfinite(vel_weight) or vel_weight < 0:
+        raise ValueError(f'link_video_tubes: vel_weight must be a finite number >= 0, got {vel_weight}')
     with_fs = bool(prepared) and prepared[0]['frame_scores'] is not None
     store = _VideoTubeStore(nframes, with_fs)
 
@@ -329,6 +503,7 @@ def link_prepared_clips(prepared: List[dict],
                      & (store.start[:store.count] <= ends.max())
                      & (store.label[:store.count, None] == clip['labels'][None, :]).any(axis=1)]
         affinity = np.full((n, len(cand)), -1.0)
+        dv = np.zeros((n, len(cand)))
         if len(cand):
             vt_boxes, vt_present = store.boxes_at(cand, positions)
             frame_iou = tube_frame_iou(tubes, masks, vt_boxes, vt_present, plus_one)  # (n, K, P)
@@ -344,21 +519,22 @@ def link_prepared_clips(prepared: List[dict],
                 gap_aff = box_iou(first_boxes, last_boxes, plus_one)
             affinity = np.where(shared > 0, overlap_aff, np.where(gap_ok, gap_aff, -1.0))
             affinity[clip['labels'][:, None] != store.label[cand][None, :]] = -1.0
+            if link_method == 'hungarian' and vel_weight > 0:
+                dv = _velocity_difference(store, cand, positions, tubes, masks, vt_boxes, vt_present)
 
-        used = np.zeros(len(cand), dtype=bool)
+        if link_method == 'greedy':
+            choice = _greedy_assign(affinity, clip['scores'], link_iou)
+        else:
+            choice = np.full(n, -1, dtype=np.int64)
+            score = affinity - vel_weight * dv
+            for label in np.unique(clip['labels'][(affinity >= 0).any(axis=1)]):
+                rows = np.nonzero(clip['labels'] == label)[0]
+                cols = np.nonzero(store.label[cand] == label)[0]
+                sub = _global_assign(score[rows][:, cols], affinity[rows][:, cols] >= 0, link_iou)
+                choice[rows[sub >= 0]] = cols[sub[sub >= 0]]
         assigned = np.empty(n, dtype=np.int64)
-        for i in descending_score_order(clip['scores']):
-            best = -1
-            if len(cand):
-                row = np.where(used, -1.0, affinity[i])
-                best = int(np.argmax(row))
-                if row[best] < link_iou:
-                    best = -1
-            if best >= 0:
-                used[best] = True
-                assigned[i] = cand[best]
-            else:
-                assigned[i] = store.new(int(clip['labels'][i]))
+        for i in descending_score_order(clip['scores']):  # new video tubes in descending score order
+            assigned[i] = cand[choice[i]] if choice[i] >= 0 else store.new(int(clip['labels'][i]))
         store.add_clip(assigned, positions, masks, tubes, clip['scores'],
                        clip['frame_scores'] if with_fs else None)
 
@@ -417,7 +593,7 @@ def link_tubes(clips_by_video: Dict[str, Sequence[dict]], nframes: Dict[str, int
         clips_by_video (dict[str, Sequence[dict]]): Clip predictions per video.
         nframes (dict[str, int]): Number of frames per video (e.g. ``ann['nframes']``).
         **kwargs: Arguments of :func:`link_video_tubes` (``link_iou``, ``trim_thr``, ``nms_thr``, ``max_gap``,
-            ``plus_one``).
+            ``plus_one``, ``link_method``, ``vel_weight``).
 
     Returns:
         dict[str, dict]: Linked tubes per video (same keys as ``clips_by_video``).

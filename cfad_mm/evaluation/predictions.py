@@ -47,7 +47,9 @@ def evaluate_clip_predictions(clips: Union[Sequence[dict], Dict[str, Sequence[di
                               trim_thr: Optional[float] = 0.5,
                               max_gap: int = 0,
                               return_tubes: bool = False,
-                              progress: bool = False) -> dict:
+                              progress: bool = False,
+                              link_method: str = 'greedy',
+                              vel_weight: float = 2.0) -> dict:
     """Evaluate model outputs: leave out the non-finite clip tubes, then :func:`evaluate_tubes`.
 
     The one path of the online (``TubeMetric``) and the offline (``tools/analysis/eval_results.py``)
@@ -72,6 +74,8 @@ def evaluate_clip_predictions(clips: Union[Sequence[dict], Dict[str, Sequence[di
         max_gap (int): Largest gap (frames) bridged by the linking. Defaults to 0.
         return_tubes (bool): Also return the linked video tubes. Defaults to False.
         progress (bool): Progress bars over the videos (for the offline tools). Defaults to False.
+        link_method (str): ``'greedy'`` or ``'hungarian'`` joining of the windows. Defaults to ``'greedy'``.
+        vel_weight (float): Velocity weight of ``'hungarian'``. Defaults to 2.0.
 
     Returns:
         dict: The report of :func:`evaluate_tubes` plus ``num_nonfinite_tubes`` (clip tubes left out).
@@ -98,7 +102,9 @@ def evaluate_clip_predictions(clips: Union[Sequence[dict], Dict[str, Sequence[di
         trim_thr=trim_thr,
         max_gap=max_gap,
         return_tubes=return_tubes,
-        progress=progress)
+        progress=progress,
+        link_method=link_method,
+        vel_weight=vel_weight)
     report['num_nonfinite_tubes'] = num_nonfinite
     return report
 
@@ -189,7 +195,7 @@ def load_dump(path: str, restricted: bool = True) -> Dict[str, List[dict]]:
 
 #: ``TubeMetric`` arguments that set how predictions are evaluated (read from configs by the offline tools).
 EVAL_SETTING_KEYS = ('split', 'subset', 'protocol', 'frame_iou_thr', 'video_iou_thrs', 'nms_thr', 'link_iou',
-                     'trim_thr', 'max_gap')
+                     'trim_thr', 'max_gap', 'link_method', 'vel_weight')
 
 
 def config_tube_metric(cfg, key: str = 'test_evaluator') -> dict:

@@ -159,7 +159,7 @@ def test_eval_results_settings_from_config(tmp_path, ann_file, two_video_ann, ca
     report = tool.main([results, '--config', str(cfg)])
     assert report['settings'] == dict(protocol='voc', split=0, subset='test', frame_iou_thr=0.5,
                                       video_iou_thrs=[0.3], nms_thr=0.5, link_iou=0.4, trim_thr=None,
-                                      max_gap=2)
+                                      max_gap=2, link_method='greedy', vel_weight=2.0)
     online = TubeMetric(ann_file, protocol='voc', link_iou=0.4, trim_thr=None, nms_thr=0.5, max_gap=2,
                         video_iou_thrs=(0.3, ), dump_dir=None)
     online.process(None, [s.to_dict() for s in to_data_samples(clips_from_gt(two_video_ann, jitter=2.0))])

@@ -70,6 +70,9 @@ def parse_args(argv=None):
     parser.add_argument('--link-iou', type=float, help='[0.5]')
     parser.add_argument('--trim-thr', type=optional_float, help="trimming threshold or 'none' [0.5]")
     parser.add_argument('--max-gap', type=int, help='[0]')
+    parser.add_argument('--link-method', choices=['greedy', 'hungarian'],
+                        help='joining of the windows (docs/evaluation.md) [greedy]')
+    parser.add_argument('--vel-weight', type=float, help="velocity weight of 'hungarian' [2.0]")
     parser.add_argument('--no-timelines', action='store_true', default=False, help='skip the per-video PNGs')
     parser.add_argument('--markdown', action='store_true', default=False, help='print a markdown table')
     return parser.parse_args(argv)

@@ -54,6 +54,9 @@ def parse_args(argv=None):
     parser.add_argument('--link-iou', type=float, help='[0.5]')
     parser.add_argument('--trim-thr', type=optional_float, help="trimming threshold or 'none' [0.5]")
     parser.add_argument('--max-gap', type=int, help='[0]')
+    parser.add_argument('--link-method', choices=['greedy', 'hungarian'],
+                        help='joining of the windows (docs/evaluation.md) [greedy]')
+    parser.add_argument('--vel-weight', type=float, help="velocity weight of 'hungarian' [2.0]")
     parser.add_argument('--out', default=None, help='write per-class APs and PR curves to this JSON file')
     parser.add_argument('--no-progress', action='store_true', default=False,
                         help='no progress bars over the videos (on stderr)')

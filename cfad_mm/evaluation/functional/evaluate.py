@@ -96,7 +96,9 @@ def evaluate_tubes(video_detections: Dict[str, Sequence[dict]],
                    trim_thr: Optional[float] = 0.5,
                    max_gap: int = 0,
                    return_tubes: bool = False,
-                   progress: bool = False) -> dict:
+                   progress: bool = False,
+                   link_method: str = 'greedy',
+                   vel_weight: float = 2.0) -> dict:
     """frame-mAP and video-mAP of clip predictions (ACT protocol by default).
 
     frame-mAP uses the clip tubes directly (each box of each clip tube on each of its frames, the clip tube's
@@ -128,6 +130,9 @@ def evaluate_tubes(video_detections: Dict[str, Sequence[dict]],
         return_tubes (bool): Also return the linked video tubes. Defaults to False.
         progress (bool): Progress bars over the videos (preparing, linking) on stderr, for the offline tools.
             Defaults to False (quiet, as inside ``TubeMetric``).
+        link_method (str): ``'greedy'`` or ``'hungarian'`` joining of the windows
+            (:func:`cfad_mm.evaluation.link_video_tubes`). Defaults to ``'greedy'``.
+        vel_weight (float): Velocity weight of ``'hungarian'``. Defaults to 2.0.
 
     Returns:
         dict: ``metrics`` (summary dict, values in [0, 1]), ``classes``, ``evaluated_classes``,
@@ -181,7 +186,9 @@ def evaluate_tubes(video_detections: Dict[str, Sequence[dict]],
             trim_thr=trim_thr,
             nms_thr=nms_thr,
             max_gap=max_gap,
-            plus_one=prot.plus_one)
+            plus_one=prot.plus_one,
+            link_method=link_method,
+            vel_weight=vel_weight)
         for v, clips in _progress(list(prepared.items()), progress, 'link tubes')
     }
     timing['linking'] = time.perf_counter() - tic
@@ -215,7 +222,9 @@ def evaluate_tubes(video_detections: Dict[str, Sequence[dict]],
             nms_thr=nms_thr,
             link_iou=link_iou,
             trim_thr=trim_thr,
-            max_gap=max_gap),
+            max_gap=max_gap,
+            link_method=link_method,
+            vel_weight=vel_weight),
         num_videos=len(videos),
         num_videos_with_predictions=len(prepared),
         num_clip_predictions=int(sum(len(c) for c in video_detections.values())),

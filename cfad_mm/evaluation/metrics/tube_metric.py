@@ -6,10 +6,10 @@ from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from mmaction.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 
-from mmaction.registry import METRICS
 from ..functional import format_report_table, metric_keys, report_to_json, resolve_annotations
 from ..functional.ground_truth import split_videos
 from ..functional.protocol import get_protocol
@@ -109,6 +109,10 @@ class TubeMetric(BaseMetric):
         trim_thr (float, optional): Actionness threshold of the temporal trimming of linked tubes (used when
             the predictions carry ``frame_scores``); None disables it. Defaults to 0.5.
         max_gap (int): Largest gap in frames bridged by the linking. Defaults to 0.
+        link_method (str): How the tubes of consecutive windows are joined: ``'greedy'`` (by clip-tube score)
+            or ``'hungarian'`` (global assignment on overlap IoU and velocity agreement; docs/evaluation.md).
+            Defaults to ``'greedy'``.
+        vel_weight (float): Velocity weight of ``'hungarian'``. Defaults to 2.0.
         nms_thr (float, optional): Hard-NMS threshold of frame detections and tubes. Defaults to 0.3 (ACT).
         frame_iou_thr (float): IoU threshold of frame-mAP. Defaults to 0.5.
         video_iou_thrs (Sequence[float]): Reported video-mAP thresholds (0.5:0.95 is always added).
@@ -141,7 +145,9 @@ class TubeMetric(BaseMetric):
                  pr_points: int = 1000,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
-                 collect_dir: Optional[str] = None) -> None:
+                 collect_dir: Optional[str] = None,
+                 link_method: str = 'greedy',
+                 vel_weight: float = 2.0) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
         self.ann_file = ann_file if isinstance(ann_file, str) else '<annotation dict>'
         self.annotations = resolve_annotations(ann_file)
@@ -156,6 +162,13 @@ class TubeMetric(BaseMetric):
                 f'TubeMetric: IoU thresholds must be in (0, 1], got frame_iou_thr={frame_iou_thr}, '
                 f'video_iou_thrs={list(video_iou_thrs)}')
         self.link_iou, self.trim_thr, self.max_gap, self.nms_thr = link_iou, trim_thr, max_gap, nms_thr
+        from ..linking import LINK_METHODS
+        if link_method not in LINK_METHODS:
+            raise ValueError(
+                f'TubeMetric: link_method must be one of {list(LINK_METHODS)}, got {link_method!r}')
+        if not vel_weight >= 0:
+            raise ValueError(f'TubeMetric: vel_weight must be >= 0, got {vel_weight}')
+        self.link_method, self.vel_weight = link_method, float(vel_weight)
         self.frame_iou_thr = float(frame_iou_thr)
         self.video_iou_thrs = tuple(float(t) for t in video_iou_thrs)
         self.dump_dir, self.outfile, self.pr_points = dump_dir, outfile, pr_points
@@ -192,7 +205,9 @@ class TubeMetric(BaseMetric):
             nms_thr=self.nms_thr,
             link_iou=self.link_iou,
             trim_thr=self.trim_thr,
-            max_gap=self.max_gap)
+            max_gap=self.max_gap,
+            link_method=self.link_method,
+            vel_weight=self.vel_weight)
         self.last_report = report
         print_log(
             f'{type(self).__name__} ({self.ann_file}):\n{format_report_table(report)}', logger='current')
