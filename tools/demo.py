@@ -16,13 +16,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
 import cfad_mm  # noqa: E402,F401
 from cfad_mm.apis import TubeInferencer, VideoFrames, init_detector  # noqa: E402
 from cfad_mm.apis.inference import MAX_INPUT_AREA, MAX_INPUT_SIDE  # noqa: E402
 from cfad_mm.datasets.media import MediaError  # noqa: E402
 from cfad_mm.engine.checkpoint import CHECKPOINT_ERRORS  # noqa: E402
+from cfad_mm.utils.cli import add_checkpoint_args  # noqa: E402
 
 
 def size_limit(text: str) -> int:
@@ -56,13 +55,7 @@ def parse_args(argv=None):
                    f'(0: no limit; default {MAX_INPUT_AREA})')
     p.add_argument('--gif', action='store_true', help='also write a GIF')
     p.add_argument('--no-render', action='store_true', help='only write tubes.json')
-    p.add_argument('--unsafe-load', action='store_true',
-                   help='load the checkpoint with full pickle semantics (weights_only=False). ONLY for a '
-                        'file you trust: a pickle can run code. Without it, checkpoints load with '
-                        'weights_only=True and a short allow-list (docs/security.md)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config settings; load_strict=False loads a checkpoint that does not fit '
-                        'the model partially instead of refusing it')
+    add_checkpoint_args(p)  # --unsafe-load, --cfg-options
     return p.parse_args(argv)
 
 

@@ -4,31 +4,5 @@
 #        bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args...]
 # Example: GPUS=8 bash tools/slurm_test.sh dev cfad_test configs/cfad/cfad_i3d-r50_8xb8-16x1x1-8e_ucf101-24.py \
 #          work_dirs/cfad_ucf/best.pth --work-dir work_dirs/cfad_ucf_test
-set -euo pipefail
-if [ $# -lt 4 ]; then
-    sed -n '2,6p' "$0" >&2
-    exit 2
-fi
-set -x
-
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-CHECKPOINT=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-
-# shellcheck disable=SC2086  # SRUN_ARGS holds several srun options
-PYTHONPATH="$DIR/..:${PYTHONPATH:-}" \
-srun -p "${PARTITION}" \
-    --job-name="${JOB_NAME}" \
-    --gres=gpu:"${GPUS_PER_NODE}" \
-    --ntasks="${GPUS}" \
-    --ntasks-per-node="${GPUS_PER_NODE}" \
-    --cpus-per-task="${CPUS_PER_TASK}" \
-    --kill-on-bad-exit=1 \
-    ${SRUN_ARGS} \
-    python -u "$DIR/test.py" "${CONFIG}" "${CHECKPOINT}" --launcher="slurm" "${@:5}"
+# The srun command line is built by tools/slurm_run.sh (shared with tools/slurm_train.sh).
+exec bash "$(dirname "${BASH_SOURCE[0]}")/slurm_run.sh" "$0" test "$@"

@@ -12,10 +12,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
 import cfad_mm  # noqa: E402,F401
 from cfad_mm.apis import merge_test_cfg, run_test  # noqa: E402
+from cfad_mm.utils.cli import add_checkpoint_args, parse_launch_args  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -29,19 +28,8 @@ def parse_args(argv=None):
     parser.add_argument('--show', action='store_true', help='show prediction results (needs a display)')
     parser.add_argument('--interval', type=int, default=1, help='visualize every k-th sample')
     parser.add_argument('--wait-time', type=float, default=2, help='display time of every window (s)')
-    parser.add_argument('--unsafe-load', action='store_true',
-                        help='load the checkpoint with full pickle semantics (weights_only=False). ONLY for '
-                             'a file you trust: a pickle can run code. Without it, checkpoints load with '
-                             'weights_only=True and a short allow-list (docs/security.md)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value pairs; load_strict=False loads a '
-                             'checkpoint that does not fit the model partially instead of refusing it')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_checkpoint_args(parser)  # --unsafe-load, --cfg-options
+    return parse_launch_args(parser, argv)  # --launcher, --local_rank
 
 
 def merge_args(cfg, args):

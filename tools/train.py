@@ -17,6 +17,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 
 import cfad_mm  # noqa: E402,F401  (applies the stack workarounds, registers the plugin)
 from cfad_mm.apis import build_runner, default_work_dir, shutdown_distributed, trust_config_checkpoints  # noqa
+from cfad_mm.utils.cli import parse_launch_args  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -42,12 +43,8 @@ def parse_args(argv=None):
                         'can run code. Without it they load with weights_only=True and a short allow-list')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs, e.g. train_cfg.max_epochs=2')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher (tools/dist_train.sh uses torchrun -> pytorch)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_launch_args(parser, argv,
+                             launcher_help='job launcher (tools/dist_train.sh uses torchrun -> pytorch)')
 
 
 # optimizer wrapper type -> its mixed-precision counterpart (--amp)

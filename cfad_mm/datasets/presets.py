@@ -10,10 +10,12 @@ preset                 default ``ann_file``          ``data_prefix``    media
 ``MultiSportsDataset`` ``annotations/multisports_GT.pkl`` ``trainval``  video files ``{video}.mp4``
 =====================  ============================  =================  ===============================
 
-All paths are relative to ``data_root`` (e.g. ``data/ucf101_24``); every argument of :class:`TubeDataset` can
-be overridden (e.g. ``source='video', video_ext='.avi'`` for UCF101-24 videos instead of frames). The class
-names below are the ``labels`` of the published ACT/MOC pickles; the names in the annotation file win (a
-different number of classes raises, different spellings only warn).
+All paths are relative to ``data_root`` (e.g. ``data/ucf101_24``). A preset sets only what differs from the
+defaults of :class:`TubeDataset` (``source='video'``, ``video_ext='.mp4'``, ``filename_tmpl='{:05d}.jpg'``);
+every argument of :class:`TubeDataset` can be overridden (e.g. ``source='video', video_ext='.avi'`` for
+UCF101-24 videos instead of frames). The class names below are the ``labels`` of the published ACT/MOC
+pickles; the names in the annotation file win (a different number of classes raises, different spellings
+only warn).
 """
 from typing import Optional
 
@@ -56,126 +58,76 @@ MULTISPORTS_CLASSES = (
     'basketball jump ball')
 
 
-def _prefix(data_prefix: Optional[dict], default: str) -> dict:
-    return dict(video=default) if data_prefix is None else data_prefix
+class _TubePreset(TubeDataset):
+    """A :class:`TubeDataset` whose defaults differ where the benchmark's layout does (internal base).
+
+    Subclasses set ``METAINFO`` (the class names), ``DEFAULT_SOURCE`` when it is ``'frames'``, and
+    ``DEFAULTS``: ``ann_file``, ``data_prefix`` (the media folder, a str) and any other :class:`TubeDataset`
+    argument whose default differs. An argument given by the caller always wins.
+
+    Args:
+        ann_file (str, optional): Defaults to ``DEFAULTS['ann_file']``.
+        pipeline (list): Transforms. Defaults to ``[]``.
+        data_prefix (dict, optional): Defaults to ``dict(video=DEFAULTS['data_prefix'])``.
+        **kwargs: Any argument of :class:`TubeDataset`.
+    """
+
+    DEFAULTS: dict = {}
+
+    def __init__(self,
+                 ann_file: Optional[str] = None,
+                 pipeline=(),
+                 data_prefix: Optional[dict] = None,
+                 **kwargs):
+        defaults = dict(self.DEFAULTS)
+        default_ann_file = defaults.pop('ann_file')
+        default_prefix = dict(video=defaults.pop('data_prefix'))
+        super().__init__(
+            ann_file=default_ann_file if ann_file is None else ann_file,
+            pipeline=list(pipeline),
+            data_prefix=default_prefix if data_prefix is None else data_prefix,
+            **{**defaults, **kwargs})
 
 
 @DATASETS.register_module()
-class UCF101_24Dataset(TubeDataset):
-    """UCF101-24 (untrimmed, 24 classes, 1 split): ``data_root/rgb-images/{video}/{:05d}.jpg``.
-
-    Args:
-        ann_file (str): Defaults to ``'UCF101v2-GT.pkl'``.
-        pipeline (list): Transforms. Defaults to ``[]``.
-        data_prefix (dict, optional): Defaults to ``dict(video='rgb-images')``.
-        **kwargs: Any argument of :class:`TubeDataset`.
-    """
+class UCF101_24Dataset(_TubePreset):
+    """UCF101-24 (untrimmed, 24 classes, 1 split): ``data_root/rgb-images/{video}/{:05d}.jpg``."""
 
     METAINFO = dict(classes=UCF101_24_CLASSES)
     DEFAULT_SOURCE = 'frames'
-
-    def __init__(self,
-                 ann_file: str = 'UCF101v2-GT.pkl',
-                 pipeline=(),
-                 data_prefix: Optional[dict] = None,
-                 filename_tmpl: str = '{:05d}.jpg',
-                 **kwargs):
-        super().__init__(
-            ann_file=ann_file,
-            pipeline=list(pipeline),
-            data_prefix=_prefix(data_prefix, 'rgb-images'),
-            filename_tmpl=filename_tmpl,
-            **kwargs)
+    DEFAULTS = dict(ann_file='UCF101v2-GT.pkl', data_prefix='rgb-images')
 
 
 @DATASETS.register_module()
-class JHMDB21Dataset(TubeDataset):
-    """JHMDB-21 (trimmed, 21 classes, 3 splits): ``data_root/Frames/{video}/{:05d}.png``.
-
-    Args:
-        ann_file (str): Defaults to ``'JHMDB-GT.pkl'``.
-        pipeline (list): Transforms. Defaults to ``[]``.
-        data_prefix (dict, optional): Defaults to ``dict(video='Frames')``.
-        filename_tmpl (str): Defaults to ``'{:05d}.png'``.
-        **kwargs: Any argument of :class:`TubeDataset`.
-    """
+class JHMDB21Dataset(_TubePreset):
+    """JHMDB-21 (trimmed, 21 classes, 3 splits): ``data_root/Frames/{video}/{:05d}.png``."""
 
     METAINFO = dict(classes=JHMDB21_CLASSES)
     DEFAULT_SOURCE = 'frames'
-
-    def __init__(self,
-                 ann_file: str = 'JHMDB-GT.pkl',
-                 pipeline=(),
-                 data_prefix: Optional[dict] = None,
-                 filename_tmpl: str = '{:05d}.png',
-                 **kwargs):
-        super().__init__(
-            ann_file=ann_file,
-            pipeline=list(pipeline),
-            data_prefix=_prefix(data_prefix, 'Frames'),
-            filename_tmpl=filename_tmpl,
-            **kwargs)
+    DEFAULTS = dict(ann_file='JHMDB-GT.pkl', data_prefix='Frames', filename_tmpl='{:05d}.png')
 
 
 @DATASETS.register_module()
-class UCFSportsDataset(TubeDataset):
-    """UCFSports (trimmed, 10 classes, 1 split): ``data_root/Frames/{video}/{:05d}.jpg``.
-
-    Args:
-        ann_file (str): Defaults to ``'UCFSports-GT.pkl'``.
-        pipeline (list): Transforms. Defaults to ``[]``.
-        data_prefix (dict, optional): Defaults to ``dict(video='Frames')``.
-        **kwargs: Any argument of :class:`TubeDataset`.
-    """
+class UCFSportsDataset(_TubePreset):
+    """UCFSports (trimmed, 10 classes, 1 split): ``data_root/Frames/{video}/{:05d}.jpg``."""
 
     METAINFO = dict(classes=UCFSPORTS_CLASSES)
     DEFAULT_SOURCE = 'frames'
-
-    def __init__(self,
-                 ann_file: str = 'UCFSports-GT.pkl',
-                 pipeline=(),
-                 data_prefix: Optional[dict] = None,
-                 filename_tmpl: str = '{:05d}.jpg',
-                 **kwargs):
-        super().__init__(
-            ann_file=ann_file,
-            pipeline=list(pipeline),
-            data_prefix=_prefix(data_prefix, 'Frames'),
-            filename_tmpl=filename_tmpl,
-            **kwargs)
+    DEFAULTS = dict(ann_file='UCFSports-GT.pkl', data_prefix='Frames')
 
 
 @DATASETS.register_module()
-class SyntheticTubeDataset(TubeDataset):
+class SyntheticTubeDataset(_TubePreset):
     """The synthetic dataset of ``tools/data/make_synthetic.py``: ``data_root/videos/{video}.mp4``.
 
     The class names are read from the annotation file (the generator writes them).
-
-    Args:
-        ann_file (str): Defaults to ``'annotations.pkl'``.
-        pipeline (list): Transforms. Defaults to ``[]``.
-        data_prefix (dict, optional): Defaults to ``dict(video='videos')``.
-        **kwargs: Any argument of :class:`TubeDataset`.
     """
 
-    DEFAULT_SOURCE = 'video'
-
-    def __init__(self,
-                 ann_file: str = 'annotations.pkl',
-                 pipeline=(),
-                 data_prefix: Optional[dict] = None,
-                 video_ext: str = '.mp4',
-                 **kwargs):
-        super().__init__(
-            ann_file=ann_file,
-            pipeline=list(pipeline),
-            data_prefix=_prefix(data_prefix, 'videos'),
-            video_ext=video_ext,
-            **kwargs)
+    DEFAULTS = dict(ann_file='annotations.pkl', data_prefix='videos')
 
 
 @DATASETS.register_module()
-class MultiSportsDataset(TubeDataset):
+class MultiSportsDataset(_TubePreset):
     """MultiSports (untrimmed, 66 classes, 1 split): ``data_root/trainval/{video}.mp4``.
 
     The layout of mmaction2's MultiSports data preparation (``tools/data/multisports``; its configs use
@@ -184,27 +136,7 @@ class MultiSportsDataset(TubeDataset):
     ``trainval/<sport>/<name>.mp4``. ``train_videos[0]`` / ``test_videos[0]`` of the pickle are the official
     train / validation splits (the test split has no public ground truth). Evaluate with
     ``TubeMetric(protocol='multisports')`` to get mmaction2's frame-mAP / video-mAP conventions.
-
-    Args:
-        ann_file (str): Defaults to ``'annotations/multisports_GT.pkl'``.
-        pipeline (list): Transforms. Defaults to ``[]``.
-        data_prefix (dict, optional): Defaults to ``dict(video='trainval')``.
-        video_ext (str): Defaults to ``'.mp4'``.
-        **kwargs: Any argument of :class:`TubeDataset`.
     """
 
     METAINFO = dict(classes=MULTISPORTS_CLASSES)
-    DEFAULT_SOURCE = 'video'
-
-    def __init__(self,
-                 ann_file: str = 'annotations/multisports_GT.pkl',
-                 pipeline=(),
-                 data_prefix: Optional[dict] = None,
-                 video_ext: str = '.mp4',
-                 **kwargs):
-        super().__init__(
-            ann_file=ann_file,
-            pipeline=list(pipeline),
-            data_prefix=_prefix(data_prefix, 'trainval'),
-            video_ext=video_ext,
-            **kwargs)
+    DEFAULTS = dict(ann_file='annotations/multisports_GT.pkl', data_prefix='trainval')

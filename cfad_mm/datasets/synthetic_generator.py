@@ -468,6 +468,27 @@ def _sample_occluder(rng: np.random.Generator, actors, num_frames: int, width: i
     return f'{"moving" if moving else "static"} {kind}', occ_boxes
 
 
+def _draw_actors(frames: np.ndarray, actors: list, textures: list) -> Tuple[np.ndarray, List[np.ndarray]]:
+    """Paint the sprite of each ``(label, start, boxes)`` actor into ``frames`` (T, H, W, 3) in place.
+
+    Returns:
+        tuple: The sprite masks (n, T, H, W) bool and the GT tubes (one ``(len(boxes), 5)`` float32 array
+        ``[frame (1-based), x1, y1, x2, y2]`` per actor).
+    """
+    num_frames, height, width = frames.shape[:3]
+    sprite_masks = np.zeros((len(actors), num_frames, height, width), dtype=bool)
+    tubes = []
+    for k, ((label, start, boxes), texture) in enumerate(zip(actors, textures)):
+        for t, (x1, y1, x2, y2) in enumerate(boxes, start=start):
+            mask = sprite_mask(y2 - y1, x2 - x1)
+            patch = cv2.resize(texture, (int(x2 - x1), int(y2 - y1)), interpolation=cv2.INTER_NEAREST)
+            frames[t, y1:y2, x1:x2][mask] = patch[mask]
+            sprite_masks[k, t, y1:y2, x1:x2] = mask
+        frame_ids = np.arange(start + 1, start + len(boxes) + 1, dtype=np.float32)
+        tubes.append(np.concatenate([frame_ids[:, None], boxes.astype(np.float32)], axis=1))
+    return sprite_masks, tubes
+
+
 def synthesize_video(rng: np.random.Generator, primary_label: int, num_frames: int, size: Tuple[int, int],
                      num_classes: int = 5, max_actors: int = 3, min_action_len: int = 12,
                      occluder_prob: float = 0.5) -> SyntheticVideo:
@@ -499,17 +520,8 @@ def synthesize_video(rng: np.random.Generator, primary_label: int, num_frames: i
     occ_texture = np.repeat(occ_texture, height, axis=0).astype(np.uint8)  # vertical streaks
 
     frames = np.repeat(background[None], num_frames, axis=0)
-    sprite_masks = np.zeros((len(actors), num_frames, height, width), dtype=bool)
+    sprite_masks, tubes = _draw_actors(frames, actors, textures)
     occluder_masks = np.zeros((num_frames, height, width), dtype=bool)
-    tubes = []
-    for k, ((label, start, boxes), texture) in enumerate(zip(actors, textures)):
-        for t, (x1, y1, x2, y2) in enumerate(boxes, start=start):
-            mask = sprite_mask(y2 - y1, x2 - x1)
-            patch = cv2.resize(texture, (int(x2 - x1), int(y2 - y1)), interpolation=cv2.INTER_NEAREST)
-            frames[t, y1:y2, x1:x2][mask] = patch[mask]
-            sprite_masks[k, t, y1:y2, x1:x2] = mask
-        frame_ids = np.arange(start + 1, start + len(boxes) + 1, dtype=np.float32)
-        tubes.append(np.concatenate([frame_ids[:, None], boxes.astype(np.float32)], axis=1))
     if occ_boxes is not None:
         for t, (x1, y1, x2, y2) in enumerate(occ_boxes):
             occluder_masks[t, y1:y2, x1:x2] = True
@@ -985,17 +997,8 @@ def synthesize_long_video(rng: np.random.Generator,
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     for t, (cx, cy) in enumerate(cam):
         frames[t] = canvas[cy:cy + height, cx:cx + width]
-    sprite_masks = np.zeros((len(actors), num_frames, height, width), dtype=bool)
+    sprite_masks, tubes = _draw_actors(frames, actors, textures)
     occluder_masks = np.zeros((num_frames, height, width), dtype=bool)
-    tubes = []
-    for k, ((label, start, boxes), texture) in enumerate(zip(actors, textures)):
-        for t, (x1, y1, x2, y2) in enumerate(boxes, start=start):
-            mask = sprite_mask(y2 - y1, x2 - x1)
-            patch = cv2.resize(texture, (int(x2 - x1), int(y2 - y1)), interpolation=cv2.INTER_NEAREST)
-            frames[t, y1:y2, x1:x2][mask] = patch[mask]
-            sprite_masks[k, t, y1:y2, x1:x2] = mask
-        frame_ids = np.arange(start + 1, start + len(boxes) + 1, dtype=np.float32)
-        tubes.append(np.concatenate([frame_ids[:, None], boxes.astype(np.float32)], axis=1))
     columns = np.zeros((num_frames, width), dtype=bool)
     for (x1s, band_w), texture in zip(occluders, occ_textures):
         columns |= _band_columns(x1s, band_w, width)

@@ -1,16 +1,18 @@
 """Clip predictions as the evaluation receives them: grouping by video, the shared evaluation entry point of
 ``TubeMetric`` and ``tools/analysis/eval_results.py``, and reading ``DumpResults`` pickles safely."""
+import argparse
 import io
 import os.path as osp
 import pickle
 from typing import Dict, List, Optional, Sequence, Union
 
 from .functional import evaluate_tubes
-from .linking import drop_nonfinite_tubes
+from .functional.protocol import PROTOCOLS
+from .linking import LINK_METHODS, drop_nonfinite_tubes
 
 __all__ = [
     'group_clips_by_video', 'evaluate_clip_predictions', 'load_dump', 'DumpUnpickler', 'config_tube_metric',
-    'EVAL_SETTING_KEYS', 'eval_settings', 'optional_float'
+    'EVAL_SETTING_KEYS', 'eval_settings', 'optional_float', 'add_eval_setting_args'
 ]
 
 
@@ -218,6 +220,36 @@ def config_tube_metric(cfg, key: str = 'test_evaluator') -> dict:
 def optional_float(text: str):
     """A float, or None for 'none'."""
     return None if text.lower() == 'none' else float(text)
+
+
+def add_eval_setting_args(parser: argparse.ArgumentParser, frame_map: bool = True) -> None:
+    """Add the flags of the evaluation settings (:data:`EVAL_SETTING_KEYS`) to an offline tool's parser.
+
+    A flag not given stays absent from the parsed arguments (``argparse.SUPPRESS``), so that
+    :func:`eval_settings` takes that setting from the ``--config``, else leaves ``TubeMetric``'s default
+    (shown in brackets in the help).
+
+    Args:
+        parser (argparse.ArgumentParser): The parser (or an argument group).
+        frame_map (bool): Also ``--frame-iou-thr`` and ``--video-iou-thrs`` (the mAP thresholds).
+            Defaults to True.
+    """
+    def add(*flags, **kwargs):
+        parser.add_argument(*flags, default=argparse.SUPPRESS, **kwargs)
+
+    add('--split', type=int, help='0-based split index [0]')
+    add('--subset', choices=['test', 'train'], help='[test]')
+    add('--protocol', choices=list(PROTOCOLS), help='[act]')
+    if frame_map:
+        add('--frame-iou-thr', type=float, help='[0.5]')
+        add('--video-iou-thrs', type=float, nargs='+', help='[0.2 0.5 0.75]')
+    add('--nms-thr', type=optional_float, help="hard-NMS threshold or 'none' [0.3]")
+    add('--link-iou', type=float, help='[0.5]')
+    add('--trim-thr', type=optional_float, help="trimming threshold or 'none' [0.5]")
+    add('--max-gap', type=int, help='[0]')
+    add('--link-method', choices=list(LINK_METHODS),
+        help='joining of the windows (docs/evaluation.md) [greedy]')
+    add('--vel-weight', type=float, help="velocity weight of 'hungarian' [2.0]")
 
 
 def eval_settings(args) -> tuple:

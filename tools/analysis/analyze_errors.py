@@ -41,8 +41,8 @@ from cfad_mm.analysis import (  # noqa: E402
     video_error_breakdown,
 )
 from cfad_mm.evaluation import evaluate_clip_predictions, load_dump  # noqa: E402
-from cfad_mm.evaluation.functional import PROTOCOLS, resolve_annotations  # noqa: E402
-from cfad_mm.evaluation.predictions import eval_settings, optional_float  # noqa: E402
+from cfad_mm.evaluation.functional import resolve_annotations  # noqa: E402
+from cfad_mm.evaluation.predictions import add_eval_setting_args, eval_settings  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -63,16 +63,7 @@ def parse_args(argv=None):
     parser.add_argument('--iou', type=float, default=0.5, help='st-IoU threshold of the breakdown [0.5]')
     parser.add_argument(
         '--bkg-thr', type=float, default=0.1, help='st-IoU below which an FP is background [0.1]')
-    parser.add_argument('--split', type=int, help='0-based split index [0]')
-    parser.add_argument('--subset', choices=['test', 'train'], help='[test]')
-    parser.add_argument('--protocol', choices=sorted(PROTOCOLS), help='[act]')
-    parser.add_argument('--nms-thr', type=optional_float, help="hard-NMS threshold or 'none' [0.3]")
-    parser.add_argument('--link-iou', type=float, help='[0.5]')
-    parser.add_argument('--trim-thr', type=optional_float, help="trimming threshold or 'none' [0.5]")
-    parser.add_argument('--max-gap', type=int, help='[0]')
-    parser.add_argument('--link-method', choices=['greedy', 'hungarian'],
-                        help='joining of the windows (docs/evaluation.md) [greedy]')
-    parser.add_argument('--vel-weight', type=float, help="velocity weight of 'hungarian' [2.0]")
+    add_eval_setting_args(parser, frame_map=False)  # --split, --subset, --protocol, linking settings
     parser.add_argument('--no-timelines', action='store_true', default=False, help='skip the per-video PNGs')
     parser.add_argument('--markdown', action='store_true', default=False, help='print a markdown table')
     return parser.parse_args(argv)

@@ -31,7 +31,11 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 from cfad_mm.evaluation import evaluate_clip_predictions, load_dump  # noqa: E402
 from cfad_mm.evaluation.functional import format_report_table, report_to_json  # noqa: E402
-from cfad_mm.evaluation.predictions import eval_settings, optional_float  # noqa: E402
+from cfad_mm.evaluation.predictions import (  # noqa: E402,F401  (optional_float: kept as a name of the tool)
+    add_eval_setting_args,
+    eval_settings,
+    optional_float,
+)
 
 
 def parse_args(argv=None):
@@ -45,18 +49,7 @@ def parse_args(argv=None):
                         'test_evaluator.ann_file')
     parser.add_argument('--config', default=None,
                         help="take the settings not given (and ann_file) from this config's test_evaluator")
-    parser.add_argument('--split', type=int, help='0-based split index [0]')
-    parser.add_argument('--subset', choices=['test', 'train'], help='[test]')
-    parser.add_argument('--protocol', choices=['act', 'voc', 'multisports'], help='[act]')
-    parser.add_argument('--frame-iou-thr', type=float, help='[0.5]')
-    parser.add_argument('--video-iou-thrs', type=float, nargs='+', help='[0.2 0.5 0.75]')
-    parser.add_argument('--nms-thr', type=optional_float, help="hard-NMS threshold or 'none' [0.3]")
-    parser.add_argument('--link-iou', type=float, help='[0.5]')
-    parser.add_argument('--trim-thr', type=optional_float, help="trimming threshold or 'none' [0.5]")
-    parser.add_argument('--max-gap', type=int, help='[0]')
-    parser.add_argument('--link-method', choices=['greedy', 'hungarian'],
-                        help='joining of the windows (docs/evaluation.md) [greedy]')
-    parser.add_argument('--vel-weight', type=float, help="velocity weight of 'hungarian' [2.0]")
+    add_eval_setting_args(parser)  # --split, --subset, --protocol, mAP thresholds, linking settings
     parser.add_argument('--out', default=None, help='write per-class APs and PR curves to this JSON file')
     parser.add_argument('--no-progress', action='store_true', default=False,
                         help='no progress bars over the videos (on stderr)')

@@ -34,6 +34,7 @@ from cfad_mm.datasets.annotation import (  # noqa: E402
     to_json_dict,
     tube_statistics,
 )
+from cfad_mm.utils.cli import add_box_tolerance_arg  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -56,12 +57,7 @@ def parse_args(argv=None):
         '--filename-tmpl', default='{:05d}.jpg', help='frame file template. Default: {:05d}.jpg')
     parser.add_argument(
         '--frame-start-index', type=int, default=1, help='file number of the first frame. Default: 1')
-    parser.add_argument(
-        '--box-tolerance',
-        type=float,
-        default=0.05,
-        help='allowed box overshoot outside the frame, fraction of the side (at least 8 px). '
-        'Default: 0.05')
+    add_box_tolerance_arg(parser)
     parser.add_argument(
         '--max-nframes',
         type=int,

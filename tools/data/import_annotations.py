@@ -34,6 +34,7 @@ from cfad_mm.datasets.importers import (  # noqa: E402
     import_annotations,
     write_annotation_pickle,
 )
+from cfad_mm.utils.cli import add_box_tolerance_arg  # noqa: E402
 
 EPILOG = """frame numbers: CVAT <box frame> is 0-based (frame f becomes f + 1); MOT frame is 1-based (kept);
 AVA timestamp t (seconds) becomes frame floor((t - time_offset) * fps + 0.5) + 1.
@@ -103,12 +104,7 @@ def parse_args(argv=None):
     group.add_argument('--seed', type=int, default=0, help='seed of the split shuffle. Default: 0')
     group.add_argument('--test-list', metavar='FILE', help='test videos, one a line (others: train)')
     group.add_argument('--train-list', metavar='FILE', help='train videos, one a line (others: test)')
-    parser.add_argument(
-        '--box-tolerance',
-        type=float,
-        default=0.05,
-        help='allowed box overshoot outside the frame, fraction of the side (at least 8 px). '
-        'Default: 0.05')
+    add_box_tolerance_arg(parser)
     args = parser.parse_args(argv)
     only = {
         'cvat': ('class_map', 'track_labels', 'label_map', 'fps'),
@@ -125,31 +121,21 @@ def parse_args(argv=None):
     return args
 
 
+# the options passed to the importer of each format, and to every importer
+FORMAT_OPTIONS = {
+    'cvat': ('video_name', 'keep_gaps'),
+    'mot': ('video_name', 'keep_gaps', 'class_map', 'track_labels'),
+    'ava-csv': ('label_map', 'fps', 'max_gap_seconds', 'time_offset'),
+}
+COMMON_OPTIONS = ('ext', 'test_ratio', 'seed', 'test_list', 'train_list', 'box_tolerance')
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    common = dict(
-        ext=args.ext,
-        test_ratio=args.test_ratio,
-        seed=args.seed,
-        test_list=args.test_list,
-        train_list=args.train_list,
-        box_tolerance=args.box_tolerance)
-    if args.format == 'cvat':
-        options = dict(video_name=args.video_name, keep_gaps=args.keep_gaps)
-    elif args.format == 'mot':
-        options = dict(
-            video_name=args.video_name,
-            keep_gaps=args.keep_gaps,
-            class_map=args.class_map,
-            track_labels=args.track_labels)
-    else:
-        options = dict(
-            label_map=args.label_map,
-            fps=args.fps,
-            max_gap_seconds=args.max_gap_seconds,
-            time_offset=args.time_offset)
+    names = FORMAT_OPTIONS[args.format] + COMMON_OPTIONS
     try:
-        ann, summary = import_annotations(args.format, args.input, args.videos, **options, **common)
+        ann, summary = import_annotations(args.format, args.input, args.videos,
+                                          **{name: getattr(args, name) for name in names})
     except (AnnotationImportError, AnnotationError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

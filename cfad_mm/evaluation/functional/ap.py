@@ -37,6 +37,16 @@ def pr_curve(tp_sorted: np.ndarray,
     return precision, recall
 
 
+def _pr_arrays(precision, recall, caller: str) -> Tuple[np.ndarray, np.ndarray]:
+    """``precision`` and ``recall`` as float64 arrays, checked to be 1-D of the same length."""
+    precision = np.asarray(precision, dtype=np.float64)
+    recall = np.asarray(recall, dtype=np.float64)
+    if precision.shape != recall.shape or precision.ndim != 1:
+        raise ValueError(
+            f'{caller}: precision {precision.shape} and recall {recall.shape} must be 1-D of the same length')
+    return precision, recall
+
+
 def act_pr_to_ap(precision: np.ndarray, recall: np.ndarray) -> float:
     """ACT's ``pr_to_ap``: trapezoidal area under the raw PR curve (no precision envelope).
 
@@ -49,12 +59,7 @@ def act_pr_to_ap(precision: np.ndarray, recall: np.ndarray) -> float:
     Returns:
         float: The AP in [0, 1].
     """
-    precision = np.asarray(precision, dtype=np.float64)
-    recall = np.asarray(recall, dtype=np.float64)
-    if precision.shape != recall.shape or precision.ndim != 1:
-        raise ValueError(
-            f'act_pr_to_ap: precision {precision.shape} and recall {recall.shape} must be 1-D of '
-            'the same length')
+    precision, recall = _pr_arrays(precision, recall, 'act_pr_to_ap')
     if precision.size < 2:
         return 0.0
     return float(np.sum((recall[1:] - recall[:-1]) * (precision[1:] + precision[:-1]) * 0.5))
@@ -73,12 +78,7 @@ def voc_pr_to_ap(precision: np.ndarray, recall: np.ndarray) -> float:
     Returns:
         float: The AP in [0, 1].
     """
-    precision = np.asarray(precision, dtype=np.float64)
-    recall = np.asarray(recall, dtype=np.float64)
-    if precision.shape != recall.shape or precision.ndim != 1:
-        raise ValueError(
-            f'voc_pr_to_ap: precision {precision.shape} and recall {recall.shape} must be 1-D of '
-            'the same length')
+    precision, recall = _pr_arrays(precision, recall, 'voc_pr_to_ap')
     mrec = np.concatenate([[0.0], recall, [1.0]])
     mpre = np.concatenate([[0.0], precision, [0.0]])
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]

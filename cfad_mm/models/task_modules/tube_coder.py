@@ -535,14 +535,9 @@ class PolyTubeCoder(BaseTubeCoder):
 
     Args:
         degree (int): Polynomial degree ``K`` per box parameter (``K + 1`` coefficients). Defaults to 3.
-        extent_margin (float): A time ``t`` is inside a tube when
-            ``t_start - extent_margin <= t <= t_end + extent_margin``. Defaults to 0.5 (the integer frames
-            nearest to the extent).
-        log_size_range (tuple[float, float]): Clamp of decoded ``log(w / W)``, ``log(h / H)``.
-            Defaults to (-10.0, 4.0).
-        min_key_size (float): Key boxes given to :meth:`fit_update` have their width and height clamped to at
-            least this many pixels (they are model outputs, possibly degenerate after clipping to the image).
-            Defaults to 1e-2.
+        extent_margin (float): See :class:`BaseTubeCoder`. Defaults to 0.5.
+        log_size_range (tuple[float, float]): See :class:`BaseTubeCoder`. Defaults to (-10.0, 4.0).
+        min_key_size (float): See :class:`BaseTubeCoder`. Defaults to 1e-2.
     """
 
     def __init__(self,
