@@ -9,13 +9,16 @@ runs; the median (and min / max) time per run is reported.
 Modes: ``predict`` (default) = the full test-time path of one clip batch (backbone, proposals, coarse, refine,
 decoding, tube NMS); ``tensor`` = the exported graph's path (``CFAD._forward``, no post-processing).
 
-Peak memory:
-    * CPU: the peak resident set size of the process, ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (Linux:
-      KiB), reported as the process peak after the runs and as its increase during warm-up + timed runs over
-      the peak before them (0 when the inference never exceeds the earlier peak, e.g. the model building).
-      tracemalloc is not used: it does not see torch's C++ allocations.
+Peak memory (:class:`cfad_mm.analysis.speed.PeakMemory`, during warm-up + timed runs), reported as the
+highest value and as its growth over the value before the runs:
+    * CPU: the resident set size of the process, sampled every 2 ms from ``/proc/self/statm`` (without
+      ``/proc``: the process peak ``ru_maxrss``). tracemalloc is not used: it does not see torch's C++
+      allocations.
     * CUDA: ``torch.cuda.max_memory_allocated`` after ``torch.cuda.reset_peak_memory_stats`` (tensors only,
       not the caching allocator's reserve).
+
+The timing and the meter live in :mod:`cfad_mm.analysis.speed` (:func:`~cfad_mm.analysis.speed.time_forward`);
+this tool parses the options, builds the model and prints the numbers.
 
 Example:
     python tools/analysis/benchmark.py configs/cfad/cfad_r3d-18-tiny_synthetic.py --batch-size 1 --repeats 20
@@ -28,16 +31,14 @@ import json
 import os
 import os.path as osp
 import platform
-import resource
-import statistics
 import sys
-import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from mmengine.config import DictAction  # noqa: E402
 
 import cfad_mm  # noqa: E402,F401
+from cfad_mm.analysis.speed import time_forward  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -69,68 +70,6 @@ def parse_args(argv=None):
     return args
 
 
-def _maxrss_mib() -> float:
-    """Peak resident set size of this process in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == 'darwin' else rss / 1024
-
-
-def benchmark(model, inputs, mode: str = 'predict', repeats: int = 10, warmup: int = 3,
-              progress: bool = False) -> dict:
-    """Time ``repeats`` forward passes of ``model`` on normalised ``inputs (N, C, T, H, W)``.
-
-    ``progress`` shows a progress bar over the runs (tqdm on stderr, updated outside the timed part).
-
-    Returns:
-        dict: ``times_s`` (list), ``median_s``, ``min_s``, ``max_s``, ``clips_per_s``, ``frames_per_s``
-        (median based), ``peak_mem_mib`` and ``peak_mem_increase_mib`` (CPU: process peak RSS; CUDA: max
-        allocated).
-    """
-    import torch
-    from mmaction.structures import ActionDataSample
-    cuda = inputs.is_cuda
-    n, t = inputs.shape[0], inputs.shape[2]
-
-    def run():
-        if mode == 'tensor':
-            return model(inputs, mode='tensor')
-        return model(inputs, [ActionDataSample() for _ in range(n)], mode='predict')
-
-    before = _maxrss_mib()
-    if cuda:
-        torch.cuda.synchronize(inputs.device)
-        torch.cuda.reset_peak_memory_stats(inputs.device)
-    times = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=warmup + repeats, desc=f'{warmup} warm-up + {repeats} timed runs', unit='run')
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            t0 = time.perf_counter()
-            run()
-            if cuda:
-                torch.cuda.synchronize(inputs.device)
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-            if bar is not None:
-                bar.update()
-    if bar is not None:
-        bar.close()
-    med = statistics.median(times)
-    res = dict(times_s=times, median_s=med, min_s=min(times), max_s=max(times), clips_per_s=n / med,
-               frames_per_s=n * t / med)
-    if cuda:
-        peak = torch.cuda.max_memory_allocated(inputs.device) / 2**20
-        res.update(peak_mem_mib=peak, peak_mem_increase_mib=peak,
-                   peak_mem_kind='torch.cuda.max_memory_allocated')
-    else:
-        after = _maxrss_mib()
-        res.update(peak_mem_mib=after, peak_mem_increase_mib=max(0.0, after - before),
-                   peak_mem_kind='process peak RSS (getrusage ru_maxrss)')
-    return res
-
-
 def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.config):
@@ -156,7 +95,7 @@ def main(argv=None):
     t = args.clip_len or t
     h, w = args.shape or (h, w)
     inputs = random_clip(model, (args.batch_size, c, t, h, w), seed=0).to(args.device)
-    res = benchmark(model, inputs, args.mode, args.repeats, args.warmup, progress=not args.no_progress)
+    res = time_forward(model, inputs, args.mode, args.repeats, args.warmup, progress=not args.no_progress)
     res.update(config=args.config, mode=args.mode, device=args.device, batch_size=args.batch_size, clip_len=t,
                shape=[h, w], threads=torch.get_num_threads(), torch=torch.__version__,
                cpu=platform.processor() or platform.machine(), warmup=args.warmup, repeats=args.repeats)

@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
+from cfad_mm.datasets.tube_dataset import window_positions, window_starts  # noqa: E402
 from cfad_mm.evaluation.functional import evaluate_tubes  # noqa: E402
 
 
@@ -57,14 +58,6 @@ def _extent(rng, nframes, min_fraction):
     return mask
 
 
-def _windows(nframes, clip_len, stride):
-    starts = list(range(0, max(nframes - clip_len, 0) + 1, stride))
-    if starts[-1] + clip_len < nframes:
-        starts.append(nframes - clip_len)
-    raw = np.asarray(starts)[:, None] + np.arange(clip_len)[None]
-    return np.minimum(raw, nframes - 1), raw < nframes
-
-
 def make_result_set(args):
     """Annotation dict + {video: [clip predictions]} (see the module docstring)."""
     rng = np.random.default_rng(args.seed)
@@ -99,7 +92,10 @@ def make_result_set(args):
             labels.append(int(rng.integers(args.classes)))
             base_scores.append(rng.uniform(0.05, 0.6))
         tracks, masks = np.asarray(tracks), np.asarray(masks)
-        positions, valid = _windows(nframes, args.clip_len, args.stride)
+        # the test windows of the dataset: positions (W, T) clipped to the video, valid (W, T)
+        grid = [window_positions(s, args.clip_len, 1, nframes)
+                for s in window_starts(nframes, args.clip_len, args.stride)]
+        positions, valid = np.stack([p for p, _ in grid]), np.stack([v for _, v in grid])
         clip_tubes = tracks[:, positions] + rng.normal(0, 2, (len(tracks), ) + positions.shape + (4, ))
         clip_masks = masks[:, positions] & valid[None]
         clips = []
