@@ -739,7 +739,8 @@ def train_throughput(config, device: DeviceLike = None, input_hw: Sequence[int] 
         ds.gt_instances = InstanceData(tubes=torch.from_numpy(boxes[:, 0][None]),
                                        tube_masks=torch.ones(1, t, dtype=torch.bool),
                                        labels=torch.tensor([0]))
-        ds.set_metainfo(dict(img_shape=(h, w), frame_inds=np.arange(1, t + 1), frame_valid=np.ones(t, bool)))
+        ds.set_metainfo(dict(img_shape=(h, w), frame_numbers=np.arange(1, t + 1),
+                             frame_valid=np.ones(t, bool)))
         return ds
 
     def step(data):

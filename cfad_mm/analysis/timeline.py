@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cfad_mm.structures.tube_ops import tube_st_iou
+from cfad_mm.structures.tube_ops import mask_extents, tube_st_iou
 
 __all__ = ['plot_tube_timeline', 'draw_tube_timeline', 'tube_dicts_to_dense', 'match_tube_dicts']
 
@@ -120,11 +120,9 @@ def draw_tube_timeline(ax,
     gt_dense = tube_dicts_to_dense(gt_tubes, nframes)[1] if gt_tubes else np.zeros((0, nframes), bool)
     pred_dense = tube_dicts_to_dense(pred_tubes, nframes)[1] if pred_tubes else np.zeros((0, nframes), bool)
 
-    def start(mask):
-        return int(np.argmax(mask)) if mask.any() else nframes
-
-    gt_order = sorted(range(len(gt_tubes)), key=lambda i: (start(gt_dense[i]), i))
-    pred_order = sorted(range(len(pred_tubes)), key=lambda i: (start(pred_dense[i]), i))
+    gt_start, pred_start = mask_extents(gt_dense)[0], mask_extents(pred_dense)[0]  # empty tube: nframes
+    gt_order = sorted(range(len(gt_tubes)), key=lambda i: (int(gt_start[i]), i))
+    pred_order = sorted(range(len(pred_tubes)), key=lambda i: (int(pred_start[i]), i))
     n_lanes = len(gt_tubes) + len(pred_tubes)
     # lanes from the top: GT first, then predictions; y = n_lanes - 1 - lane
     gt_y = {i: n_lanes - 1 - lane for lane, i in enumerate(gt_order)}

@@ -162,7 +162,8 @@ def compare_with_onnxruntime(model: nn.Module, onnx_file: str, inputs: Tensor,
         if name in PER_TUBE_OUTPUTS:
             r, o = r[slots], o[slots]
         diffs[name] = float(np.abs(r.astype(np.float64) - o.astype(np.float64)).max()) if r.size else 0.0
-    img_shape, num_frames = (int(inputs.shape[-2]), int(inputs.shape[-1])), int(inputs.shape[2])
+    img_shape = (int(inputs.shape[-2]), int(inputs.shape[-1]))
+    num_frames = (int(inputs.shape[2]) - 1) * int(getattr(model, 'frame_interval', 1)) + 1  # the span
     tube_diffs = compare_final_tubes(model, [r.detach().cpu() for r in ref], outs, img_shape, num_frames)
     return diffs, int(slots.sum()), tube_diffs
 
@@ -177,7 +178,8 @@ def tensor_outputs_to_tubes(outputs: Sequence, model, img_shape: Tuple[int, int]
         outputs (Sequence): the graph's outputs (numpy arrays or tensors) in :func:`output_names` order.
         model: the CFAD model (for its coder, ``refine`` flag and ``test_cfg``).
         img_shape (tuple[int, int]): ``(H, W)`` of the network input.
-        num_frames (int): ``T`` of the network input.
+        num_frames (int): Frames of the span, ``(T - 1) * model.frame_interval + 1`` (``T`` of the network
+            input when the model samples every frame).
         score_thr (float, optional): Defaults to ``model.test_cfg['score_thr']``.
 
     Returns:

@@ -300,7 +300,7 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
             outs = model(data['inputs'], data['data_samples'], mode='predict')
         for ds in outs:
             p = ds.pred_instances
-            clips.append(dict(frame_inds=np.asarray(ds.metainfo['frame_inds']),
+            clips.append(dict(frame_numbers=np.asarray(ds.metainfo['frame_numbers']),
                               frame_valid=np.asarray(ds.metainfo['frame_valid']),
                               tubes=p.tubes.cpu().numpy() * to_original,
                               tube_masks=p.tube_masks.cpu().numpy(), scores=p.scores.cpu().numpy(),
@@ -312,7 +312,7 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
         imgs = frames.get(positions)
         t = len(imgs)
         results = dict(imgs=imgs, video_id=osp.basename(video.rstrip('/')), frame_inds=positions.copy(),
-                       video_frame_inds=positions + 1, frame_valid=valid, clip_len=clip_len, num_clips=1,
+                       frame_numbers=positions + 1, frame_valid=valid, clip_len=clip_len, num_clips=1,
                        frame_interval=frame_interval, nframes=frames.num_frames,
                        original_shape=tuple(frames.decode_shape), img_shape=tuple(frames.decode_shape),
                        gt_tubes=np.zeros((0, t, 4), np.float32), gt_tube_masks=np.zeros((0, t), bool),

@@ -9,8 +9,10 @@ Frame indexing, kept straight in ONE place (:meth:`TubeDataset.get_clip`):
   ``VideoReader.get_batch``). For frame folders, ``results['offset'] = frame_start_index`` (default 1) makes
   mmaction's ``RawFrameDecode`` read ``filename_tmpl.format(frame_ind + offset)``, i.e. ``00001.jpg`` for the
   first frame.
-* ``results['video_frame_inds']`` -- 1-based video frame numbers as in the annotation file. ``PackTubeInputs``
-  publishes them as the metainfo key ``frame_inds`` of the packed sample, together with ``frame_valid``.
+* ``results['frame_numbers']`` -- 1-based video frame numbers as in the annotation file. ``PackTubeInputs``
+  publishes them under the same name as the metainfo key ``frame_numbers`` of the packed sample, together
+  with ``frame_valid``; clip predictions carry them as ``frame_numbers`` too. (``frame_inds`` always means
+  the 0-based decoder indices; it is not packed.)
 
 Clip sampling (``span = (clip_len - 1) * frame_interval + 1`` frames):
 
@@ -401,9 +403,9 @@ class TubeDataset(BaseDataset):
         base = osp.join(self.data_prefix['video'], video)
         return base + self.video_ext if self.source == 'video' else base
 
-    def _check_media(self, path: str, video_frame_inds: np.ndarray, video: str):
+    def _check_media(self, path: str, frame_numbers: np.ndarray, video: str):
         """Raise ``FileNotFoundError`` / ``MediaError`` (prefixed with the class name) if the media of a clip
-        (1-based ``video_frame_inds``) cannot be read. A video file is probed once (see :mod:`.media`)."""
+        (1-based ``frame_numbers``) cannot be read. A video file is probed once (see :mod:`.media`)."""
         if not self.check_files or '://' in path:
             return
         try:
@@ -413,7 +415,7 @@ class TubeDataset(BaseDataset):
                                 f'nframes of video {video!r} in {self.ann_file}')
                     self._probed.add(path)
                 return
-            numbers = np.unique(video_frame_inds) - 1 + self.frame_start_index
+            numbers = np.unique(frame_numbers) - 1 + self.frame_start_index
             check_frame_folder(path, numbers, self.filename_tmpl)
         except (OSError, ValueError) as err:
             raise type(err)(f'{type(self).__name__}: {err}') from err
@@ -437,10 +439,10 @@ class TubeDataset(BaseDataset):
 
         Returns:
             dict: ``video_id``, ``filename`` (video) or ``frame_dir`` + ``filename_tmpl`` + ``offset`` +
-            ``modality`` (frames), ``frame_inds`` (T,) 0-based decoder indices, ``video_frame_inds`` (T,)
-            1-based frame numbers, ``frame_valid`` (T,), ``clip_len``, ``num_clips`` (1), ``frame_interval``,
-            ``nframes``, ``ann_shape`` (H, W) from the annotation, ``gt_tubes`` (n, T, 4), ``gt_tube_masks``
-            (n, T), ``gt_labels`` (n,), ``sample_idx``.
+            ``modality`` (frames), ``frame_inds`` (T,) 0-based decoder indices, ``frame_numbers`` (T,)
+            1-based video frame numbers, ``frame_valid`` (T,), ``clip_len``, ``num_clips`` (1),
+            ``frame_interval``, ``nframes``, ``ann_shape`` (H, W) from the annotation, ``gt_tubes`` (n, T, 4),
+            ``gt_tube_masks`` (n, T), ``gt_labels`` (n,), ``sample_idx``.
         """
         info = self.get_data_info(idx)
         video = info['video_id']
@@ -449,13 +451,13 @@ class TubeDataset(BaseDataset):
         positions, frame_valid = window_positions(start, self.clip_len, self.frame_interval, tubes.nframes)
         gt_tubes, gt_masks, gt_labels = tubes.clip(positions, frame_valid)
         path = self.media_path(video)
-        video_frame_inds = positions + 1
-        self._check_media(path, video_frame_inds, video)
+        frame_numbers = positions + 1
+        self._check_media(path, frame_numbers, video)
         results = dict(
             video_id=video,
             sample_idx=info['sample_idx'],
             frame_inds=positions.copy(),
-            video_frame_inds=video_frame_inds,
+            frame_numbers=frame_numbers,
             frame_valid=frame_valid,
             clip_len=self.clip_len,
             num_clips=1,
@@ -516,7 +518,7 @@ class TubeDataset(BaseDataset):
         file."""
         results = self.get_clip(idx)
         where = (f"clip {idx} of {type(self).__name__} (video {results['video_id']!r}, frames "
-                 f"{int(results['video_frame_inds'][0])}..{int(results['video_frame_inds'][-1])}, "
+                 f"{int(results['frame_numbers'][0])}..{int(results['frame_numbers'][-1])}, "
                  f"{results.get('filename', results.get('frame_dir'))})")
         try:
             return self.pipeline(results)

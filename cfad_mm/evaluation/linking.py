@@ -4,8 +4,8 @@ Untrimmed videos are covered by clips of ``T`` frames with stride ``S <= T``. Th
 clip; :func:`link_video_tubes` joins them into tubes on the whole video::
 
     clips of one video (any order)
-      -> normalise: positions = frame_inds - 1, masks &= frame_valid (padding past the video end and repeated
-         frames are ignored), tubes without any valid frame are ignored (they cover no frame)
+      -> normalise: positions = frame_numbers - 1, masks &= frame_valid (padding past the video end and
+         repeated frames are ignored), tubes without any valid frame are ignored (they cover no frame)
       -> sort the clips deterministically (first frame, last frame, then content)   => order independence
       -> sweep the clips in time order; inside a clip, its tubes by descending score (greedy):
            candidates = video tubes of the same class that
@@ -58,15 +58,15 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from cfad_mm.structures.tube_ops import box_iou, tube_frame_iou, tube_nms
+from cfad_mm.structures.tube_ops import box_iou, mask_extents, tube_frame_iou, tube_nms
 from .functional.matching import descending_score_order
 
 __all__ = [
     'prepare_clips', 'link_video_tubes', 'link_prepared_clips', 'link_tubes', 'drop_nonfinite_tubes',
-    'LINK_METHODS'
+    'LINK_METHODS', 'rename_legacy_keys'
 ]
 
-CLIP_KEYS = ('frame_inds', 'tubes', 'tube_masks', 'scores', 'labels')
+CLIP_KEYS = ('frame_numbers', 'tubes', 'tube_masks', 'scores', 'labels')
 #: Joining methods of :func:`link_video_tubes` (``link_method``).
 LINK_METHODS = ('greedy', 'hungarian')
 # Weight floor of a clip tube in the box average (keeps zero-scored tubes well-defined).
@@ -75,17 +75,40 @@ _MIN_WEIGHT = 1e-6
 _GAIN_EPS = 1e-9
 
 
+def rename_legacy_keys(record: dict) -> dict:
+    """A clip prediction or dumped data sample with the pre-rename key ``frame_inds`` as ``frame_numbers``.
+
+    Clip predictions and ``DumpResults`` pickles written before the rename called the 1-based video frame
+    numbers ``frame_inds`` (a name that now only means the pipeline's 0-based decoder indices). This function
+    is the one place that reads the old key: :func:`prepare_clips` (hence :func:`link_video_tubes` and
+    :func:`~cfad_mm.evaluation.evaluate_tubes`) and :func:`~cfad_mm.evaluation.load_dump` call it.
+    ``frame_numbers`` wins when both keys are present.
+
+    Args:
+        record (dict): A clip prediction or a data-sample dict.
+
+    Returns:
+        dict: ``record`` itself when it has no old key; otherwise a shallow copy with ``frame_inds`` renamed.
+    """
+    if 'frame_inds' not in record or 'frame_numbers' in record:
+        return record
+    record = dict(record)
+    record['frame_numbers'] = record.pop('frame_inds')
+    return record
+
+
 def _normalise_clip(clip: dict, nframes: int, video: str, index: int) -> Optional[dict]:
     """Validate one clip prediction and bring it to the internal layout (None if it covers no frame)."""
     where = f'clip {index} of video {video!r}'
     if not isinstance(clip, dict):
         raise TypeError(f'{where}: a clip prediction must be a dict, got {type(clip).__name__}')
+    clip = rename_legacy_keys(clip)
     missing = [k for k in CLIP_KEYS if k not in clip]
     if missing:
         raise KeyError(f'{where}: missing keys {missing} (need {list(CLIP_KEYS)}, optional frame_valid, '
                        'frame_scores)')
-    frame_inds = np.asarray(clip['frame_inds']).astype(np.int64).reshape(-1)
-    t = len(frame_inds)
+    frame_numbers = np.asarray(clip['frame_numbers']).astype(np.int64).reshape(-1)
+    t = len(frame_numbers)
     valid = np.ones(t, dtype=bool) if clip.get('frame_valid') is None else \
         np.asarray(clip['frame_valid']).astype(bool).reshape(-1)
     tubes = np.asarray(clip['tubes'], dtype=np.float64)
@@ -107,16 +130,16 @@ def _normalise_clip(clip: dict, nframes: int, video: str, index: int) -> Optiona
             f'{where}: inconsistent shapes for {t} frames and {n} tubes: frame_valid '
             f'{valid.shape}, tubes {tubes.shape}, tube_masks {masks.shape}, labels {labels.shape}, '
             f'frame_scores {fs_shape}')
-    if t and (frame_inds.min() < 1 or frame_inds.max() > nframes):
-        raise ValueError(f'{where}: frame_inds must be 1-based frame numbers in 1..{nframes} (nframes), got '
-                         f'values in [{frame_inds.min()}, {frame_inds.max()}]')
+    if t and (frame_numbers.min() < 1 or frame_numbers.max() > nframes):
+        raise ValueError(f'{where}: frame_numbers must be 1-based frame numbers in 1..{nframes} (nframes), '
+                         f'got values in [{frame_numbers.min()}, {frame_numbers.max()}]')
     # A frame listed twice (padding repeats the last frame) counts once: its first valid occurrence.
     first = np.zeros(t, dtype=bool)
     valid_idx = np.nonzero(valid)[0]
-    _, first_of_valid = np.unique(frame_inds[valid_idx], return_index=True)
+    _, first_of_valid = np.unique(frame_numbers[valid_idx], return_index=True)
     first[valid_idx[first_of_valid]] = True
     cols = np.nonzero(first)[0]
-    cols = cols[np.argsort(frame_inds[cols], kind='stable')]
+    cols = cols[np.argsort(frame_numbers[cols], kind='stable')]
     masks = masks[:, cols]
     if not np.all(np.isfinite(scores)) or not np.all(np.isfinite(tubes[:, cols][masks])):
         raise ValueError(f'{where}: scores and boxes on valid frames must be finite')
@@ -124,7 +147,7 @@ def _normalise_clip(clip: dict, nframes: int, video: str, index: int) -> Optiona
     if not keep.any():
         return None
     return dict(
-        positions=frame_inds[cols] - 1,
+        positions=frame_numbers[cols] - 1,
         tubes=tubes[keep][:, cols],
         masks=masks[keep],
         scores=scores[keep],
@@ -187,11 +210,12 @@ def prepare_clips(clips: Sequence[dict], nframes: int, video: str = '<video>') -
     """Validate clip predictions of one video and sort them deterministically.
 
     Args:
-        clips (Sequence[dict]): Clip predictions, each with ``frame_inds (T,)`` 1-based video frame numbers,
-            optional ``frame_valid (T,)`` bool (False on padding; default all True), ``tubes (n, T, 4)``
-            xyxy in original video pixels, ``tube_masks (n, T)`` bool, ``scores (n,)``, ``labels (n,)``
-            0-based, optional ``frame_scores (n, T)`` per-frame actionness. numpy arrays or anything
-            ``np.asarray`` accepts.
+        clips (Sequence[dict]): Clip predictions, each with ``frame_numbers (T,)`` 1-based video frame
+            numbers (clips written before the rename may call them ``frame_inds``:
+            :func:`rename_legacy_keys`), optional ``frame_valid (T,)`` bool (False on padding; default all
+            True), ``tubes (n, T, 4)`` xyxy in original video pixels, ``tube_masks (n, T)`` bool,
+            ``scores (n,)``, ``labels (n,)`` 0-based, optional ``frame_scores (n, T)`` per-frame actionness.
+            numpy arrays or anything ``np.asarray`` accepts.
         nframes (int): Number of frames of the video.
         video (str): Video name for the messages. Defaults to ``'<video>'``.
 
@@ -267,10 +291,9 @@ class _VideoTubeStore:
             self.fs_cnt[k, p] += 1
         self.score_sum[ks] += scores
         self.num_clips[ks] += 1
-        first = positions[np.argmax(masks, axis=1)]
-        last = positions[masks.shape[1] - 1 - np.argmax(masks[:, ::-1], axis=1)]
-        self.start[ks] = np.minimum(self.start[ks], first)
-        self.end[ks] = np.maximum(self.end[ks], last)
+        first, last, _ = mask_extents(masks)  # every tube of a prepared clip has a frame
+        self.start[ks] = np.minimum(self.start[ks], positions[first])
+        self.end[ks] = np.maximum(self.end[ks], positions[last])
 
     def boxes_at(self, ks: np.ndarray, positions: np.ndarray):
         """Current (averaged) boxes ``(K, P, 4)`` and presence ``(K, P)`` of tubes ``ks`` at ``positions``."""
@@ -285,9 +308,8 @@ def _interpolate_holes(boxes: np.ndarray, masks: np.ndarray, values: Optional[np
     if masks.shape[1] == 0:
         return
     t = np.arange(masks.shape[1])
-    first = np.argmax(masks, axis=1)
-    last = masks.shape[1] - 1 - np.argmax(masks[:, ::-1], axis=1)
-    inside = (t[None] >= first[:, None]) & (t[None] <= last[:, None]) & masks.any(axis=1)[:, None]
+    first, last, _ = mask_extents(masks)
+    inside = (t[None] >= first[:, None]) & (t[None] <= last[:, None])  # empty rows: first > last, none inside
     for k in np.nonzero((inside & ~masks).any(axis=1))[0]:
         known = np.nonzero(masks[k])[0]
         holes = np.nonzero(inside[k] & ~masks[k])[0]
@@ -494,8 +516,7 @@ def link_prepared_clips(prepared: List[dict],
     for clip in prepared:
         positions, tubes, masks = clip['positions'], clip['tubes'], clip['masks']
         n = len(clip['scores'])
-        first_idx = np.argmax(masks, axis=1)
-        last_idx = masks.shape[1] - 1 - np.argmax(masks[:, ::-1], axis=1)
+        first_idx, last_idx, _ = mask_extents(masks)  # every tube of a prepared clip has a frame
         starts, ends = positions[first_idx], positions[last_idx]
 
         k_all = np.arange(store.count)
@@ -557,8 +578,7 @@ def _finalise(store: _VideoTubeStore, trim_thr: Optional[float], nms_thr: Option
         above = masks & (frame_scores >= trim_thr)
         alive = above.any(axis=1)
         t = np.arange(store.nframes)
-        first = np.argmax(above, axis=1)
-        last = store.nframes - 1 - np.argmax(above[:, ::-1], axis=1)
+        first, last, _ = mask_extents(above)  # the rows that are not alive are removed below
         masks &= (t[None] >= first[:, None]) & (t[None] <= last[:, None])
         num_trimmed_away = int((~alive).sum())
         boxes, masks, scores, labels = boxes[alive], masks[alive], scores[alive], labels[alive]

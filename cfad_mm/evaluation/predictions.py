@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from .functional import evaluate_tubes
 from .functional.protocol import PROTOCOLS
-from .linking import LINK_METHODS, drop_nonfinite_tubes
+from .linking import LINK_METHODS, drop_nonfinite_tubes, rename_legacy_keys
 
 __all__ = [
     'group_clips_by_video', 'evaluate_clip_predictions', 'load_dump', 'DumpUnpickler', 'config_tube_metric',
@@ -161,7 +161,8 @@ def load_dump(path: str, restricted: bool = True) -> Dict[str, List[dict]]:
 
     Args:
         path (str): The pickle: the list of data-sample dicts, each with ``pred_instances`` and the metainfo
-            keys ``video_id``, ``frame_inds`` and ``frame_valid``.
+            keys ``video_id``, ``frame_numbers`` and ``frame_valid``. Dumps written before the rename, whose
+            1-based frame numbers are called ``frame_inds``, are read as well.
         restricted (bool): Load with :class:`DumpUnpickler` (no code can run while loading). False uses plain
             ``pickle.load``: only for trusted files that hold other objects. Defaults to True.
 
@@ -188,6 +189,9 @@ def load_dump(path: str, restricted: bool = True) -> Dict[str, List[dict]]:
     if not isinstance(samples, (list, tuple)):
         raise ValueError(f'{path}: expected the list of data samples written by DumpResults, got '
                          f'{type(samples).__name__}')
+    # Dumps written before the rename call the 1-based frame numbers 'frame_inds': read them as
+    # 'frame_numbers' (a dump never holds the 0-based decoder indices: PackTubeInputs does not pack them).
+    samples = [rename_legacy_keys(s) if isinstance(s, dict) else s for s in samples]
     try:
         clips = data_samples_to_clip_predictions(samples)
     except (KeyError, TypeError) as err:

@@ -1,7 +1,7 @@
-"""Box and tube geometry: IoUs, temporal / spatio-temporal tube IoU and greedy NMS.
+"""Box and tube geometry: IoUs, temporal / spatio-temporal tube IoU, greedy NMS and mask extents.
 
-This module is the only home of IoU and NMS code in cfad-mm; the assigner, the detector's post-processing, the
-metrics and the linking all call it.
+This module is the only home of IoU, NMS and mask-extent code in cfad-mm; the assigner, the detector's
+post-processing, the metrics and the linking all call it.
 
 Conventions:
 
@@ -10,8 +10,8 @@ Conventions:
   ``plus_one=True`` is ACT's inclusive-pixel convention, ``area = (x2 - x1 + 1) * (y2 - y1 + 1)``, used by the
   ACT evaluation protocol. Negative widths / heights count as 0 in both conventions.
 - Tubes are dense on a common time axis: ``tubes (N, T, 4)`` boxes plus ``masks (N, T)`` bool. Box values
-  where the mask is False are ignored. A tube's temporal extent is its first..last True frame (holes inside it
-  are frames where the tube has no box).
+  where the mask is False are ignored. A tube's temporal extent is its first..last True frame
+  (:func:`mask_extents`; holes inside it are frames where the tube has no box).
 - Every function accepts numpy arrays or torch tensors and returns the same kind. If any input is a tensor,
   numpy inputs are moved to that tensor's device. Torch results keep the device and, for the IoUs, the
   autograd graph.
@@ -29,7 +29,7 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 
 __all__ = [
     'box_area', 'box_iou', 'box_iou_aligned', 'box_nms', 'tube_temporal_iou', 'tube_frame_iou', 'tube_st_iou',
-    'tube_nms', 'clamp_boxes_to_image'
+    'tube_nms', 'clamp_boxes_to_image', 'mask_extents'
 ]
 
 
@@ -227,10 +227,33 @@ def box_nms(boxes: ArrayLike, scores: ArrayLike, iou_thr: float, plus_one: bool 
 
 
 # ----------------------------------------------------------------------------- tubes
-def _extents(masks: ArrayLike, is_torch: bool) -> Tuple[ArrayLike, ArrayLike, ArrayLike]:
-    """First and last True index of each row of a ``(N, T)`` bool mask, and whether the row has any True.
+def mask_extents(masks: ArrayLike) -> Tuple[ArrayLike, ArrayLike, ArrayLike]:
+    """Temporal extent of each row of a mask: its first and last True frame, and whether it has any.
 
-    Empty rows get start = T, end = -1 (callers must use the ``nonempty`` flag)."""
+    The one implementation of "first / last frame of a tube" in cfad-mm (temporal IoU, the linking, the tube
+    coders, the analysis tools).
+
+    Args:
+        masks (np.ndarray | torch.Tensor): ``(N, T)`` masks (bool; other dtypes count as ``!= 0``).
+
+    Returns:
+        tuple: ``first (N,)``, ``last (N,)`` (int64 indices in ``0..T-1``) and ``nonempty (N,)`` bool, of the
+        kind of ``masks`` (torch results on its device). An empty row gets ``first = T`` and ``last = -1``
+        (so that ``first <= t <= last`` holds for no ``t``); use ``nonempty`` to tell such rows apart.
+
+    Raises:
+        ValueError: ``masks`` is not 2-D.
+
+    Example:
+        >>> first, last, nonempty = mask_extents(np.array([[0, 1, 1, 0], [0, 0, 0, 0]], bool))
+        >>> first.tolist(), last.tolist(), nonempty.tolist()
+        ([1, 4], [2, -1], [True, False])
+    """
+    is_torch = isinstance(masks, torch.Tensor)
+    if not is_torch:
+        masks = np.asarray(masks)
+    _check_masks(masks, 'mask_extents', 'masks')
+    masks = _as_bool(masks, is_torch)
     t = masks.shape[1]
     if is_torch:
         # amin/amax, not min/max(dim): the latter also compute indices and, for int64 on CPU with >1 thread,
@@ -241,7 +264,7 @@ def _extents(masks: ArrayLike, is_torch: bool) -> Tuple[ArrayLike, ArrayLike, Ar
         end = torch.where(masks, idx, torch.full_like(idx, -1)).amax(dim=1) if t else \
             torch.full((masks.shape[0], ), -1, dtype=torch.long, device=masks.device)
         return start, end, masks.any(dim=1)
-    idx = np.arange(t)
+    idx = np.arange(t, dtype=np.int64)
     start = np.where(masks, idx, t).min(axis=1, initial=t)
     end = np.where(masks, idx, -1).max(axis=1, initial=-1)
     return start, end, masks.any(axis=1)
@@ -262,8 +285,8 @@ def _check_tubes(tubes: ArrayLike, masks: ArrayLike, func: str, suffix: str) -> 
 
 def _temporal_iou(masks1, masks2, is_torch, dtype=None):
     """Temporal IoU (N, M) plus the intersection bounds (N, M) used by the st-IoU."""
-    s1, e1, ne1 = _extents(masks1, is_torch)
-    s2, e2, ne2 = _extents(masks2, is_torch)
+    s1, e1, ne1 = mask_extents(masks1)
+    s2, e2, ne2 = mask_extents(masks2)
     inter_s = _maximum(s1[:, None], s2[None, :], is_torch)
     inter_e = _minimum(e1[:, None], e2[None, :], is_torch)
     inter = _clip_min0(inter_e - inter_s + 1, is_torch)

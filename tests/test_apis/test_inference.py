@@ -47,7 +47,7 @@ def test_inference_covers_every_frame(tmp_path, checkpoint, num_frames):
     assert res['nframes'] == num_frames and res['resolution'] == (96, 128)
     covered = np.zeros(num_frames, bool)
     for clip in res['clips']:
-        covered[clip['frame_inds'][clip['frame_valid']] - 1] = True
+        covered[clip['frame_numbers'][clip['frame_valid']] - 1] = True
     assert covered.all()
     tubes = res['tubes']
     assert tubes['tubes'].shape[1:] == (num_frames, 4)

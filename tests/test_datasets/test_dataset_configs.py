@@ -54,7 +54,7 @@ def _check_sample(sample, clip_len, hw, ori=(HEIGHT, WIDTH)):
     n = len(gt.labels)
     assert tuple(gt.tubes.shape) == (n, clip_len, 4) and tuple(gt.tube_masks.shape) == (n, clip_len)
     meta = data_sample.metainfo
-    assert len(meta['frame_inds']) == clip_len and meta['frame_inds'].min() >= 1
+    assert len(meta['frame_numbers']) == clip_len and meta['frame_numbers'].min() >= 1
     assert meta['ori_shape'] == ori and tuple(meta['img_shape']) == hw
     return gt
 

@@ -56,15 +56,15 @@ def test_sliding_windows_cover_every_test_frame_exactly(tiny_data):
         covered = set()
         for idx in indices:
             clip = ds.get_clip(idx)
-            frames = clip['video_frame_inds']
+            frames = clip['frame_numbers']
             assert frames.min() >= 1 and frames.max() <= n
             np.testing.assert_array_equal(clip['frame_inds'], frames - 1)  # decoder indices are 0-based
             covered |= set(frames[clip['frame_valid']].tolist())
         assert covered == set(range(1, n + 1)), video
         last = ds.get_clip(indices[-1])
-        assert last['video_frame_inds'][-1] == n and last['frame_valid'][-1]
+        assert last['frame_numbers'][-1] == n and last['frame_valid'][-1]
     # jump/v_001 has 20 frames: windows 1-8, 6-13, 11-18 and 13-20 (aligned to the end)
-    starts = [ds.get_clip(i)['video_frame_inds'][0] for i in per_video['jump/v_001']]
+    starts = [ds.get_clip(i)['frame_numbers'][0] for i in per_video['jump/v_001']]
     assert starts == [1, 6, 11, 13]
 
 
@@ -72,7 +72,7 @@ def test_short_video_is_padded_with_invalid_frames(tiny_data):
     ds = _dataset(tiny_data, subset='test', clip_len=16, test_stride=8)
     (idx, ) = ds.video_clip_indices()['walk/v_002']  # 12 frames < 16
     clip = ds.get_clip(idx)
-    np.testing.assert_array_equal(clip['video_frame_inds'], list(range(1, 13)) + [12] * 4)
+    np.testing.assert_array_equal(clip['frame_numbers'], list(range(1, 13)) + [12] * 4)
     np.testing.assert_array_equal(clip['frame_valid'], [True] * 12 + [False] * 4)
     assert clip['gt_tubes'].shape == (1, 16, 4)
     np.testing.assert_array_equal(clip['gt_tube_masks'][0], [True] * 12 + [False] * 4)
@@ -88,7 +88,7 @@ def test_clip_ground_truth_hand_computed(tiny_data):
     ds = _dataset(tiny_data, subset='test', clip_len=8, test_stride=4)
     idx = ds.video_clip_indices()['jump/v_001'][1]  # frames 5..12
     clip = ds.get_clip(idx)
-    np.testing.assert_array_equal(clip['video_frame_inds'], np.arange(5, 13))
+    np.testing.assert_array_equal(clip['frame_numbers'], np.arange(5, 13))
     # tubes in label order: label 0 (frames 8..15, x from 6 + (f - 8)), label 1 (frames 1..20)
     np.testing.assert_array_equal(clip['gt_labels'], [0, 1])
     np.testing.assert_array_equal(clip['gt_tube_masks'][0], [False] * 3 + [True] * 5)
@@ -126,7 +126,7 @@ def test_boxes_are_clipped_to_the_frame(tiny_data, tmp_path):
 
 @pytest.mark.parametrize('source', ['video', 'frames'])
 def test_decoded_frames_match_frame_numbers(tiny_data, source):
-    """The frame-number marker of every decoded frame equals the packed 1-based frame_inds."""
+    """The frame-number marker of every decoded frame equals the packed 1-based frame_numbers."""
     if source == 'video':
         ds = _dataset(tiny_data, subset='test', clip_len=8, test_stride=1, frame_interval=2)
     else:
@@ -143,18 +143,18 @@ def test_decoded_frames_match_frame_numbers(tiny_data, source):
     video_indices = ds.video_clip_indices()['jump/v_003']
     for idx in (video_indices[0], video_indices[-1]):
         sample = ds[idx]
-        frame_inds = sample['data_samples'].metainfo['frame_inds']
-        assert frame_inds.dtype == np.int64
+        frame_numbers = sample['data_samples'].metainfo['frame_numbers']
+        assert frame_numbers.dtype == np.int64
         levels = sample['inputs'][:, :, MARKER[0], MARKER[1]].float().mean(dim=(0, 2, 3)).numpy()
         if source == 'frames':  # png: lossless
-            np.testing.assert_array_equal(levels, [marker_level(f) for f in frame_inds])
+            np.testing.assert_array_equal(levels, [marker_level(f) for f in frame_numbers])
         else:  # mp4v shifts grey levels by about -3 (less than the step of 6 between frames) ...
-            np.testing.assert_allclose(levels, [marker_level(f) - 3 for f in frame_inds], atol=1.0)
+            np.testing.assert_allclose(levels, [marker_level(f) - 3 for f in frame_numbers], atol=1.0)
             # ... so compare with frame f - 1 read directly with decord
             reader = decord.VideoReader(osp.join(tiny_data['videos'], 'jump/v_003.mp4'))
-            expected = [reader[int(f) - 1].asnumpy()[MARKER].astype(np.float32).mean() for f in frame_inds]
+            expected = [reader[int(f) - 1].asnumpy()[MARKER].astype(np.float32).mean() for f in frame_numbers]
             np.testing.assert_allclose(levels, expected, atol=1e-4)
-    assert frame_inds[-1] == 40
+    assert frame_numbers[-1] == 40
 
 
 def test_test_windows_cover_every_frame_with_frame_interval(tiny_data):
@@ -163,11 +163,11 @@ def test_test_windows_cover_every_frame_with_frame_interval(tiny_data):
         covered = set()
         for idx in indices:
             clip = ds.get_clip(idx)
-            covered |= set(clip['video_frame_inds'][clip['frame_valid']].tolist())
+            covered |= set(clip['frame_numbers'][clip['frame_valid']].tolist())
         assert covered == set(range(1, tiny_data['ann']['nframes'][video] + 1)), video
     # jump/v_001 (20 frames): grid starts 1, 5, 9, 13, 14 sample odd frames 1..19 and 14..20 -> frames 2..12
     # (even) are added by windows starting at 2 (2, 4, 6, 8) and 10 (10, 12, 14, 16)
-    starts = [int(ds.get_clip(i)['video_frame_inds'][0]) for i in ds.video_clip_indices()['jump/v_001']]
+    starts = [int(ds.get_clip(i)['frame_numbers'][0]) for i in ds.video_clip_indices()['jump/v_001']]
     assert starts == [1, 5, 9, 13, 14, 2, 10]
 
 
@@ -195,7 +195,7 @@ def test_temporal_jitter_keeps_tubes(tiny_data):
         i for i in range(len(ds))
         if ds.get_data_info(i)['video_id'] == 'walk/v_000' and ds.get_data_info(i)['clip_start'] == 8
     ]
-    starts = {int(ds.get_clip(idx)['video_frame_inds'][0]) for _ in range(100)}
+    starts = {int(ds.get_clip(idx)['frame_numbers'][0]) for _ in range(100)}
     assert starts == set(range(6, 13))  # frame 9 +- 3
     # jitter 9 around the jump/v_003 window at frames 25..32 (tube on 25..40): shifts to starts 15 or 16 would
     # lose the tube and fall back to the anchor; shifts past the video end are clipped to the last start 32
@@ -204,7 +204,7 @@ def test_temporal_jitter_keeps_tubes(tiny_data):
         i for i in range(len(ds))
         if ds.get_data_info(i)['video_id'] == 'jump/v_003' and ds.get_data_info(i)['clip_start'] == 24
     ]
-    starts = {int(ds.get_clip(idx)['video_frame_inds'][0]) for _ in range(300)}
+    starts = {int(ds.get_clip(idx)['frame_numbers'][0]) for _ in range(300)}
     assert starts == set(range(18, 34))
 
 

@@ -29,7 +29,7 @@ def _results(num_frames=4, height=48, width=64, tubes=None, masks=None, labels=N
         gt_tube_masks=masks,
         gt_labels=labels,
         video_id='v',
-        video_frame_inds=np.arange(1, num_frames + 1),
+        frame_numbers=np.arange(1, num_frames + 1),
         frame_valid=np.ones(num_frames, bool),
         clip_len=num_frames,
         num_clips=1)
@@ -203,7 +203,7 @@ def test_color_jitter_on_uint8_clip():
 def test_pack_tube_inputs():
     results = _results(
         4, tubes=np.array([[[10, 5, 20, 15]] * 4], np.float32), masks=[[True, True, False, True]], labels=[1])
-    results['video_frame_inds'] = np.array([7, 8, 9, 9])
+    results['frame_numbers'] = np.array([7, 8, 9, 9])
     results['frame_valid'] = np.array([True, True, True, False])
     results['frame_inds'] = np.array([6, 7, 8, 8])  # decoder indices, 0-based
     results = TubeFlip(flip_ratio=1.0)(TubeResize(scale=(-1, 96))(results))
@@ -217,7 +217,9 @@ def test_pack_tube_inputs():
     assert gt.tube_masks.dtype == torch.bool and gt.labels.dtype == torch.int64
     np.testing.assert_allclose(gt.tubes[0, 0].numpy(), [88, 10, 108, 30])
     meta = sample.metainfo
-    np.testing.assert_array_equal(meta['frame_inds'], [7, 8, 9, 9])
+    np.testing.assert_array_equal(meta['frame_numbers'], [7, 8, 9, 9])
+    assert meta['frame_numbers'].dtype == np.int64
+    assert 'frame_inds' not in meta  # the 0-based decoder indices are not packed
     np.testing.assert_array_equal(meta['frame_valid'], [True, True, True, False])
     assert meta['ori_shape'] == (48, 64) and meta['img_shape'] == (96, 128) and meta['flip'] is True
     assert meta['video_id'] == 'v'
@@ -227,3 +229,10 @@ def test_pack_tube_inputs():
 def test_pack_requires_format_shape():
     with pytest.raises(ValueError, match=r'\(C, T, H, W\) from FormatShape'):
         PackTubeInputs()(_results())
+
+
+def test_pack_tube_inputs_refuses_the_old_meta_key():
+    """The packed 1-based numbers are 'frame_numbers'; listing 'frame_inds' (their old name) in meta_keys
+    would pack the 0-based decoder indices instead, so it is refused with the new name."""
+    with pytest.raises(ValueError, match="replace 'frame_inds' by 'frame_numbers'"):
+        PackTubeInputs(meta_keys=('video_id', 'frame_inds', 'frame_valid'))

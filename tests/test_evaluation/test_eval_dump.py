@@ -104,11 +104,50 @@ def test_load_dump_groups_by_video_and_keeps_tensors_exact(tmp_path, two_video_a
     for video, expected in clips.items():
         assert len(by_video[video]) == len(expected)
         for got, want in zip(by_video[video], expected):
-            for key in ('frame_inds', 'frame_valid', 'tubes', 'tube_masks', 'scores', 'labels',
+            for key in ('frame_numbers', 'frame_valid', 'tubes', 'tube_masks', 'scores', 'labels',
                         'frame_scores'):
                 np.testing.assert_array_equal(got[key], want[key])
     with pytest.raises(KeyError, match='clip prediction 0: no video_id'):
         group_clips_by_video([dict(scores=[])])
+
+
+def test_old_style_dump_loads_and_evaluates_as_the_new_one(tmp_path, ann_file, two_video_ann):
+    """A dump written before the rename (1-based frame numbers under the metainfo key 'frame_inds') still
+    loads, with the same clips and the same metrics as a dump with 'frame_numbers'."""
+    samples = [s.to_dict() for s in to_data_samples(clips_from_gt(two_video_ann, jitter=2.0))]
+    assert all('frame_numbers' in s and 'frame_inds' not in s for s in samples)
+    old_samples = [{('frame_inds' if k == 'frame_numbers' else k): v for k, v in s.items()} for s in samples]
+    new, old = str(tmp_path / 'new.pkl'), str(tmp_path / 'old.pkl')
+    for path, dumped in ((new, samples), (old, old_samples)):
+        dump = DumpResults(out_file_path=path)
+        dump.process(None, dumped)
+        dump.compute_metrics(dump.results)
+    by_video_new, by_video_old = load_dump(new), load_dump(old)
+    assert sorted(by_video_old) == sorted(by_video_new) == ['a/v1', 'b/v2']
+    for video, clips in by_video_new.items():
+        assert len(by_video_old[video]) == len(clips)
+        for got, want in zip(by_video_old[video], clips):
+            assert sorted(got) == sorted(want) and 'frame_inds' not in got
+            for key in want:
+                if key != 'video_id':
+                    np.testing.assert_array_equal(got[key], want[key])
+    report_new = evaluate_clip_predictions(by_video_new, ann_file)
+    report_old = evaluate_clip_predictions(by_video_old, ann_file)
+    assert report_old['metrics'] == report_new['metrics']
+    assert 0 < report_new['metrics']['frame_mAP@0.5'] <= 1
+    assert eval_results_tool().main([old, ann_file])['metrics'] == report_new['metrics']
+    # the 'frame_inds' of an old dump are 1-based frame numbers, never the 0-based decoder indices
+    assert min(int(c['frame_numbers'].min()) for clips in by_video_old.values() for c in clips) == 1
+
+
+def test_dump_without_frame_numbers_names_the_key(tmp_path, two_video_ann):
+    path = tmp_path / 'bad.pkl'
+    sample = {k: v for k, v in to_data_samples(clips_from_gt(two_video_ann))[0].to_dict().items()
+              if k != 'frame_numbers'}
+    with open(path, 'wb') as f:
+        pickle.dump([sample], f)
+    with pytest.raises(ValueError, match="metainfo key 'frame_numbers' missing"):
+        load_dump(str(path))
 
 
 class Payload:

@@ -14,7 +14,7 @@ def clip(frames, tubes, scores, labels, masks=None, valid=None, frame_scores=Non
     frames = np.asarray(frames)
     tubes = np.asarray(tubes, dtype=float).reshape(len(scores), len(frames), 4)
     return dict(
-        frame_inds=frames,
+        frame_numbers=frames,
         frame_valid=valid,
         tubes=tubes,
         tube_masks=np.ones(tubes.shape[:2], bool) if masks is None else np.asarray(masks),
@@ -147,12 +147,12 @@ def test_empty_inputs():
 
 def test_errors():
     good = clip(np.arange(1, 9), [moving_boxes(np.arange(1, 9))], [0.9], [0])
-    with pytest.raises(ValueError, match=r"clip 0 of video 'vid': frame_inds must be 1-based .* 1..5"):
+    with pytest.raises(ValueError, match=r"clip 0 of video 'vid': frame_numbers must be 1-based .* 1..5"):
         link_video_tubes([good], nframes=5, video='vid')
     with pytest.raises(ValueError, match='inconsistent shapes'):
         link_video_tubes([dict(good, tube_masks=np.ones((1, 7), bool))], nframes=10)
     with pytest.raises(KeyError, match='missing keys'):
-        link_video_tubes([dict(frame_inds=np.arange(1, 9))], nframes=10)
+        link_video_tubes([dict(frame_numbers=np.arange(1, 9))], nframes=10)
     with pytest.raises(ValueError, match='some clip predictions have frame_scores'):
         link_video_tubes([good, dict(good, frame_scores=np.ones((1, 8)))], nframes=10)
     with pytest.raises(ValueError, match='max_gap'):
@@ -172,3 +172,23 @@ def test_link_tubes_per_video():
     },
                      trim_thr=None)
     assert out['a']['tubes'].shape == (1, 10, 4) and out['b']['tubes'].shape == (0, 12, 4)
+
+
+def test_clips_with_the_old_frame_inds_key_link_as_frame_numbers():
+    """Clip predictions written before the rename call the 1-based frame numbers 'frame_inds': the linking
+    reads them (through rename_legacy_keys) and gives the same tubes; the caller's dicts are not modified."""
+    from cfad_mm.evaluation.linking import rename_legacy_keys
+    f1, f2 = np.arange(1, 17), np.arange(9, 25)
+    clips = [clip(f1, [moving_boxes(f1)], [0.8], [0]), clip(f2, [moving_boxes(f2, dx=3.0)], [0.4], [0])]
+    old = [{('frame_inds' if k == 'frame_numbers' else k): v for k, v in c.items()} for c in clips]
+    new_out = link_video_tubes(clips, nframes=30, trim_thr=None)
+    old_out = link_video_tubes(old, nframes=30, trim_thr=None)
+    assert sorted(old_out) == sorted(new_out)
+    for key in new_out:
+        np.testing.assert_array_equal(old_out[key], new_out[key])
+    assert all('frame_inds' in c and 'frame_numbers' not in c for c in old)
+    assert rename_legacy_keys(clips[0]) is clips[0]  # new-style: returned as is
+    both = dict(clips[0], frame_inds=np.zeros(16, np.int64))  # frame_numbers wins over a stray frame_inds
+    np.testing.assert_array_equal(rename_legacy_keys(both)['frame_numbers'], f1)
+    with pytest.raises(KeyError, match=r"missing keys \['frame_numbers'\]"):
+        link_video_tubes([{k: v for k, v in clips[0].items() if k != 'frame_numbers'}], nframes=30)

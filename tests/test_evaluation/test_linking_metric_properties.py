@@ -24,12 +24,12 @@ KEYS = ('frame_mAP@0.5', 'video_mAP@0.2', 'video_mAP@0.5', 'video_mAP@0.75', 'vi
 @st.composite
 def clip(draw, nframes, clip_len=6):
     start = draw(st.integers(1, max(1, nframes - clip_len + 1)))
-    frame_inds = np.minimum(np.arange(start, start + clip_len), nframes)
+    frame_numbers = np.minimum(np.arange(start, start + clip_len), nframes)
     valid = np.arange(start, start + clip_len) <= nframes
     n = draw(st.integers(0, 3))
     xy = draw(arrays(np.float32, (n, clip_len, 2), elements=st.floats(-30, 170, width=32)))
     wh = draw(arrays(np.float32, (n, clip_len, 2), elements=st.sampled_from([0.0, 2.0, 40.0])))
-    return dict(frame_inds=frame_inds, frame_valid=valid, tubes=np.concatenate([xy, xy + wh], -1),
+    return dict(frame_numbers=frame_numbers, frame_valid=valid, tubes=np.concatenate([xy, xy + wh], -1),
                 tube_masks=draw(arrays(np.bool_, (n, clip_len))),
                 scores=draw(arrays(np.float32, (n, ), elements=st.floats(0, 1, width=32))),
                 labels=draw(arrays(np.int64, (n, ), elements=st.integers(0, 2))),
@@ -64,7 +64,7 @@ def test_metric_in_unit_interval_and_permutation_invariant(clips_a, clips_b, rnd
         clips = []
         for c in rnd.sample(dets[video], len(dets[video])):
             order = np.array(rnd.sample(range(len(c['scores'])), len(c['scores'])), dtype=np.int64)
-            clips.append({k: (v[order] if k not in ('frame_inds', 'frame_valid') else v)
+            clips.append({k: (v[order] if k not in ('frame_numbers', 'frame_valid') else v)
                           for k, v in c.items()})
         shuffled[video] = clips
     again = evaluate_tubes(shuffled, ANN)['metrics']
@@ -97,11 +97,11 @@ def test_degenerate_clip_predictions_in_the_metric_and_linking():
     zero = np.tile(np.array([30, 30, 30, 30], np.float32), (2, t, 1))
     masks = np.array([[True] * t, [False] * t])
     clips = [
-        dict(frame_inds=np.arange(1, 7), tubes=zero, tube_masks=masks,
+        dict(frame_numbers=np.arange(1, 7), tubes=zero, tube_masks=masks,
              scores=np.array([0.9, 0.8], np.float32), labels=np.array([0, 0])),
-        dict(frame_inds=np.arange(5, 11), tubes=np.zeros((0, t, 4), np.float32),
+        dict(frame_numbers=np.arange(5, 11), tubes=np.zeros((0, t, 4), np.float32),
              tube_masks=np.zeros((0, t), bool), scores=np.zeros(0, np.float32), labels=np.zeros(0, np.int64)),
-        dict(frame_inds=np.arange(9, 15),
+        dict(frame_numbers=np.arange(9, 15),
              tubes=np.tile(np.array([-500, -500, -400, -400], np.float32), (1, t, 1)),
              tube_masks=np.ones((1, t), bool), scores=np.array([0.5], np.float32), labels=np.array([1])),
     ]
@@ -144,7 +144,7 @@ def test_detector_postprocess_with_degenerate_tubes():
     masks = torch.ones((4, t), dtype=torch.bool)
     masks[0] = False  # an empty tube
     ds = ActionDataSample()
-    ds.set_metainfo(dict(video_id='a', frame_inds=np.arange(1, t + 1), frame_valid=np.ones(t, bool),
+    ds.set_metainfo(dict(video_id='a', frame_numbers=np.arange(1, t + 1), frame_valid=np.ones(t, bool),
                          img_shape=(48, 64), ori_shape=(48, 64)))
     out = postprocess(tubes, masks, torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.zeros(4, dtype=torch.long),
                       (48, 64))

@@ -101,7 +101,7 @@ def test_voc_protocol_and_custom_thresholds(two_video_ann):
 def test_data_samples_to_clip_predictions():
     ds = dict(
         video_id='v',
-        frame_inds=torch.arange(1, 5),
+        frame_numbers=torch.arange(1, 5),
         pred_instances=dict(
             tubes=torch.zeros(2, 4, 4),
             tube_masks=torch.ones(2, 4, dtype=torch.bool),
@@ -114,7 +114,7 @@ def test_data_samples_to_clip_predictions():
     with pytest.raises(KeyError, match="metainfo key 'video_id' missing"):
         data_samples_to_clip_predictions([{k: v for k, v in ds.items() if k != 'video_id'}])
     with pytest.raises(KeyError, match='no pred_instances'):
-        data_samples_to_clip_predictions([dict(video_id='v', frame_inds=[1])])
+        data_samples_to_clip_predictions([dict(video_id='v', frame_numbers=[1])])
     with pytest.raises(KeyError, match=r"lacks \['labels'\]"):
         data_samples_to_clip_predictions(
             [dict(ds, pred_instances={

@@ -30,7 +30,7 @@ def actor(frames, x1, speed, y=10.0):
 def clip(frames, tubes, scores, labels=None, valid=None):
     tubes = np.asarray(tubes, dtype=float)
     return dict(
-        frame_inds=np.asarray(frames),
+        frame_numbers=np.asarray(frames),
         frame_valid=valid,
         tubes=tubes,
         tube_masks=np.ones(tubes.shape[:2], bool),
@@ -112,7 +112,7 @@ def test_long_span_windows_give_one_tube_per_actor(method):
     end-aligned. One video tube per actor, no identity switch, whole extent covered."""
     ann = long_ann()
     clips = clips_from_gt(ann, clip_len=125, stride=62, jitter=1.5, seed=3)['v']
-    assert len(clips) == 6 and clips[-1]['frame_inds'][-1] == 400
+    assert len(clips) == 6 and clips[-1]['frame_numbers'][-1] == 400
     out = link_video_tubes(clips, 400, link_method=method)
     assert sorted(out['labels'].tolist()) == [0, 1] and out['num_clips'].tolist() == [6, 6]
     assert out['tube_masks'].all()
@@ -316,11 +316,12 @@ def crossing_dump(tmp_path):
     samples = []
     for video, cl in (('cross', clips), ('single', single)):
         for c in cl:
-            valid = c['frame_valid'] if c['frame_valid'] is not None else np.ones(len(c['frame_inds']), bool)
+            valid = c['frame_valid'] if c['frame_valid'] is not None else \
+                np.ones(len(c['frame_numbers']), bool)
             samples.append(
                 dict(
                     video_id=video,
-                    frame_inds=np.asarray(c['frame_inds']),
+                    frame_numbers=np.asarray(c['frame_numbers']),
                     frame_valid=np.asarray(valid),
                     pred_instances=dict(
                         tubes=torch.from_numpy(np.asarray(c['tubes'], np.float32)),
@@ -389,7 +390,7 @@ def test_tube_identity_tool_bad_inputs(tmp_path):
     with pytest.raises(SystemExit, match='error: .*expected the list of data samples'):
         tool.main([str(bad), ann_file, '--no-progress'])
     with open(bad, 'wb') as f:
-        pickle.dump([dict(video_id='cross', frame_inds=np.arange(1, 5))], f)
+        pickle.dump([dict(video_id='cross', frame_numbers=np.arange(1, 5))], f)
     with pytest.raises(SystemExit, match='error: .*pred_instances'):
         tool.main([str(bad), ann_file, '--no-progress'])
     with pytest.raises(SystemExit, match='error:'):

@@ -62,14 +62,14 @@ def clips_from_gt(ann, clip_len=16, stride=8, score=0.9, jitter=0.0, seed=0, vid
         items = [(label, rows) for label in sorted(ann['gttubes'].get(v, {}))
                  for rows in ann['gttubes'][v][label]]
         clips = []
-        for frame_inds, valid in window_frames(nframes, clip_len, stride):
+        for frame_numbers, valid in window_frames(nframes, clip_len, stride):
             tubes, masks, scores, labels = [], [], [], []
             for j, (label, rows) in enumerate(items):
                 boxes, mask = dense(rows, nframes)
-                m = mask[frame_inds - 1] & valid
+                m = mask[frame_numbers - 1] & valid
                 if not m.any():
                     continue
-                b = boxes[frame_inds - 1] + (rng.normal(0, jitter, (clip_len, 4)) if jitter else 0)
+                b = boxes[frame_numbers - 1] + (rng.normal(0, jitter, (clip_len, 4)) if jitter else 0)
                 tubes.append(np.where(m[:, None], b, 0))
                 masks.append(m)
                 scores.append(score - 0.01 * j)
@@ -77,7 +77,7 @@ def clips_from_gt(ann, clip_len=16, stride=8, score=0.9, jitter=0.0, seed=0, vid
             n = len(scores)
             clips.append(
                 dict(
-                    frame_inds=frame_inds,
+                    frame_numbers=frame_numbers,
                     frame_valid=valid,
                     tubes=np.asarray(tubes, dtype=np.float32).reshape(n, clip_len, 4),
                     tube_masks=np.asarray(masks, dtype=bool).reshape(n, clip_len),
@@ -94,7 +94,8 @@ def to_data_samples(clips_by_video):
     for video, clips in clips_by_video.items():
         for c in clips:
             ds = ActionDataSample()
-            ds.set_metainfo(dict(video_id=video, frame_inds=c['frame_inds'], frame_valid=c['frame_valid']))
+            ds.set_metainfo(
+                dict(video_id=video, frame_numbers=c['frame_numbers'], frame_valid=c['frame_valid']))
             ds.pred_instances = InstanceData(
                 tubes=torch.from_numpy(c['tubes']),
                 tube_masks=torch.from_numpy(c['tube_masks']),

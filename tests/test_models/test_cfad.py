@@ -54,7 +54,7 @@ def moving_square_clip(seed=0):
     ds = ActionDataSample()
     ds.gt_instances = InstanceData(tubes=torch.from_numpy(tubes), tube_masks=torch.from_numpy(masks),
                                    labels=torch.tensor([1]))
-    ds.set_metainfo(dict(video_id='v', frame_inds=np.arange(1, T + 1), frame_valid=np.ones(T, bool),
+    ds.set_metainfo(dict(video_id='v', frame_numbers=np.arange(1, T + 1), frame_valid=np.ones(T, bool),
                          img_shape=(H, W), ori_shape=(2 * H, 2 * W), scale_factor=(0.5, 0.5)))
     return torch.from_numpy(clip).permute(3, 0, 1, 2).contiguous(), ds
 

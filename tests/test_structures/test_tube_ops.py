@@ -9,6 +9,7 @@ from cfad_mm.structures.tube_ops import (
     box_iou,
     box_iou_aligned,
     box_nms,
+    mask_extents,
     tube_frame_iou,
     tube_nms,
     tube_st_iou,
@@ -232,6 +233,47 @@ def test_tube_temporal_iou_empty_and_errors():
         tube_temporal_iou(np.ones((1, 5), bool), np.ones((1, 6), bool))
     with pytest.raises(ValueError, match=r'tube_temporal_iou: masks1 must have shape \(N, T\)'):
         tube_temporal_iou(np.ones(5, bool), np.ones((1, 5), bool))
+
+
+def test_mask_extents_hand_values_numpy_and_torch():
+    """First / last True frame per row; an empty row gets first = T, last = -1 and nonempty False."""
+    m = masks_from([range(2, 6), [0], [1, 5], [], range(0, 8), [7]], t=8)  # a hole in row 2, row 3 empty
+    first, last, nonempty = mask_extents(m)
+    assert first.dtype == np.int64 and last.dtype == np.int64 and nonempty.dtype == np.bool_
+    assert first.tolist() == [2, 0, 1, 8, 0, 7]
+    assert last.tolist() == [5, 0, 5, -1, 7, 7]
+    assert nonempty.tolist() == [True, True, True, False, True, True]
+    tf, tl, tn = mask_extents(torch.from_numpy(m))
+    assert tf.dtype == torch.int64 and tl.dtype == torch.int64 and tn.dtype == torch.bool
+    assert tf.tolist() == first.tolist() and tl.tolist() == last.tolist() and tn.tolist() == nonempty.tolist()
+    # non-bool masks count as != 0; lists are accepted as numpy
+    assert [a.tolist() for a in mask_extents([[0, 3, 0], [0, 0, 0]])] == [[1, 3], [1, -1], [True, False]]
+    assert [a.tolist() for a in mask_extents(torch.tensor([[0., 2., 1.]]))] == [[1], [2], [True]]
+
+
+@pytest.mark.parametrize('kind', ['numpy', 'torch'])
+def test_mask_extents_empty_shapes_and_errors(kind):
+    as_kind = (lambda a: a) if kind == 'numpy' else torch.from_numpy
+    for shape in ((0, 5), (3, 0), (0, 0)):
+        first, last, nonempty = mask_extents(as_kind(np.zeros(shape, bool)))
+        n, t = shape
+        assert first.tolist() == [t] * n and last.tolist() == [-1] * n and nonempty.tolist() == [False] * n
+    with pytest.raises(ValueError, match=r'mask_extents: masks must have shape \(N, T\)'):
+        mask_extents(as_kind(np.ones(5, bool)))
+
+
+def test_mask_extents_matches_a_reference_on_random_masks():
+    rng = np.random.default_rng(0)
+    m = rng.random((50, 13)) < rng.random((50, 1)) * 0.5  # includes empty and full rows
+    m[:3] = False
+    first, last, nonempty = mask_extents(m)
+    for row, f, la, ne in zip(m, first, last, nonempty):
+        idx = np.nonzero(row)[0]
+        assert ne == bool(len(idx)) and (f, la) == ((idx[0], idx[-1]) if len(idx) else (13, -1))
+    tf, tl, tn = mask_extents(torch.from_numpy(m))
+    np.testing.assert_array_equal(tf.numpy(), first)
+    np.testing.assert_array_equal(tl.numpy(), last)
+    np.testing.assert_array_equal(tn.numpy(), nonempty)
 
 
 # ----------------------------------------------------------------------------- frame / st IoU

@@ -19,15 +19,16 @@ def noisy_gt_samples(ann: dict, seed: int = 0, extra: Optional[Callable] = None)
             labels, float scores) before the sample is packed. Defaults to None.
 
     Returns:
-        list[dict]: ``video_id``, ``frame_inds`` (1-based), ``frame_valid`` and ``pred_instances`` (tensors).
+        list[dict]: ``video_id``, ``frame_numbers`` (1-based), ``frame_valid`` and ``pred_instances``
+        (tensors).
     """
     rng = np.random.default_rng(seed)
     samples = []
     for vi, video in enumerate(ann['test_videos'][0]):
         n = ann['nframes'][video]
         for start in range(0, max(1, n - 8), 8):
-            frame_inds = np.arange(start + 1, start + 17)
-            valid = frame_inds <= n
+            frame_numbers = np.arange(start + 1, start + 17)
+            valid = frame_numbers <= n
             tubes, masks, labels = [], [], []
             for label, per_label in ann['gttubes'][video].items():
                 for tube in per_label:
@@ -50,7 +51,7 @@ def noisy_gt_samples(ann: dict, seed: int = 0, extra: Optional[Callable] = None)
             samples.append(
                 dict(
                     video_id=video,
-                    frame_inds=frame_inds,
+                    frame_numbers=frame_numbers,
                     frame_valid=valid,
                     pred_instances=dict(
                         tubes=torch.from_numpy(np.stack(tubes)),

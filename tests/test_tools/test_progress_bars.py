@@ -42,7 +42,7 @@ def gt_dump(ann_file, path):
     for video in ann['test_videos'][0]:
         n = ann['nframes'][video]
         for start in range(0, max(1, n - 8), 8):
-            frame_inds = np.arange(start + 1, start + 17)
+            frame_numbers = np.arange(start + 1, start + 17)
             tubes, masks, labels = [], [], []
             for label, per_label in ann['gttubes'][video].items():
                 for tube in per_label:
@@ -56,7 +56,8 @@ def gt_dump(ann_file, path):
                         masks.append(mask)
                         labels.append(label)
             if tubes:
-                samples.append(dict(video_id=video, frame_inds=frame_inds, frame_valid=frame_inds <= n,
+                samples.append(dict(video_id=video, frame_numbers=frame_numbers,
+                                    frame_valid=frame_numbers <= n,
                                     pred_instances=dict(tubes=torch.from_numpy(np.stack(tubes)),
                                                         tube_masks=torch.from_numpy(np.stack(masks)),
                                                         scores=torch.full((len(tubes), ), 0.9),

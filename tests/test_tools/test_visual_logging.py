@@ -92,7 +92,7 @@ def test_hook_draws_the_predicted_boxes(tmp_path):
     masks = torch.ones(1, t, dtype=torch.bool)
     masks[0, 0] = False  # no box on the first frame
     ds = ActionDataSample()
-    ds.set_metainfo(dict(video_id='cls/v1', frame_inds=np.arange(11, 11 + t), scale_factor=(0.5, 0.5)))
+    ds.set_metainfo(dict(video_id='cls/v1', frame_numbers=np.arange(11, 11 + t), scale_factor=(0.5, 0.5)))
     ds.pred_instances = InstanceData(tubes=tubes, tube_masks=masks, scores=torch.tensor([0.9]),
                                      labels=torch.tensor([1]))
     hook = TubeVisualizationHook(enable=True, out_dir=str(tmp_path / 'vis'), score_thr=0.5)

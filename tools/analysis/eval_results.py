@@ -1,9 +1,10 @@
 """Re-evaluate dumped test predictions (frame-mAP / video-mAP, ACT protocol by default) without a model.
 
 The dump is what ``tools/test.py CONFIG CKPT --dump results.pkl`` writes (mmengine's ``DumpResults``): the
-list of data-sample dicts, each with ``pred_instances`` and the metainfo keys ``video_id``, ``frame_inds`` and
-``frame_valid``. It is read with a restricted unpickler (containers, numpy arrays and tensors only, see
-:func:`cfad_mm.evaluation.load_dump`) and evaluated as ``TubeMetric`` does it
+list of data-sample dicts, each with ``pred_instances`` and the metainfo keys ``video_id``, ``frame_numbers``
+(``frame_inds`` in dumps written before the rename) and ``frame_valid``. It is read with a restricted
+unpickler (containers, numpy arrays and tensors only, see :func:`cfad_mm.evaluation.load_dump`) and evaluated
+as ``TubeMetric`` does it
 (:func:`cfad_mm.evaluation.evaluate_clip_predictions`: tubes with a NaN/inf score or box are left out with a
 warning), so the numbers are those of ``tools/test.py`` with the same settings.
 

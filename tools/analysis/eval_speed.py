@@ -105,7 +105,7 @@ def make_result_set(args):
             scores = np.clip(np.asarray(base_scores)[present] + rng.normal(0, 0.05, len(present)), 0.01, 1)
             clips.append(
                 dict(
-                    frame_inds=positions[w] + 1,
+                    frame_numbers=positions[w] + 1,
                     frame_valid=valid[w],
                     tubes=np.where(m[..., None], clip_tubes[present, w], 0).astype(np.float32),
                     tube_masks=m,

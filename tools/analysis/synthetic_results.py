@@ -86,13 +86,22 @@ def error_breakdown(dump: str, work_dir: str) -> dict:
         return json.load(f)
 
 
-def reading(test_rows: dict, train_rows: dict, link_rows: list, chosen_link: float, errors: dict) -> list:
+def reading(test_rows: dict, train_rows: dict, link_rows: list, chosen_link: float, errors: dict,
+            seed_rows: list) -> list:
     """Sentences stating what the tables say, each computed from them (nothing in this section is typed by
     hand, so a re-run with other numbers states the other numbers)."""
     f, v = KEYS[0], KEYS[2]
     full = test_rows[FULL]
-    lines = ['## Reading', '', 'Computed from the tables above by this tool; one training run (the spread '
-             'between training runs is not measured here).', '']
+    runs = len(seed_rows)
+    lines = ['## Reading', '', 'Computed from the tables above by this tool. '
+             + ('Everything but the seed table comes from one training run.' if runs > 1 else
+                'One training run: the spread between runs is not measured here (--extra-seeds).'), '']
+    if runs > 1:
+        lo = {k: min(r[k] for _, r in seed_rows) for k in (f, v)}
+        hi = {k: max(r[k] for _, r in seed_rows) for k in (f, v)}
+        lines.append(f'- **Spread over {runs} training runs** (seeds): frame-mAP@0.5 '
+                     f'{lo[f]:.3f}-{hi[f]:.3f}, video-mAP@0.5 {lo[v]:.3f}-{hi[v]:.3f}; differences between '
+                     'variants smaller than this spread are not evidence.')
     off = test_rows.get('coarse only (refine switched off at test time)')
     if off:
         lines.append(f'- **Refine stage at test time**: frame-mAP@0.5 {off[f]:.3f} -> {full[f]:.3f} '
@@ -238,6 +247,9 @@ def main(argv=None):
     p.add_argument('--train-seconds', type=float, default=None,
                    help='training time of the checkpoint (report)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--extra-seeds', nargs='*', type=int, default=[],
+                   help='train the main config again with these seeds (same schedule) and report the spread '
+                   'of the full model over the runs (the checkpoint counts as the run of --seed)')
     p.add_argument('--val-seed', type=int, default=None,
                    help='sweep the linking threshold on an independent validation set of this generator seed')
     p.add_argument('--link-ious', nargs='+', type=float, default=[0.2, 0.3, 0.4, 0.5])
@@ -260,6 +272,12 @@ def main(argv=None):
     errors = {} if args.no_errors else error_breakdown(dump, args.work_dir)
     link_rows = [] if args.val_seed is None else linking_sweep(args.checkpoint, args.work_dir, args.val_seed,
                                                                 args.link_ious)
+    seed_rows = [(f'seed {args.seed} (the checkpoint)', dict(test_rows)[FULL])]
+    for seed in args.extra_seeds:
+        print(f'==== the main config trained with seed {seed}', flush=True)
+        ckpt, secs = train(osp.join(args.work_dir, f'train_seed{seed}'), [], seed)
+        seed_rows.append((f'seed {seed} (trained {secs / 60:.1f} min)',
+                          evaluate(ckpt, osp.join(args.work_dir, f'seed{seed}'), [])))
     train_rows = []
     for v in args.train_variants:
         print(f'==== trained variant: {v}', flush=True)
@@ -276,6 +294,11 @@ def main(argv=None):
             '## Test-time variants of the trained model', '', table(test_rows), '']
     if train_rows:
         text += ['## Variants trained from scratch (same seed and schedule)', '', table(train_rows), '']
+    if len(seed_rows) > 1:
+        spread = [(name, {k: fn(r[k] for _, r in seed_rows) for k in KEYS})
+                  for name, fn in (('min over the runs', min), ('max over the runs', max))]
+        text += ['## The full model trained with other seeds (same config and schedule)', '',
+                 table(seed_rows + spread), '']
     if link_rows:
         text += ['## Linking threshold (`TubeMetric.link_iou`) on a validation set (generator seed '
                  f'{args.val_seed}, 120 unseen videos) and on the test split', '',
@@ -292,7 +315,7 @@ def main(argv=None):
         if args.out:
             text += ['![error breakdown](figures/synthetic_errors.png)', '']
     text += reading(dict(test_rows), dict(train_rows), link_rows, cfg.val_evaluator.get('link_iou', 0.5),
-                    errors)
+                    errors, seed_rows)
     out = '\n'.join(text)
     print(out)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:

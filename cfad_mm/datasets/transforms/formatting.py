@@ -11,7 +11,7 @@ from mmengine.structures import InstanceData
 from .box_mapping import AFFINE_KEY
 from .tube_transforms import init_tube_geometry
 
-DEFAULT_META_KEYS = ('video_id', 'frame_inds', 'frame_valid', 'nframes', 'ori_shape', 'img_shape',
+DEFAULT_META_KEYS = ('video_id', 'frame_numbers', 'frame_valid', 'nframes', 'ori_shape', 'img_shape',
                      'scale_factor', 'crop_bbox', 'flip', 'flip_direction', AFFINE_KEY, 'sample_idx')
 
 
@@ -24,19 +24,27 @@ class PackTubeInputs(BaseTransform):
     ``data_samples.gt_instances`` (when the results hold ``gt_tubes``): ``tubes`` float32 (n, T, 4) xyxy in
     input pixels, ``tube_masks`` bool (n, T), ``labels`` int64 (n,).
 
-    ``data_samples.metainfo``: ``video_id`` (str); ``frame_inds`` (T,) int64 1-based video frame numbers
-    (taken from ``results['video_frame_inds']``: the pipeline key ``frame_inds`` holds 0-based decoder
-    indices); ``frame_valid`` (T,) bool; ``nframes``; ``ori_shape`` / ``img_shape`` (H, W); ``scale_factor``
-    (w, h); ``crop_bbox``; ``flip``; ``flip_direction``; ``input_affine`` (see
-    :mod:`cfad_mm.datasets.transforms.box_mapping`); ``sample_idx``. Keys absent from the results are
-    skipped.
+    ``data_samples.metainfo``: ``video_id`` (str); ``frame_numbers`` (T,) int64 1-based video frame numbers
+    (the pipeline key ``frame_inds``, 0-based decoder indices, is not packed); ``frame_valid`` (T,) bool;
+    ``nframes``; ``ori_shape`` / ``img_shape`` (H, W); ``scale_factor`` (w, h); ``crop_bbox``; ``flip``;
+    ``flip_direction``; ``input_affine`` (see :mod:`cfad_mm.datasets.transforms.box_mapping`);
+    ``sample_idx``. Keys absent from the results are skipped.
 
     Args:
         meta_keys (Sequence[str]): Metainfo keys to pack. Defaults to ``DEFAULT_META_KEYS``.
+
+    Raises:
+        ValueError: ``meta_keys`` lists ``'frame_inds'``: the packed 1-based frame numbers were called so
+            before they became ``'frame_numbers'``; packing the 0-based decoder indices under that name would
+            silently change what an older config evaluates.
     """
 
     def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS):
         self.meta_keys = tuple(meta_keys)
+        if 'frame_inds' in self.meta_keys:
+            raise ValueError("PackTubeInputs: meta_keys lists 'frame_inds'; the 1-based video frame numbers "
+                             "are packed as 'frame_numbers' (the pipeline's 'frame_inds' are 0-based decoder "
+                             "indices): replace 'frame_inds' by 'frame_numbers' in meta_keys")
 
     def transform(self, results: dict) -> dict:
         if 'imgs' not in results:
@@ -67,15 +75,13 @@ class PackTubeInputs(BaseTransform):
 
         meta = {}
         for key in self.meta_keys:
-            if key == 'frame_inds':
-                if 'video_frame_inds' in results:
-                    meta[key] = np.asarray(results['video_frame_inds'], dtype=np.int64)
-                continue
             if key in results:
                 meta[key] = results[key]
-        if 'frame_inds' in meta and len(meta['frame_inds']) != num_frames:
-            raise ValueError(f"PackTubeInputs: {len(meta['frame_inds'])} frame numbers for a clip of "
-                             f'{num_frames} frames')
+        if 'frame_numbers' in meta:
+            meta['frame_numbers'] = np.asarray(meta['frame_numbers'], dtype=np.int64)
+            if len(meta['frame_numbers']) != num_frames:
+                raise ValueError(f"PackTubeInputs: {len(meta['frame_numbers'])} frame numbers for a clip of "
+                                 f'{num_frames} frames')
         if 'frame_valid' in meta:
             meta['frame_valid'] = np.asarray(meta['frame_valid'], dtype=bool)
         data_sample.set_metainfo(meta)

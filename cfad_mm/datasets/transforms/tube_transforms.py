@@ -72,7 +72,7 @@ def _check_same_frame_size(results: dict, img_shape: tuple, video) -> None:
     imgs = results.get('imgs')
     if not isinstance(imgs, (list, tuple)):  # a stacked array has one frame size
         return
-    numbers = results.get('video_frame_inds')
+    numbers = results.get('frame_numbers')
     for i, img in enumerate(imgs):
         size = tuple(int(v) for v in img.shape[:2])
         if size == img_shape:

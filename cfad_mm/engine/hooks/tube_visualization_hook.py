@@ -138,8 +138,8 @@ class TubeVisualizationHook(Hook):
             if self.out_dir is None:
                 continue
             video = str(meta.get('video_id', f'clip{self._count:05d}')).replace('/', '__')
-            inds = meta.get('frame_inds')
-            first = int(np.asarray(inds).reshape(-1)[0]) if inds is not None else self._count
+            numbers = meta.get('frame_numbers')
+            first = int(np.asarray(numbers).reshape(-1)[0]) if numbers is not None else self._count
             os.makedirs(self.out_dir, exist_ok=True)
             path = osp.join(self.out_dir, f'{video}_{first:05d}.mp4')
             render_video(frames, tubes, path, fps=self.fps,

@@ -110,7 +110,7 @@ def evaluate_tubes(video_detections: Dict[str, Sequence[dict]],
 
     Args:
         video_detections (dict[str, Sequence[dict]]): Per video name, its clip predictions (layout in
-            :func:`cfad_mm.evaluation.prepare_clips`: ``frame_inds``, ``frame_valid``, ``tubes``,
+            :func:`cfad_mm.evaluation.prepare_clips`: ``frame_numbers``, ``frame_valid``, ``tubes``,
             ``tube_masks``, ``scores``, ``labels``, optional ``frame_scores``), boxes in original video
             pixels.
         annotations (str | dict): Annotation pickle path or dict (ACT format).

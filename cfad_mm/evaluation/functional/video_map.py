@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from cfad_mm.structures.tube_ops import tube_frame_iou, tube_nms, tube_st_iou
+from cfad_mm.structures.tube_ops import mask_extents, tube_frame_iou, tube_nms, tube_st_iou
 from .ap import per_class_ap
 from .ground_truth import dense_gt_tubes
 from .matching import greedy_match, ranking_order
@@ -97,11 +97,11 @@ def st_iou_exclusive_time(tubes1: np.ndarray, masks1: np.ndarray, tubes2: np.nda
     if n == 0 or m == 0 or t == 0:
         return out
     idx = np.arange(t)
-    s1, e1 = np.where(masks1, idx, t).min(1), np.where(masks1, idx, -1).max(1)
-    s2, e2 = np.where(masks2, idx, t).min(1), np.where(masks2, idx, -1).max(1)
+    s1, e1, nonempty1 = mask_extents(masks1)
+    s2, e2, nonempty2 = mask_extents(masks2)
     inter_s, inter_e = np.maximum(s1[:, None], s2[None, :]), np.minimum(e1[:, None], e2[None, :])
     union = (np.maximum(e1[:, None], e2[None, :]) - np.minimum(s1[:, None], s2[None, :])).astype(np.float64)
-    overlap = (inter_e >= inter_s) & masks1.any(1)[:, None] & masks2.any(1)[None, :]
+    overlap = (inter_e >= inter_s) & nonempty1[:, None] & nonempty2[None, :]
     if not overlap.any():
         return out
     frame_iou = tube_frame_iou(tubes1, masks1, tubes2, masks2, plus_one)  # (N, M, T)

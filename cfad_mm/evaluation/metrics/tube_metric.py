@@ -32,13 +32,15 @@ def data_samples_to_clip_predictions(data_samples: Sequence[Any]) -> List[dict]:
     A data sample (as mmengine's Evaluator passes it, ``ActionDataSample.to_dict()``, or as ``DumpResults``
     writes it) has ``pred_instances`` (``tubes (n, T, 4)`` original video pixels, ``tube_masks (n, T)``,
     ``scores (n,)``, ``labels (n,)``, optional ``frame_scores (n, T)``) and the metainfo keys ``video_id``,
-    ``frame_inds (T,)`` (1-based) and optionally ``frame_valid (T,)`` at the top level.
+    ``frame_numbers (T,)`` (1-based video frame numbers) and optionally ``frame_valid (T,)`` at the top level.
+    (Dumps that still call the frame numbers ``frame_inds`` are read by
+    :func:`~cfad_mm.evaluation.load_dump`.)
 
     Args:
         data_samples (Sequence[dict | BaseDataElement]): The data samples.
 
     Returns:
-        list[dict]: One dict per data sample: ``video_id`` (str), ``frame_inds`` int32 ``(T,)``,
+        list[dict]: One dict per data sample: ``video_id`` (str), ``frame_numbers`` int32 ``(T,)``,
         ``frame_valid`` bool ``(T,)``, ``tubes`` float32, ``tube_masks`` bool, ``scores`` float32, ``labels``
         int64 and ``frame_scores`` float32 or None.
     """
@@ -57,18 +59,18 @@ def data_samples_to_clip_predictions(data_samples: Sequence[Any]) -> List[dict]:
         missing = [k for k in PRED_KEYS if k not in pred]
         if missing:
             raise KeyError(f'data sample {i}: pred_instances lacks {missing} (need {list(PRED_KEYS)})')
-        for key in ('video_id', 'frame_inds'):
+        for key in ('video_id', 'frame_numbers'):
             if key not in sample:
                 raise KeyError(f'data sample {i}: metainfo key {key!r} missing (packed by PackTubeInputs)')
-        frame_inds = _numpy(sample['frame_inds'], np.int32).reshape(-1)
+        frame_numbers = _numpy(sample['frame_numbers'], np.int32).reshape(-1)
         frame_valid = sample.get('frame_valid')
-        frame_valid = np.ones(len(frame_inds), dtype=bool) if frame_valid is None else \
+        frame_valid = np.ones(len(frame_numbers), dtype=bool) if frame_valid is None else \
             _numpy(frame_valid, bool).reshape(-1)
         frame_scores = pred.get('frame_scores')
         clips.append(
             dict(
                 video_id=str(sample['video_id']),
-                frame_inds=frame_inds,
+                frame_numbers=frame_numbers,
                 frame_valid=frame_valid,
                 tubes=_numpy(pred['tubes'], np.float32),
                 tube_masks=_numpy(pred['tube_masks'], bool),

@@ -49,6 +49,10 @@ class CFAD(BaseModel):
         num_classes (int): Number of action classes.
         neck (dict, optional): A module between the backbone and the heads, e.g. :class:`ChannelMapper3d` to
             reduce the channels every head works on. Defaults to None (the heads read the backbone output).
+        frame_interval (int): The clips sample every ``frame_interval``-th frame of a span of
+            ``(T - 1) * frame_interval + 1`` frames (the dataset's ``frame_interval``); the model predicts
+            boxes at EVERY frame of the span (trajectories are continuous in time), so ground truth and
+            predictions cover the span. Defaults to 1 (the span is the clip).
         refine (bool): ``False`` gives the coarse-only ablation (the refine stage is built, so that
             checkpoints are interchangeable, but not run).
         channels_last (bool): Run the backbone in the ``torch.channels_last_3d`` memory format (its weights
@@ -76,12 +80,16 @@ class CFAD(BaseModel):
 
     def __init__(self, backbone: dict, proposal_head: dict, coarse_head: dict, feat_channels: int,
                  num_classes: int, roi_head: Optional[dict] = None, neck: Optional[dict] = None,
-                 refine: bool = True, train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
+                 frame_interval: int = 1, refine: bool = True, train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None, channels_last: bool = False, init_cfg=None,
                  key_selector: Optional[dict] = None, refine_head: Optional[dict] = None,
                  assigner: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.num_classes = num_classes
+        if int(frame_interval) < 1:
+            raise ValueError(f'CFAD: frame_interval must be >= 1, got {frame_interval}')
+        self.frame_interval = int(frame_interval)
         self.refine = refine
         self.train_cfg = merge_known_keys('train_cfg', self.DEFAULT_TRAIN_CFG, train_cfg)
         self.test_cfg = merge_known_keys('test_cfg', self.DEFAULT_TEST_CFG, test_cfg)
@@ -173,6 +181,30 @@ class CFAD(BaseModel):
                              f'{tuple(feats.shape)}')
         return self.neck(feats) if self.neck is not None else feats
 
+    def _geometry(self, inputs: Tensor, feats: Tensor, data_samples: list) -> ClipGeometry:
+        """The clip geometry, checked against what the data samples say of their clips: the sampling interval
+        (metainfo ``frame_interval``), the frames of the span (``frame_numbers`` / ``frame_valid``) and of the
+        ground truth."""
+        geom = ClipGeometry.of(inputs, feats, self.frame_interval)
+        for i, ds in enumerate(data_samples or []):
+            meta = ds.metainfo
+            where = f"CFAD: data sample {i} (video {meta.get('video_id', '?')})"
+            k = meta.get('frame_interval')
+            if k is not None and int(k) != self.frame_interval:
+                raise ValueError(f'{where} samples every {int(k)} frames, the model has '
+                                 f'frame_interval={self.frame_interval}: set model.frame_interval to the '
+                                 "dataset's frame_interval")
+            for key in ('frame_numbers', 'frame_valid'):
+                if key in meta and len(meta[key]) != geom.num_frames:
+                    raise ValueError(f'{where}: {len(meta[key])} values of {key} for a span of '
+                                     f'{geom.num_frames} frames ({inputs.shape[2]} sampled every '
+                                     f'{self.frame_interval})')
+            gt = ds.get('gt_instances')
+            if gt is not None and 'tubes' in gt and gt.tubes.shape[1] != geom.num_frames:
+                raise ValueError(f'{where}: ground-truth tubes of {gt.tubes.shape[1]} frames for a span of '
+                                 f'{geom.num_frames} frames')
+        return geom
+
     def _coarse_maps(self, feats: Tensor, geom: ClipGeometry, gt_masks: Optional[list] = None):
         """Actionness logits, proposals and the coarse head's maps on the pooled proposals."""
         logits = self.proposal_head(feats)
@@ -224,7 +256,7 @@ class CFAD(BaseModel):
             :func:`outputs_to_clip_tubes`, as :meth:`predict` does (see ``docs/deployment.md``).
         """
         feats = self.extract_feat(inputs)
-        geom = ClipGeometry.of(inputs, feats)
+        geom = ClipGeometry.of(inputs, feats, self.frame_interval)
         n = int(inputs.shape[0])
         logits = self.proposal_head(feats)
         segments = inputs.new_tensor([[0.0, geom.num_frames - 1.0]]).expand(n, 2)
@@ -245,7 +277,7 @@ class CFAD(BaseModel):
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         """Losses of the proposal head, the coarse head and (``refine=True``) the RoI head."""
         feats = self.extract_feat(inputs)
-        geom = ClipGeometry.of(inputs, feats)
+        geom = self._geometry(inputs, feats, data_samples)
         gts = [ds.gt_instances for ds in data_samples]
         logits, batch_inds, segments, maps = self._coarse_maps(feats, geom, [g.tube_masks for g in gts])
         losses = self.proposal_head.loss(logits, [g.tube_masks for g in gts], geom.stride_t)
@@ -269,7 +301,7 @@ class CFAD(BaseModel):
         ``tubes (n, T, 4)``, ``tube_masks (n, T)``, ``scores (n,)``, ``labels (n,)`` and ``frame_scores
         (n, T)`` (the clip's actionness per frame)."""
         feats = self.extract_feat(inputs)
-        geom = ClipGeometry.of(inputs, feats)
+        geom = self._geometry(inputs, feats, data_samples)
         logits, batch_inds, segments, maps = self._coarse_maps(feats, geom)
         top = self.coarse_head.predict_by_feat(maps, batch_inds, segments, inputs.shape[0], geom.num_frames,
                                                self.test_cfg['topk'])

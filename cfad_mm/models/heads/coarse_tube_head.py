@@ -8,7 +8,7 @@ from mmdet.models.utils.gaussian_target import gaussian_radius, gen_gaussian_tar
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from cfad_mm.structures.tube_ops import tube_temporal_iou
+from cfad_mm.structures.tube_ops import mask_extents, tube_temporal_iou
 from ..losses import tube_box_losses
 
 
@@ -236,15 +236,14 @@ class CoarseTubeHead(BaseModule):
     @staticmethod
     def gather_gt(gt_instances: list, pos: dict, like: Tensor):
         """Dense GT tubes ``(R, T, 4)``, masks ``(R, T)`` and extents ``(R, 2)`` of the positive pairs."""
-        tubes, masks, extents = [], [], []
+        tubes, masks = [], []
         for b, g in zip(pos['batch_inds'].tolist(), pos['gt_inds'].tolist()):
-            m = gt_instances[b].tube_masks[g]
-            idx = torch.nonzero(m).flatten()
             tubes.append(gt_instances[b].tubes[g])
-            masks.append(m)
-            extents.append(torch.stack([idx[0], idx[-1]]).to(like.dtype))
+            masks.append(gt_instances[b].tube_masks[g])
         if not tubes:
             t = gt_instances[0].tube_masks.shape[1]
             return like.new_zeros((0, t, 4)), torch.zeros((0, t), dtype=torch.bool, device=like.device), \
                 like.new_zeros((0, 2))
-        return torch.stack(tubes).to(like.dtype), torch.stack(masks), torch.stack(extents)
+        masks = torch.stack(masks)
+        first, last, _ = mask_extents(masks)  # a positive pair's GT tube has frames
+        return torch.stack(tubes).to(like.dtype), masks, torch.stack([first, last], dim=1).to(like.dtype)

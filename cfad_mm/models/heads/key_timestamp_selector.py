@@ -6,7 +6,7 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from cfad_mm.structures.tube_ops import box_iou_aligned
+from cfad_mm.structures.tube_ops import box_iou_aligned, mask_extents
 from ..utils import sample_tube_rois
 
 
@@ -102,14 +102,14 @@ class KeyTimestampSelector(BaseModule):
         else:  # uniform: prefer steps closest to evenly spaced positions inside the extent
             score = torch.zeros_like(error_logits)
         score = score.masked_fill(~step_in_extent, float('-inf'))
+        first, _, nonempty = mask_extents(step_in_extent)
+        first = torch.where(nonempty, first, 0)  # first in-extent step (0 for an empty extent)
         if self.mode == 'uniform':
-            first = torch.argmax(step_in_extent.int(), dim=1)
             pos = first[:, None].float() + (torch.arange(m, device=score.device)[None].float() + 0.5) / m \
                 * n_in[:, None].float() - 0.5
             keys = pos.round().long().clamp(0, tf - 1)
         elif self.mode == 'learned' and self.spread:
             # part index of every in-extent step: floor((u - first) * M / n_in) in 0..M-1
-            first = torch.argmax(step_in_extent.int(), dim=1)
             u = torch.arange(tf, device=score.device)[None]
             part = torch.div((u - first[:, None]) * m, n_in.clamp(min=1)[:, None], rounding_mode='floor')
             in_part = step_in_extent[:, None, :] & (

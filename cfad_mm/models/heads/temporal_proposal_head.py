@@ -7,6 +7,7 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from cfad_mm.structures.tube_ops import mask_extents
 from ..utils import clip_time_to_feature, feature_time_to_clip, temporal_roi_pool
 
 
@@ -109,10 +110,9 @@ class TemporalProposalHead(BaseModule):
         for i in range(logits.shape[0]):
             segs = [(0.0, float(num_frames - 1))]
             if gt_masks is not None and self.use_gt_proposals:
-                for m in gt_masks[i]:
-                    idx = torch.nonzero(m).flatten()
-                    if idx.numel():
-                        segs.append((float(idx[0]), float(idx[-1])))
+                first, last, nonempty = mask_extents(gt_masks[i])
+                segs += [(float(s), float(e))
+                         for s, e, ok in zip(first.tolist(), last.tolist(), nonempty.tolist()) if ok]
             segs.extend(self._runs(frame_scores[i] > self.score_thr))
             unique = []
             for s in segs:

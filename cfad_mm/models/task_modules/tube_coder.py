@@ -44,6 +44,8 @@ import torch
 from mmaction.registry import TASK_UTILS
 from torch import Tensor
 
+from cfad_mm.structures.tube_ops import mask_extents
+
 ShapeLike = Union[Sequence[int], Tensor]
 
 __all__ = [
@@ -304,11 +306,7 @@ class BaseTubeCoder(metaclass=ABCMeta):
         Returns:
             Tensor: ``(N, 2)`` ``(t_start, t_end)``.
         """
-        masks = masks.bool()
-        num_frames = masks.shape[1]
-        idx = torch.arange(num_frames, device=masks.device)
-        start = torch.where(masks, idx, torch.full_like(idx, num_frames)).amin(dim=1)
-        end = torch.where(masks, idx, torch.full_like(idx, -1)).amax(dim=1)
+        start, end, _ = mask_extents(masks.bool())
         return torch.stack([start, end], dim=1).to(dtype or torch.get_default_dtype())
 
     # ------------------------------------------------------------------ validation
