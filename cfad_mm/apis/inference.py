@@ -10,7 +10,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 
 from cfad_mm.datasets.media import MediaError, probe_video
-from cfad_mm.datasets.tube_dataset import window_positions, window_starts
+from cfad_mm.datasets.tube_dataset import window_span, window_starts
 
 # Pipeline steps that read media: the inference API decodes the frames itself.
 DECODE_STEPS = ('DecordInit', 'DecordDecode', 'RawFrameDecode', 'OpenCVInit', 'OpenCVDecode', 'PyAVInit',
@@ -231,8 +231,8 @@ def check_input_size(video: str, video_shape: Sequence[int], input_shape: Sequen
 
 
 def inference_video(model, video: str, clip_len: Optional[int] = None, stride: Optional[int] = None,
-                    frame_interval: int = 1, batch_size: int = 1, link_cfg: Optional[dict] = None,
-                    progress: bool = True, max_side: Optional[int] = 1280,
+                    frame_interval: Optional[int] = None, batch_size: int = 1,
+                    link_cfg: Optional[dict] = None, progress: bool = True, max_side: Optional[int] = 1280,
                     max_input_side: Optional[int] = MAX_INPUT_SIDE,
                     max_input_area: Optional[int] = MAX_INPUT_AREA) -> Dict:
     """Detect action tubes in a whole video.
@@ -245,8 +245,10 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
         model: from :func:`init_detector`. video (str | VideoFrames): video file or frame folder (or one
             already opened).
         clip_len (int, optional): defaults to the config's test ``clip_len``.
-        stride (int, optional): defaults to the config's ``test_stride`` (or ``clip_len // 2``).
-        frame_interval (int): temporal sampling interval. Defaults to 1.
+        stride (int, optional): defaults to the config's ``test_stride`` (or half the span).
+        frame_interval (int, optional): sample every ``frame_interval``-th frame; a window spans
+            ``(clip_len - 1) * frame_interval + 1`` frames and the model predicts at every one of them.
+            Defaults to the config's test ``frame_interval`` (or 1).
         batch_size (int): clips per forward pass. Defaults to 1.
         link_cfg (dict, optional): keyword arguments of ``link_video_tubes``. Defaults to the linking settings
             of the config's ``test_evaluator`` (``link_iou``, ``trim_thr``, ``nms_thr``, ``max_gap``), so that
@@ -275,14 +277,15 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
     cfg = model.cfg
     ds_cfg = cfg.test_dataloader.dataset
     clip_len = clip_len or ds_cfg.get('clip_len', 16)
-    stride = stride or ds_cfg.get('test_stride') or max(1, clip_len // 2)
+    frame_interval = int(frame_interval or ds_cfg.get('frame_interval', 1))
+    span = (clip_len - 1) * frame_interval + 1
+    stride = stride or ds_cfg.get('test_stride') or max(1, span // 2)
     frames = video if isinstance(video, VideoFrames) else VideoFrames(video, max_side)
     video = frames.path
     # boxes predicted on the decoded frames -> original pixels
     sy, sx = (o / d for o, d in zip(frames.shape, frames.decode_shape))
     to_original = np.array([sx, sy, sx, sy], dtype=np.float32)
     pipeline = build_inference_pipeline(cfg)
-    span = (clip_len - 1) * frame_interval + 1
     starts = window_starts(frames.num_frames, span, stride)
     device = next(model.parameters()).device
     clips, batch = [], []
@@ -308,10 +311,11 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
         batch.clear()
 
     for start in starts:
-        positions, valid = window_positions(start, clip_len, frame_interval, frames.num_frames)
-        imgs = frames.get(positions)
-        t = len(imgs)
-        results = dict(imgs=imgs, video_id=osp.basename(video.rstrip('/')), frame_inds=positions.copy(),
+        # the network sees every frame_interval-th frame; the predictions cover every frame of the span
+        positions, valid, sampled = window_span(start, clip_len, frame_interval, frames.num_frames)
+        imgs = frames.get(positions[sampled])
+        t = len(positions)
+        results = dict(imgs=imgs, video_id=osp.basename(video.rstrip('/')), frame_inds=positions[sampled],
                        frame_numbers=positions + 1, frame_valid=valid, clip_len=clip_len, num_clips=1,
                        frame_interval=frame_interval, nframes=frames.num_frames,
                        original_shape=tuple(frames.decode_shape), img_shape=tuple(frames.decode_shape),

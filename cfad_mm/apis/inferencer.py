@@ -265,7 +265,7 @@ class TubeInferencer(BaseInferencer):
             yield dict(frames=frames, name=name, batch_size=batch_size)
 
     def forward(self, inputs: dict, clip_len: Optional[int] = None, stride: Optional[int] = None,
-                frame_interval: int = 1, link_cfg: Optional[dict] = None,
+                frame_interval: Optional[int] = None, link_cfg: Optional[dict] = None,
                 max_input_side: Optional[int] = MAX_INPUT_SIDE,
                 max_input_area: Optional[int] = MAX_INPUT_AREA, score_thr: float = 0.05) -> List[dict]:
         """The whole-video path on one opened input: ``[dict(frames, name, result, tubes)]``."""

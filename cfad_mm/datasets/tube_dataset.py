@@ -19,10 +19,9 @@ Clip sampling (``span = (clip_len - 1) * frame_interval + 1`` frames):
 * test mode (``test_mode=True``, the default for ``subset='test'``): sliding windows with stride
   ``test_stride`` starting at frame 1; the last window is aligned to the video end, so together the windows
   cover EVERY frame of every video. A video shorter than ``span`` gets one window whose positions past the end
-  repeat the last frame with ``frame_valid=False``. With ``frame_interval > 1`` the sampled frames of these
-  windows may skip frames: then a window starting at the first uncovered frame is added until all are covered.
+  repeat the last frame with ``frame_valid=False``.
 * training mode: the same window grid with stride ``train_stride``; windows in which at least one GT tube has
-  an annotated (sampled) frame are all kept, plus background windows (no tube) making up
+  an annotated frame of the span are all kept, plus background windows (no tube) making up
   ``background_fraction`` of the clips (chosen once with ``seed``). With ``temporal_jitter=J > 0`` each fetch
   shifts a window start by a random amount in ``[-J, J]`` (clipped to the video), falling back to the anchor
   position if the shifted window would lose all tubes of a positive clip.
@@ -145,6 +144,32 @@ def window_positions(start: int, clip_len: int, frame_interval: int, nframes: in
     valid = raw <= nframes - 1
     return np.minimum(raw, nframes - 1), valid
 
+
+
+def window_span(start: int, clip_len: int, frame_interval: int, nframes: int):
+    """Every frame of a window's span, and which of them the network sees.
+
+    A window samples ``T = clip_len`` frames every ``k = frame_interval`` frames of a span of
+    ``S = (T - 1) * k + 1`` frames. The model decodes trajectories at every frame of the span, so ground truth
+    and predictions cover all ``S`` frames, while only ``T`` are decoded from the video. With ``k = 1`` the
+    span is the window (``positions`` equals :func:`window_positions`).
+
+    Args:
+        start (int): 0-based first position.
+        clip_len (int): Number of sampled frames T.
+        frame_interval (int): Distance k between sampled frames.
+        nframes (int): Number of frames of the video.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray, np.ndarray]: ``positions (S,)`` int64 0-based frames of the
+        span clipped to the video (a position past the end repeats the last frame), ``frame_valid (S,)``
+        bool (False on such padding) and ``sampled (T,)`` int64 indices into them of the decoded frames
+        (``0, k, 2k, ...``).
+    """
+    span = (clip_len - 1) * frame_interval + 1
+    raw = start + np.arange(span, dtype=np.int64)
+    sampled = frame_interval * np.arange(clip_len, dtype=np.int64)
+    return np.minimum(raw, nframes - 1), raw <= nframes - 1, sampled
 
 @DATASETS.register_module()
 class TubeDataset(BaseDataset):
@@ -361,17 +386,10 @@ class TubeDataset(BaseDataset):
         clips = []
         for video in video_names:
             tubes = self.videos[video]
-            covered = np.zeros(tubes.nframes, dtype=bool)
-            starts = window_starts(tubes.nframes, self.span, self.test_stride)
-            while True:
-                for start in starts:
-                    pos, valid = window_positions(start, self.clip_len, self.frame_interval, tubes.nframes)
-                    covered[pos[valid]] = True
-                    clips.append(self._clip_info(video, start, tubes.has_tube(pos, valid)))
-                if covered.all():
-                    break
-                # frame_interval > 1 can skip frames: add a window starting at the first uncovered frame
-                starts = [int(np.argmin(covered))]
+            # the spans of the grid cover every frame (the model predicts at every frame of a span)
+            for start in window_starts(tubes.nframes, self.span, self.test_stride):
+                pos, valid, _ = window_span(start, self.clip_len, self.frame_interval, tubes.nframes)
+                clips.append(self._clip_info(video, start, tubes.has_tube(pos, valid)))
         return clips
 
     def _train_clips(self, video_names: List[str]) -> List[dict]:
@@ -379,7 +397,7 @@ class TubeDataset(BaseDataset):
         for video in video_names:
             tubes = self.videos[video]
             for start in window_starts(tubes.nframes, self.span, self.train_stride):
-                pos, valid = window_positions(start, self.clip_len, self.frame_interval, tubes.nframes)
+                pos, valid, _ = window_span(start, self.clip_len, self.frame_interval, tubes.nframes)
                 positive = tubes.has_tube(pos, valid)
                 (positives if positive else backgrounds).append(self._clip_info(video, start, positive))
         num_bg = 0
@@ -429,7 +447,7 @@ class TubeDataset(BaseDataset):
         shifted = int(
             np.clip(start + np.random.randint(-self.temporal_jitter, self.temporal_jitter + 1), 0, last))
         if info['positive'] and shifted != start:
-            pos, valid = window_positions(shifted, self.clip_len, self.frame_interval, tubes.nframes)
+            pos, valid, _ = window_span(shifted, self.clip_len, self.frame_interval, tubes.nframes)
             if not tubes.has_tube(pos, valid):
                 return start
         return shifted
@@ -439,24 +457,26 @@ class TubeDataset(BaseDataset):
 
         Returns:
             dict: ``video_id``, ``filename`` (video) or ``frame_dir`` + ``filename_tmpl`` + ``offset`` +
-            ``modality`` (frames), ``frame_inds`` (T,) 0-based decoder indices, ``frame_numbers`` (T,)
-            1-based video frame numbers, ``frame_valid`` (T,), ``clip_len``, ``num_clips`` (1),
-            ``frame_interval``, ``nframes``, ``ann_shape`` (H, W) from the annotation, ``gt_tubes`` (n, T, 4),
-            ``gt_tube_masks`` (n, T), ``gt_labels`` (n,), ``sample_idx``.
+            ``modality`` (frames), ``frame_inds`` (T,) 0-based decoder indices of the sampled frames,
+            ``frame_numbers`` (S,) 1-based video frame numbers of EVERY frame of the span, ``frame_valid``
+            (S,), ``clip_len`` (T), ``num_clips`` (1), ``frame_interval`` (k), ``nframes``, ``ann_shape``
+            (H, W) from the annotation, ``gt_tubes`` (n, S, 4), ``gt_tube_masks`` (n, S), ``gt_labels`` (n,),
+            ``sample_idx``; ``S = (T - 1) * k + 1`` (see :func:`window_span`).
         """
         info = self.get_data_info(idx)
         video = info['video_id']
         tubes = self.videos[video]
         start = self._jittered_start(info)
-        positions, frame_valid = window_positions(start, self.clip_len, self.frame_interval, tubes.nframes)
+        positions, frame_valid, sampled = window_span(start, self.clip_len, self.frame_interval,
+                                                      tubes.nframes)
         gt_tubes, gt_masks, gt_labels = tubes.clip(positions, frame_valid)
         path = self.media_path(video)
         frame_numbers = positions + 1
-        self._check_media(path, frame_numbers, video)
+        self._check_media(path, frame_numbers[sampled], video)
         results = dict(
             video_id=video,
             sample_idx=info['sample_idx'],
-            frame_inds=positions.copy(),
+            frame_inds=positions[sampled],
             frame_numbers=frame_numbers,
             frame_valid=frame_valid,
             clip_len=self.clip_len,

@@ -143,8 +143,12 @@ def test_decoded_frames_match_frame_numbers(tiny_data, source):
     video_indices = ds.video_clip_indices()['jump/v_003']
     for idx in (video_indices[0], video_indices[-1]):
         sample = ds[idx]
-        frame_numbers = sample['data_samples'].metainfo['frame_numbers']
-        assert frame_numbers.dtype == np.int64
+        span_numbers = sample['data_samples'].metainfo['frame_numbers']
+        assert span_numbers.dtype == np.int64
+        # every frame of the span (2 * 7 + 1) is numbered; the network input holds every second one
+        nframes = sample['data_samples'].metainfo['nframes']
+        np.testing.assert_array_equal(span_numbers, np.minimum(span_numbers[0] + np.arange(15), nframes))
+        frame_numbers = span_numbers[::2]
         levels = sample['inputs'][:, :, MARKER[0], MARKER[1]].float().mean(dim=(0, 2, 3)).numpy()
         if source == 'frames':  # png: lossless
             np.testing.assert_array_equal(levels, [marker_level(f) for f in frame_numbers])
@@ -165,10 +169,12 @@ def test_test_windows_cover_every_frame_with_frame_interval(tiny_data):
             clip = ds.get_clip(idx)
             covered |= set(clip['frame_numbers'][clip['frame_valid']].tolist())
         assert covered == set(range(1, tiny_data['ann']['nframes'][video] + 1)), video
-    # jump/v_001 (20 frames): grid starts 1, 5, 9, 13, 14 sample odd frames 1..19 and 14..20 -> frames 2..12
-    # (even) are added by windows starting at 2 (2, 4, 6, 8) and 10 (10, 12, 14, 16)
+    # jump/v_001 (20 frames): the spans of the grid starting at 1, 5, 9, 13, 14 cover every frame (the model
+    # predicts at every frame of a span), while the decoded frames are every second one of each span
     starts = [int(ds.get_clip(i)['frame_numbers'][0]) for i in ds.video_clip_indices()['jump/v_001']]
-    assert starts == [1, 5, 9, 13, 14, 2, 10]
+    assert starts == [1, 5, 9, 13, 14]
+    clip = ds.get_clip(ds.video_clip_indices()['jump/v_001'][0])
+    assert clip['frame_numbers'].tolist() == list(range(1, 8)) and clip['frame_inds'].tolist() == [0, 2, 4, 6]
 
 
 def test_training_clips_overlap_tubes_and_background_fraction(tiny_data):

@@ -11,8 +11,9 @@ from mmengine.structures import InstanceData
 from .box_mapping import AFFINE_KEY
 from .tube_transforms import init_tube_geometry
 
-DEFAULT_META_KEYS = ('video_id', 'frame_numbers', 'frame_valid', 'nframes', 'ori_shape', 'img_shape',
-                     'scale_factor', 'crop_bbox', 'flip', 'flip_direction', AFFINE_KEY, 'sample_idx')
+DEFAULT_META_KEYS = ('video_id', 'frame_numbers', 'frame_valid', 'frame_interval', 'nframes', 'ori_shape',
+                     'img_shape', 'scale_factor', 'crop_bbox', 'flip', 'flip_direction', AFFINE_KEY,
+                     'sample_idx')
 
 
 @TRANSFORMS.register_module()
@@ -21,11 +22,16 @@ class PackTubeInputs(BaseTransform):
 
     Use after ``FormatShape(input_format='NCTHW', collapse=True)``.
 
-    ``data_samples.gt_instances`` (when the results hold ``gt_tubes``): ``tubes`` float32 (n, T, 4) xyxy in
-    input pixels, ``tube_masks`` bool (n, T), ``labels`` int64 (n,).
+    The inputs are the ``T`` decoded frames; with ``frame_interval = k`` (results key, default 1) they are
+    every k-th frame of a span of ``S = (T - 1) * k + 1`` frames, and the ground truth and the frame numbers
+    cover the whole span (``S = T`` when ``k = 1``).
 
-    ``data_samples.metainfo``: ``video_id`` (str); ``frame_numbers`` (T,) int64 1-based video frame numbers
-    (the pipeline key ``frame_inds``, 0-based decoder indices, is not packed); ``frame_valid`` (T,) bool;
+    ``data_samples.gt_instances`` (when the results hold ``gt_tubes``): ``tubes`` float32 (n, S, 4) xyxy in
+    input pixels, ``tube_masks`` bool (n, S), ``labels`` int64 (n,).
+
+    ``data_samples.metainfo``: ``video_id`` (str); ``frame_numbers`` (S,) int64 1-based video frame numbers
+    (the pipeline key ``frame_inds``, 0-based decoder indices, is not packed); ``frame_valid`` (S,) bool;
+    ``frame_interval``;
     ``nframes``; ``ori_shape`` / ``img_shape`` (H, W); ``scale_factor`` (w, h); ``crop_bbox``; ``flip``;
     ``flip_direction``; ``input_affine`` (see :mod:`cfad_mm.datasets.transforms.box_mapping`);
     ``sample_idx``. Keys absent from the results are skipped.
@@ -56,7 +62,8 @@ class PackTubeInputs(BaseTransform):
                              f"FormatShape(input_format='NCTHW', collapse=True), got {shape}")
         init_tube_geometry(results)
         inputs = torch.from_numpy(np.ascontiguousarray(imgs))
-        num_frames = inputs.shape[1]
+        # T decoded frames every k frames: the ground truth and the frame numbers cover the span
+        num_frames = (inputs.shape[1] - 1) * int(results.get('frame_interval', 1)) + 1
 
         data_sample = ActionDataSample()
         if 'gt_tubes' in results:
@@ -66,7 +73,7 @@ class PackTubeInputs(BaseTransform):
             if tubes.ndim != 3 or tubes.shape[1:] != (num_frames, 4) or masks.shape != tubes.shape[:2] \
                     or labels.shape != tubes.shape[:1]:
                 raise ValueError(
-                    f'PackTubeInputs: inconsistent tube shapes for a clip of {num_frames} frames: '
+                    f'PackTubeInputs: inconsistent tube shapes for a clip spanning {num_frames} frames: '
                     f'gt_tubes {tubes.shape}, gt_tube_masks {masks.shape}, gt_labels {labels.shape}')
             data_sample.gt_instances = InstanceData(
                 tubes=torch.from_numpy(tubes),
@@ -80,8 +87,8 @@ class PackTubeInputs(BaseTransform):
         if 'frame_numbers' in meta:
             meta['frame_numbers'] = np.asarray(meta['frame_numbers'], dtype=np.int64)
             if len(meta['frame_numbers']) != num_frames:
-                raise ValueError(f"PackTubeInputs: {len(meta['frame_numbers'])} frame numbers for a clip of "
-                                 f'{num_frames} frames')
+                raise ValueError(f"PackTubeInputs: {len(meta['frame_numbers'])} frame numbers for a clip "
+                                 f'spanning {num_frames} frames')
         if 'frame_valid' in meta:
             meta['frame_valid'] = np.asarray(meta['frame_valid'], dtype=bool)
         data_sample.set_metainfo(meta)

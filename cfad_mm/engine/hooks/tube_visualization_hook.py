@@ -40,8 +40,10 @@ def clip_to_rgb_frames(inputs) -> np.ndarray:
 def pred_tubes_for_drawing(pred, metainfo: dict, classes: Optional[Sequence[str]],
                            score_thr: float) -> List[dict]:
     """Predicted tubes of one clip (original video pixels) as :func:`draw_tubes` dicts in network-input
-    pixels, frames numbered ``1..T`` inside the clip."""
+    pixels, frames numbered ``1..T`` inside the clip (the decoded frames: with ``frame_interval = k`` the
+    tubes cover a span of ``(T - 1) * k + 1`` frames, of which every k-th is drawn)."""
     sx, tx, sy, ty = get_input_affine(metainfo)
+    k = int(metainfo.get('frame_interval', 1))
     tubes = []
     scores = pred.scores.detach().cpu().numpy()
     labels = pred.labels.detach().cpu().numpy()
@@ -54,8 +56,8 @@ def pred_tubes_for_drawing(pred, metainfo: dict, classes: Optional[Sequence[str]
         x1, x2 = b[:, 0] * sx + tx, b[:, 2] * sx + tx
         y1, y2 = b[:, 1] * sy + ty, b[:, 3] * sy + ty
         x1, x2 = np.minimum(x1, x2), np.maximum(x1, x2)
-        rows = [[int(t) + 1, float(x1[t]), float(y1[t]), float(x2[t]), float(y2[t])]
-                for t in np.nonzero(masks[i])[0]]
+        rows = [[int(t) // k + 1, float(x1[t]), float(y1[t]), float(x2[t]), float(y2[t])]
+                for t in np.nonzero(masks[i])[0] if t % k == 0]
         label = int(labels[i])
         name = classes[label] if classes is not None and label < len(classes) else str(label)
         tubes.append(dict(tube_id=len(tubes), label=label, label_name=name, score=float(scores[i]),
