@@ -41,9 +41,9 @@ def test_train_test_and_inference_on_sparse_long_windows(tiny_synth, tmp_path):
     # every clip prediction covers the 15 frames of its span, the decoded frames being every second one
     assert clips
     assert all(len(c['frame_numbers']) == SPAN and c['tube_masks'].shape[1] == SPAN for c in clips)
-    model = init_detector(CONFIG, ckpt, cfg_options={'model.frame_interval': K, 'model.test_cfg.score_thr': 0.0,
-                                                     'test_dataloader.dataset.clip_len': T,
-                                                     'test_dataloader.dataset.frame_interval': K})
+    model = init_detector(CONFIG, ckpt, cfg_options={
+        'model.frame_interval': K, 'model.test_cfg.score_thr': 0.0, 'test_dataloader.dataset.clip_len': T,
+        'test_dataloader.dataset.frame_interval': K})
     with open(ann, 'rb') as f:
         video = sorted(pickle.load(f)['nframes'])[0]
     res = inference_video(model, osp.join(root, 'videos', video + '.mp4'), progress=False)
