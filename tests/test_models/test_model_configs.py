@@ -1,12 +1,15 @@
 """Every full config under configs/cfad/ loads, builds its model and runs a loss + predict step."""
+import copy
 import glob
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
+from mmengine.structures import InstanceData
 from test_cfad import moving_square_clip
 
 import cfad_mm  # noqa: F401
@@ -20,6 +23,26 @@ def test_the_required_configs_exist():
     assert 'cfad_r3d-18-tiny_synthetic.py' in names
     for ds in ('ucf101-24', 'jhmdb-21', 'ucfsports', 'multisports'):
         assert any(n.startswith('cfad_i3d-r50_') and n.endswith(f'_{ds}.py') for n in names), ds
+
+
+def spread_over_span(ds, k):
+    """The sample of :func:`moving_square_clip` with its T frames taken as every k-th frame of a span of
+    ``(T - 1) * k + 1`` frames: the GT boxes interpolated linearly in between, frame numbers and validity of
+    the span."""
+    gt = ds.gt_instances
+    t = gt.tubes.shape[1]
+    span = (t - 1) * k + 1
+    times = torch.arange(span, dtype=torch.float32) / k
+    lo = times.floor().long().clamp(max=t - 1)
+    hi = (lo + 1).clamp(max=t - 1)
+    w = (times - lo.float())[None, :, None]
+    tubes = gt.tubes[:, lo] * (1 - w) + gt.tubes[:, hi] * w
+    masks = gt.tube_masks[:, lo] & gt.tube_masks[:, hi]
+    out = copy.deepcopy(ds)
+    out.gt_instances = InstanceData(tubes=tubes, tube_masks=masks, labels=gt.labels)
+    out.set_metainfo(dict(frame_numbers=np.arange(1, span + 1), frame_valid=np.ones(span, bool),
+                          frame_interval=k))
+    return out
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[osp.basename(c) for c in CONFIGS])
@@ -39,6 +62,11 @@ def test_config_builds_and_steps(path):
     model.init_weights()  # the paper configs' Pretrained checkpoint is None here: warned, random init
     inputs, ds = moving_square_clip()
     ds.gt_instances.labels = torch.tensor([num_classes - 1])
+    k = int(cfg.model.get('frame_interval', 1))
+    if k > 1:  # a long-span config: the 8 input frames are every k-th of a span, the ground truth covers it
+        assert cfg.test_dataloader.dataset.frame_interval == k
+        assert cfg.train_dataloader.dataset.frame_interval == k
+        ds = spread_over_span(ds, k)
     data = model.data_preprocessor(dict(inputs=[inputs], data_samples=[ds]), training=True)
     losses = model(**data, mode='loss')
     assert all(torch.isfinite(v).all() for v in losses.values())
@@ -48,7 +76,7 @@ def test_config_builds_and_steps(path):
         out = model(**model.data_preprocessor(dict(inputs=[inputs], data_samples=[ds]), training=False),
                     mode='predict')
     pred = out[0].pred_instances
-    assert pred.tubes.shape[1:] == (inputs.shape[1], 4)
+    assert pred.tubes.shape[1:] == ((inputs.shape[1] - 1) * k + 1, 4)
     assert (pred.labels < num_classes).all()
 
 

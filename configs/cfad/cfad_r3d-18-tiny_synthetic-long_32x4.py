@@ -1,0 +1,30 @@
+# CFAD on long spans of the long synthetic preset: 32 frames sampled every 4 frames, i.e. windows of 125
+# frames, every 62 frames at test time (half a span) instead of 16-frame clips every 8 frames. The
+# trajectory is a cubic B-spline with a knot every ~16 frames (its capacity grows with the span),
+# decoded at EVERY frame of the span; key timestamps may be any frame of it.
+#   python tools/data/make_synthetic.py --preset long --out data/synth_long --seed 0
+#   python tools/train.py configs/cfad/cfad_r3d-18-tiny_synthetic-long_32x4.py
+# Not trained in this repository yet: no reference numbers.
+_base_ = ['./cfad_r3d-18-tiny_synthetic-long_16x1.py']
+
+clip_len = 32
+frame_interval = 4
+span = (clip_len - 1) * frame_interval + 1  # 125
+
+model = dict(
+    frame_interval=frame_interval,
+    coarse_head=dict(
+        tube_coder=dict(_delete_=True, type='SplineTubeCoder', max_frames=span, knot_interval=16)))
+
+train_dataloader = dict(
+    dataset=dict(clip_len=clip_len, frame_interval=frame_interval, train_stride=31, temporal_jitter=8))
+val_dataloader = dict(dataset=dict(clip_len=clip_len, frame_interval=frame_interval, test_stride=62))
+test_dataloader = val_dataloader
+
+train_cfg = dict(max_epochs=16, val_interval=8)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', T_max=16, eta_min=1e-5, by_epoch=True, begin=0, end=16,
+         convert_to_iter_based=True)
+]
+default_hooks = dict(checkpoint=dict(interval=8))
