@@ -679,3 +679,29 @@ def tube_statistics(ann: dict) -> dict:
         nframes=_summary(nframes),
         resolutions=resolutions,
         videos_without_tubes=no_tubes)
+
+
+def densify_tubes(gttubes: Dict[int, List[np.ndarray]], nframes: int, dtype=np.float64):
+    """The tubes of one video (``gttubes[label]``: arrays ``(n_i, 5)`` of ``(frame, x1, y1, x2, y2)``, 1-based
+    frames) dense on the video's time axis: the one conversion the training data and the metric share.
+
+    Args:
+        gttubes (dict[int, list[np.ndarray]]): The video's entry of the annotation's ``gttubes``.
+        nframes (int): Frames of the video.
+        dtype: Box dtype. Defaults to float64.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray, np.ndarray]: ``boxes (n, nframes, 4)`` (0 on unannotated frames, not
+        clipped to the frame), ``masks (n, nframes)`` bool (True on annotated frames), ``labels (n,)`` int64;
+        tubes ordered by label, then annotation order.
+    """
+    items = [(label, tube) for label in sorted(gttubes) for tube in gttubes[label]]
+    boxes = np.zeros((len(items), nframes, 4), dtype=dtype)
+    masks = np.zeros((len(items), nframes), dtype=bool)
+    labels = np.zeros(len(items), dtype=np.int64)
+    for i, (label, tube) in enumerate(items):
+        frames = np.round(tube[:, 0]).astype(np.int64) - 1
+        boxes[i, frames] = tube[:, 1:5]
+        masks[i, frames] = True
+        labels[i] = label
+    return boxes, masks, labels

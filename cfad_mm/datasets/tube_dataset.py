@@ -54,8 +54,15 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
-from .annotation import DEFAULT_MAX_NFRAMES, DEFAULT_MAX_SIDE, AnnotationError, load_annotations
+from .annotation import (
+    DEFAULT_MAX_NFRAMES,
+    DEFAULT_MAX_SIDE,
+    AnnotationError,
+    densify_tubes,
+    load_annotations,
+)
 from .media import check_frame_folder, probe_video
+from .transforms.box_mapping import clip_boxes_to_shape
 
 SOURCES = ('video', 'frames')
 BAD_SAMPLE_MODES = ('error', 'skip')
@@ -78,18 +85,10 @@ class VideoTubes:
     def __init__(self, nframes: int, resolution: tuple, gttubes: Dict[int, List[np.ndarray]]):
         self.nframes = nframes
         self.resolution = resolution
-        height, width = resolution
-        items = [(label, tube) for label in sorted(gttubes) for tube in gttubes[label]]
-        self.labels = np.array([label for label, _ in items], dtype=np.int64)
-        self.boxes = np.zeros((len(items), nframes, 4), dtype=np.float32)
-        self.masks = np.zeros((len(items), nframes), dtype=bool)
-        for i, (_, tube) in enumerate(items):
-            frames = tube[:, 0].astype(np.int64) - 1
-            boxes = tube[:, 1:5].copy()
-            boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, width)
-            boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, height)
-            self.boxes[i, frames] = boxes
-            self.masks[i, frames] = True
+        boxes, self.masks, self.labels = densify_tubes(gttubes, nframes, np.float32)
+        # training targets stay inside the frame (annotations may cross the border by a few pixels); the
+        # metric evaluates against the annotation as it is
+        self.boxes = clip_boxes_to_shape(boxes, resolution)
 
     def clip(self, positions: np.ndarray, frame_valid: np.ndarray):
         """Ground truth at 0-based frame ``positions`` (T,) (already clipped to the video)."""

@@ -170,12 +170,20 @@ def update_zoo(metrics: dict, train_seconds) -> list:
 
 
 def train(work_dir, options, seed):
+    """Train the main config (with ``options``) into ``work_dir``; returns the final checkpoint and the
+    training time in seconds, or None when the run was resumed or had already finished (then the time of the
+    whole run is not known)."""
     cfg = Config.fromfile(CONFIG)
+    final = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    if osp.isfile(final):
+        return final, None
+    resumed = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
     t0 = time.time()
+    # --resume: an interrupted study continues the run from the last checkpoint in work_dir
     cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), CONFIG, '--work-dir', work_dir, '--seed',
-           str(seed)]
+           str(seed), '--resume']
     subprocess.run(cmd + (['--cfg-options'] + options if options else []), check=True, cwd=REPO)
-    return osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth'), time.time() - t0
+    return final, None if resumed else time.time() - t0
 
 
 def linking_sweep(checkpoint: str, work_dir: str, val_seed: int, link_ious) -> list:
@@ -276,14 +284,14 @@ def main(argv=None):
     for seed in args.extra_seeds:
         print(f'==== the main config trained with seed {seed}', flush=True)
         ckpt, secs = train(osp.join(args.work_dir, f'train_seed{seed}'), [], seed)
-        seed_rows.append((f'seed {seed} (trained {secs / 60:.1f} min)',
+        seed_rows.append((f'seed {seed}' + (f' (trained {secs / 60:.1f} min)' if secs else ''),
                           evaluate(ckpt, osp.join(args.work_dir, f'seed{seed}'), [])))
     train_rows = []
     for v in args.train_variants:
         print(f'==== trained variant: {v}', flush=True)
         ckpt, secs = train(osp.join(args.work_dir, f'train_{v}'), TRAIN_VARIANTS[v], args.seed)
-        train_rows.append((f'{v} (trained {secs / 60:.1f} min)', evaluate(ckpt, osp.join(args.work_dir, v),
-                                                                            TRAIN_VARIANTS[v])))
+        label = v + (f' (trained {secs / 60:.1f} min)' if secs else '')
+        train_rows.append((label, evaluate(ckpt, osp.join(args.work_dir, v), TRAIN_VARIANTS[v])))
     text = ['# Results on the synthetic dataset', '',
             f'Produced by `python tools/analysis/synthetic_results.py` ({time.strftime("%Y-%m-%d")}, '
             f'{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch CPU).',

@@ -57,18 +57,8 @@ def dense_gt_tubes(ann: dict, video: str) -> Tuple[np.ndarray, np.ndarray, np.nd
         tuple: ``boxes (n, nframes, 4)`` float64 (0 on unannotated frames), ``masks (n, nframes)`` bool
         (True on annotated frames), ``labels (n,)`` int64. Tubes are ordered by label, then annotation order.
     """
-    nframes = ann['nframes'][video]
-    items = [(label, tube) for label in sorted(ann['gttubes'].get(video, {}))
-             for tube in ann['gttubes'][video][label]]
-    boxes = np.zeros((len(items), nframes, 4), dtype=np.float64)
-    masks = np.zeros((len(items), nframes), dtype=bool)
-    labels = np.zeros(len(items), dtype=np.int64)
-    for i, (label, tube) in enumerate(items):
-        frames = np.round(tube[:, 0]).astype(np.int64) - 1
-        boxes[i, frames] = tube[:, 1:5]
-        masks[i, frames] = True
-        labels[i] = label
-    return boxes, masks, labels
+    from cfad_mm.datasets.annotation import densify_tubes
+    return densify_tubes(ann['gttubes'].get(video, {}), ann['nframes'][video])
 
 
 def gt_frame_boxes(ann: dict, videos: List[str]) -> dict:
