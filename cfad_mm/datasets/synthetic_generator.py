@@ -71,6 +71,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from cfad_mm.structures.tube_ops import box_iou_aligned
+
 MOTION_CLASSES = ('walk_line', 'circle', 'zigzag', 'jump', 'stop_and_go', 'sway', 'approach')
 
 BASE_SIDE = 96.0  # motion parameters are given for frames whose shorter side is 96 px
@@ -399,15 +401,6 @@ def _fit_boxes(rng: np.random.Generator, dx: np.ndarray, dy: np.ndarray, w: np.n
     return np.stack([x1, y1, x1 + w, y1 + h], axis=1)
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise IoU of (n, 4) boxes (continuous convention)."""
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # One video
 # ----------------------------------------------------------------------------------------------------------
@@ -429,7 +422,7 @@ def _sample_actors(rng: np.random.Generator, primary_label: int, num_frames: int
             for _label, other_start, other_boxes in actors:
                 lo, hi = max(start, other_start), min(start + length, other_start + len(other_boxes))
                 if lo < hi:
-                    ious = _box_iou(boxes[lo - start:hi - start].astype(np.float64),
+                    ious = box_iou_aligned(boxes[lo - start:hi - start].astype(np.float64),
                                     other_boxes[lo - other_start:hi - other_start].astype(np.float64))
                     overlap = max(overlap, float(ious.max()))
             if overlap < best_overlap:
@@ -775,7 +768,7 @@ def _overlap_with(boxes: np.ndarray, start: int, actors) -> float:
     for _label, other_start, other_boxes in actors:
         lo, hi = max(start, other_start), min(start + len(boxes), other_start + len(other_boxes))
         if lo < hi:
-            ious = _box_iou(boxes[lo - start:hi - start].astype(np.float64),
+            ious = box_iou_aligned(boxes[lo - start:hi - start].astype(np.float64),
                             other_boxes[lo - other_start:hi - other_start].astype(np.float64))
             overlap = max(overlap, float(ious.max()))
     return overlap
