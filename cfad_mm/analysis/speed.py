@@ -16,9 +16,8 @@ The pieces shared by ``tools/analysis/speed_compare.py`` and ``tools/analysis/be
 Windows come from the dataset's grid (:func:`cfad_mm.datasets.tube_dataset.window_starts` and
 ``window_positions``): ``clip_len`` frames ``frame_interval`` frames apart, so that a window spans
 ``(clip_len - 1) * frame_interval + 1`` frames, starts ``stride`` frames apart and the last window aligned to
-the video end. CFAD predicts boxes at the frames it samples only, so boxing every frame of a span with
-``frame_interval > 1`` is not supported by the model yet: :func:`run_cfad` and :func:`compare_speed` raise
-``NotImplementedError`` for it. The backbone alone and the AVA-style clips accept any ``frame_interval``.
+the video end. CFAD predicts boxes at every frame of a span (``model.frame_interval`` must equal the
+``frame_interval`` of the runs).
 
 Units: seconds for times, frames (or clips) per second for throughputs, bytes for :class:`PeakMemory` and MiB
 where a name ends in ``_mib`` or ``_mem``.
@@ -436,11 +435,6 @@ def build_ava_detector(cfad_cfg, device: DeviceLike = None, num_classes: Optiona
 # ---------------------------------------------------------------------------------------------------------
 # what is timed
 
-_NO_INTERVAL = ('CFAD predicts boxes only at the frames a window samples, so boxing every frame of a span '
-                'with frame_interval={} is not supported by the model yet; only frame_interval=1 can be '
-                'measured')
-
-
 def run_cfad(model, video: VideoFrames, clip_len: int, stride: int, frame_interval: int = 1,
              batch_size: int = 1) -> dict:
     """CFAD whole-video inference (:func:`cfad_mm.apis.inference_video`): windows of ``clip_len`` frames
@@ -452,17 +446,14 @@ def run_cfad(model, video: VideoFrames, clip_len: int, stride: int, frame_interv
         video (VideoFrames): e.g. :class:`ArrayFrames`.
         clip_len (int): frames per window T.
         stride (int): frames between window starts.
-        frame_interval (int): must be 1 (see the module docstring).
+        frame_interval (int): sample every ``frame_interval``-th frame (windows span
+            ``(clip_len - 1) * frame_interval + 1`` frames, boxes at every one of them); the model must have
+            been built with the same ``model.frame_interval`` (it raises a ValueError naming both otherwise).
         batch_size (int): windows per forward pass.
 
     Returns:
         dict: the result of ``inference_video``.
-
-    Raises:
-        NotImplementedError: ``frame_interval != 1``.
     """
-    if frame_interval != 1:
-        raise NotImplementedError(_NO_INTERVAL.format(frame_interval))
     return inference_video(model, video, clip_len=clip_len, stride=stride, frame_interval=frame_interval,
                            batch_size=batch_size, progress=False)
 
@@ -578,7 +569,7 @@ def compare_speed(cfad, ava, frames: np.ndarray, boxes: np.ndarray, clip_len: in
         frames (np.ndarray): ``(L, H, W, 3)`` uint8; boxes (np.ndarray): ``(L, A, 4)`` proposals of (b).
         clip_len (int): frames per window or clip T, for all three.
         stride (int, optional): window stride of (a). Defaults to ``max(1, clip_len // 2)``.
-        frame_interval (int): must be 1 (:func:`run_cfad`).
+        frame_interval (int): see :func:`run_cfad`.
         batch_size (int): clips per backbone forward pass, for all three.
         ava_frames (int): frames labelled by (b) per run.
         backbone_stride (int, optional): window stride of (c). Defaults to ``stride`` (the windows of (a));
@@ -588,14 +579,9 @@ def compare_speed(cfad, ava, frames: np.ndarray, boxes: np.ndarray, clip_len: in
         dict: ``{cfad,ava,backbone}_fps`` (video frames per second), ``{cfad,ava,backbone}_mem`` (peak memory
         growth, MiB), ``a_over_b``, ``a_over_c`` (ratios of frames/s), ``outside_backbone`` (fraction of (a)'s
         time outside its backbone, median over the runs) and ``backbone_frames_per_frame`` of (a).
-
-    Raises:
-        NotImplementedError: ``frame_interval != 1``.
     """
-    if frame_interval != 1:
-        raise NotImplementedError(_NO_INTERVAL.format(frame_interval))
     device = _device(device)
-    stride = stride or max(1, clip_len // 2)
+    stride = stride or max(1, ((clip_len - 1) * frame_interval + 1) // 2)
     backbone_stride = backbone_stride or stride
     nframes = len(frames)
     video = ArrayFrames(frames)

@@ -133,12 +133,24 @@ def test_synthetic_video_shapes():
     assert video.num_frames == 5 and video.shape == (24, 32) and np.array_equal(video.get([2])[0], frames[2])
 
 
-def test_frame_interval_above_one_is_refused_where_cfad_would_need_it():
-    frames, boxes = speed.synthetic_video(4, (8, 8))
-    with pytest.raises(NotImplementedError, match='frame_interval=2 is not supported'):
-        speed.run_cfad(None, speed.ArrayFrames(frames), 4, 2, frame_interval=2)
-    with pytest.raises(NotImplementedError, match='frame_interval=3'):
-        speed.compare_speed(None, None, frames, boxes, 4, frame_interval=3)
+def test_run_cfad_on_sparse_windows_boxes_every_frame():
+    """frame_interval=2: windows of 4 decoded frames span 7 frames; the clips cover every frame of the video;
+    a model built for another interval says so."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    DefaultScope.get_instance('test_speed_sparse', scope_name='mmaction')
+    cfg = Config.fromfile(TINY)
+    cfg.model.frame_interval = 2
+    model = speed.build_cfad(cfg, (48, 64))
+    frames, _ = speed.synthetic_video(20, (48, 64))
+    res = speed.run_cfad(model, speed.ArrayFrames(frames), clip_len=4, stride=3, frame_interval=2)
+    covered = np.zeros(20, bool)
+    for clip in res['clips']:
+        assert len(clip['frame_numbers']) == 7
+        covered[np.asarray(clip['frame_numbers'])[clip['frame_valid']] - 1] = True
+    assert covered.all()
+    with pytest.raises(ValueError, match='frame_interval'):
+        speed.run_cfad(speed.build_cfad(TINY, (48, 64)), speed.ArrayFrames(frames), 4, 3, frame_interval=2)
 
 
 def test_backbone_channels():
