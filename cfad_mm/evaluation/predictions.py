@@ -226,6 +226,18 @@ def optional_float(text: str):
     return None if text.lower() == 'none' else float(text)
 
 
+def add_dump_input_args(parser: argparse.ArgumentParser) -> None:
+    """The inputs of an offline tool that reads a result dump: ``results`` (the pickle of ``tools/test.py
+    --dump``), the optional ``ann_file`` and ``--config`` (whose ``test_evaluator`` gives the annotation file
+    and the settings not given as flags; see :func:`eval_settings`)."""
+    parser.add_argument('results', help='pickle written by tools/test.py --dump')
+    parser.add_argument('ann_file', nargs='?', default=None,
+                        help="annotation pickle (ACT format); default: the --config's "
+                        'test_evaluator.ann_file')
+    parser.add_argument('--config', default=None,
+                        help="take the settings not given (and ann_file) from this config's test_evaluator")
+
+
 def add_eval_setting_args(parser: argparse.ArgumentParser, frame_map: bool = True) -> None:
     """Add the flags of the evaluation settings (:data:`EVAL_SETTING_KEYS`) to an offline tool's parser.
 

@@ -42,7 +42,7 @@ from cfad_mm.analysis import (  # noqa: E402
 )
 from cfad_mm.evaluation import evaluate_clip_predictions, load_dump  # noqa: E402
 from cfad_mm.evaluation.functional import resolve_annotations  # noqa: E402
-from cfad_mm.evaluation.predictions import add_eval_setting_args, eval_settings  # noqa: E402
+from cfad_mm.evaluation.predictions import add_dump_input_args, add_eval_setting_args, eval_settings  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -50,16 +50,8 @@ def parse_args(argv=None):
         description='TIDE-style video-mAP error breakdown and tube timelines of dumped predictions. Linking '
         "settings: the flags given, else the --config's test_evaluator, else TubeMetric's defaults.",
         argument_default=argparse.SUPPRESS)
-    parser.add_argument('results', help='pickle written by tools/test.py --dump')
-    parser.add_argument(
-        'ann_file',
-        nargs='?',
-        default=None,
-        help="annotation pickle (ACT format); default: the --config's test_evaluator.ann_file")
+    add_dump_input_args(parser)
     parser.add_argument('--out', required=True, help='output directory')
-    parser.add_argument(
-        '--config', default=None, help="take the settings not given from this config's "
-        'test_evaluator')
     parser.add_argument('--iou', type=float, default=0.5, help='st-IoU threshold of the breakdown [0.5]')
     parser.add_argument(
         '--bkg-thr', type=float, default=0.1, help='st-IoU below which an FP is background [0.1]')

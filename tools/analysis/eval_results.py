@@ -33,6 +33,7 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 from cfad_mm.evaluation import evaluate_clip_predictions, load_dump  # noqa: E402
 from cfad_mm.evaluation.functional import format_report_table, report_to_json  # noqa: E402
 from cfad_mm.evaluation.predictions import (  # noqa: E402,F401  (optional_float: kept as a name of the tool)
+    add_dump_input_args,
     add_eval_setting_args,
     eval_settings,
     optional_float,
@@ -44,12 +45,7 @@ def parse_args(argv=None):
         description='Evaluate dumped tube predictions (frame-mAP / video-mAP). Settings: the flags given, '
         "else the --config's test_evaluator, else TubeMetric's defaults (in brackets).",
         argument_default=argparse.SUPPRESS)  # settings not given stay absent, so that --config can set them
-    parser.add_argument('results', help='pickle written by tools/test.py --dump')
-    parser.add_argument('ann_file', nargs='?', default=None,
-                        help="annotation pickle (ACT format); default: the --config's "
-                        'test_evaluator.ann_file')
-    parser.add_argument('--config', default=None,
-                        help="take the settings not given (and ann_file) from this config's test_evaluator")
+    add_dump_input_args(parser)
     add_eval_setting_args(parser)  # --split, --subset, --protocol, mAP thresholds, linking settings
     parser.add_argument('--out', default=None, help='write per-class APs and PR curves to this JSON file')
     parser.add_argument('--no-progress', action='store_true', default=False,

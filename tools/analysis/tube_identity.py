@@ -46,7 +46,7 @@ from cfad_mm.evaluation.functional import (  # noqa: E402
     video_map,
 )
 from cfad_mm.evaluation.linking import LINK_METHODS, drop_nonfinite_tubes  # noqa: E402
-from cfad_mm.evaluation.predictions import eval_settings, optional_float  # noqa: E402
+from cfad_mm.evaluation.predictions import add_dump_input_args, eval_settings, optional_float  # noqa: E402
 
 #: Linking settings used here, with ``TubeMetric``'s defaults (those of ``evaluate_clip_predictions``).
 LINK_SETTINGS = ('split', 'subset', 'protocol', 'nms_thr', 'link_iou', 'trim_thr', 'max_gap')
@@ -58,14 +58,7 @@ def parse_args(argv=None):
         "predictions, per linking method. Linking settings: the flags given, else the --config's "
         "test_evaluator, else TubeMetric's defaults (in brackets).",
         argument_default=argparse.SUPPRESS)
-    parser.add_argument('results', help='pickle written by tools/test.py --dump')
-    parser.add_argument(
-        'ann_file',
-        nargs='?',
-        default=None,
-        help="annotation pickle (ACT format); default: the --config's test_evaluator.ann_file")
-    parser.add_argument(
-        '--config', default=None, help="take the settings not given from this config's test_evaluator")
+    add_dump_input_args(parser)
     parser.add_argument(
         '--link-method',
         dest='link_methods',
