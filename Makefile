@@ -1,8 +1,8 @@
 # The two commands of the README:
 #   make demo   - set up if needed, generate the synthetic dataset, train + evaluate CFAD, render a demo video
 #   make test   - set up if needed, run the test suite
-# Both create/refresh the virtual environment in ./.venv first (tools/setup_env.sh; about 15 min on a fresh
-# machine, seconds afterwards).
+# Both create/refresh the virtual environment in ./.venv first (tools/setup_env.sh; on a fresh machine it
+# compiles mmcv's ops, its longest step; seconds afterwards).
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
