@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from cfad_mm.apis.inference import VideoFrames, inference_video
-from cfad_mm.datasets.tube_dataset import window_positions, window_starts
+from cfad_mm.datasets.tube_dataset import span_length, window_positions, window_starts
 
 MIB = 2**20
 
@@ -344,8 +344,7 @@ def window_grid(nframes: int, clip_len: int, stride: int,
         their validity ``(W, clip_len)`` bool, for the windows of :func:`window_starts` with span
         ``(clip_len - 1) * frame_interval + 1``.
     """
-    span = (clip_len - 1) * frame_interval + 1
-    starts = window_starts(nframes, span, stride)
+    starts = window_starts(nframes, span_length(clip_len, frame_interval), stride)
     grid = [window_positions(s, clip_len, frame_interval, nframes) for s in starts]
     return np.stack([p for p, _ in grid]), np.stack([v for _, v in grid])
 
@@ -354,7 +353,7 @@ def backbone_frames_per_output_frame(nframes: int, clip_len: int, stride: int,
                                      frame_interval: int = 1) -> float:
     """Frames fed to the backbone per video frame when windows of :func:`window_grid` cover the video
     (e.g. 2.0 for ``stride = clip_len // 2`` on a long video; 1.0 when every frame is fed once)."""
-    return len(window_starts(nframes, (clip_len - 1) * frame_interval + 1, stride)) * clip_len / nframes
+    return len(window_starts(nframes, span_length(clip_len, frame_interval), stride)) * clip_len / nframes
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -581,7 +580,7 @@ def compare_speed(cfad, ava, frames: np.ndarray, boxes: np.ndarray, clip_len: in
         time outside its backbone, median over the runs) and ``backbone_frames_per_frame`` of (a).
     """
     device = _device(device)
-    stride = stride or max(1, ((clip_len - 1) * frame_interval + 1) // 2)
+    stride = stride or max(1, span_length(clip_len, frame_interval) // 2)
     backbone_stride = backbone_stride or stride
     nframes = len(frames)
     video = ArrayFrames(frames)

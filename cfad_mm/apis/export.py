@@ -163,7 +163,8 @@ def compare_with_onnxruntime(model: nn.Module, onnx_file: str, inputs: Tensor,
             r, o = r[slots], o[slots]
         diffs[name] = float(np.abs(r.astype(np.float64) - o.astype(np.float64)).max()) if r.size else 0.0
     img_shape = (int(inputs.shape[-2]), int(inputs.shape[-1]))
-    num_frames = (int(inputs.shape[2]) - 1) * int(getattr(model, 'frame_interval', 1)) + 1  # the span
+    from cfad_mm.datasets.sampling import span_length
+    num_frames = span_length(inputs.shape[2], getattr(model, 'frame_interval', 1))
     tube_diffs = compare_final_tubes(model, [r.detach().cpu() for r in ref], outs, img_shape, num_frames)
     return diffs, int(slots.sum()), tube_diffs
 

@@ -10,7 +10,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 
 from cfad_mm.datasets.media import MediaError, probe_video
-from cfad_mm.datasets.tube_dataset import window_span, window_starts
+from cfad_mm.datasets.tube_dataset import span_length, window_span, window_starts
 
 # Pipeline steps that read media: the inference API decodes the frames itself.
 DECODE_STEPS = ('DecordInit', 'DecordDecode', 'RawFrameDecode', 'OpenCVInit', 'OpenCVDecode', 'PyAVInit',
@@ -278,7 +278,7 @@ def inference_video(model, video: str, clip_len: Optional[int] = None, stride: O
     ds_cfg = cfg.test_dataloader.dataset
     clip_len = clip_len or ds_cfg.get('clip_len', 16)
     frame_interval = int(frame_interval or ds_cfg.get('frame_interval', 1))
-    span = (clip_len - 1) * frame_interval + 1
+    span = span_length(clip_len, frame_interval)
     stride = stride or ds_cfg.get('test_stride') or max(1, span // 2)
     frames = video if isinstance(video, VideoFrames) else VideoFrames(video, max_side)
     video = frames.path

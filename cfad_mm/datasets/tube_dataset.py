@@ -62,6 +62,7 @@ from .annotation import (
     load_annotations,
 )
 from .media import check_frame_folder, probe_video
+from .sampling import span_length, window_positions, window_span, window_starts  # noqa: F401 (re-exported)
 from .transforms.box_mapping import clip_boxes_to_shape
 
 SOURCES = ('video', 'frames')
@@ -102,73 +103,6 @@ class VideoTubes:
     def has_tube(self, positions: np.ndarray, frame_valid: np.ndarray) -> bool:
         return bool((self.masks[:, positions] & frame_valid[None]).any())
 
-
-def window_starts(nframes: int, span: int, stride: int) -> List[int]:
-    """0-based start positions of sliding windows of ``span`` frames covering ``nframes`` frames.
-
-    Starts are ``0, stride, 2 * stride, ...``; the last window is aligned to the video end. A video shorter
-    than ``span`` gets the single start 0 (the window is padded by the caller).
-
-    Args:
-        nframes (int): Number of frames of the video.
-        span (int): Frames covered by a window.
-        stride (int): Distance between window starts.
-
-    Returns:
-        list[int]: Start positions.
-    """
-    if nframes <= span:
-        return [0]
-    last = nframes - span
-    starts = list(range(0, last + 1, stride))
-    if starts[-1] != last:
-        starts.append(last)
-    return starts
-
-
-def window_positions(start: int, clip_len: int, frame_interval: int, nframes: int):
-    """0-based frame positions of a window, clipped to the video, and their validity.
-
-    Args:
-        start (int): 0-based first position.
-        clip_len (int): Number of sampled frames T.
-        frame_interval (int): Distance between sampled frames.
-        nframes (int): Number of frames of the video.
-
-    Returns:
-        tuple[np.ndarray, np.ndarray]: positions (T,) int64 in ``[0, nframes - 1]`` (a position past the end
-        repeats the last frame) and frame_valid (T,) bool (False on such padding).
-    """
-    raw = start + frame_interval * np.arange(clip_len, dtype=np.int64)
-    valid = raw <= nframes - 1
-    return np.minimum(raw, nframes - 1), valid
-
-
-
-def window_span(start: int, clip_len: int, frame_interval: int, nframes: int):
-    """Every frame of a window's span, and which of them the network sees.
-
-    A window samples ``T = clip_len`` frames every ``k = frame_interval`` frames of a span of
-    ``S = (T - 1) * k + 1`` frames. The model decodes trajectories at every frame of the span, so ground truth
-    and predictions cover all ``S`` frames, while only ``T`` are decoded from the video. With ``k = 1`` the
-    span is the window (``positions`` equals :func:`window_positions`).
-
-    Args:
-        start (int): 0-based first position.
-        clip_len (int): Number of sampled frames T.
-        frame_interval (int): Distance k between sampled frames.
-        nframes (int): Number of frames of the video.
-
-    Returns:
-        tuple[np.ndarray, np.ndarray, np.ndarray]: ``positions (S,)`` int64 0-based frames of the
-        span clipped to the video (a position past the end repeats the last frame), ``frame_valid (S,)``
-        bool (False on such padding) and ``sampled (T,)`` int64 indices into them of the decoded frames
-        (``0, k, 2k, ...``).
-    """
-    span = (clip_len - 1) * frame_interval + 1
-    raw = start + np.arange(span, dtype=np.int64)
-    sampled = frame_interval * np.arange(clip_len, dtype=np.int64)
-    return np.minimum(raw, nframes - 1), raw <= nframes - 1, sampled
 
 @DATASETS.register_module()
 class TubeDataset(BaseDataset):
@@ -267,7 +201,7 @@ class TubeDataset(BaseDataset):
         if on_bad_sample not in BAD_SAMPLE_MODES:
             raise ValueError(f'{name}: on_bad_sample must be one of {BAD_SAMPLE_MODES}, '
                              f'got {on_bad_sample!r}')
-        span = (clip_len - 1) * frame_interval + 1
+        span = span_length(clip_len, frame_interval)
         default_stride = max(1, span // 2)
         self.train_stride = int(default_stride if train_stride is None else train_stride)
         self.test_stride = int(default_stride if test_stride is None else test_stride)

@@ -8,6 +8,7 @@ from mmaction.structures import ActionDataSample
 from mmcv.transforms import BaseTransform
 from mmengine.structures import InstanceData
 
+from ..sampling import span_length
 from .box_mapping import AFFINE_KEY
 from .tube_transforms import init_tube_geometry
 
@@ -63,7 +64,7 @@ class PackTubeInputs(BaseTransform):
         init_tube_geometry(results)
         inputs = torch.from_numpy(np.ascontiguousarray(imgs))
         # T decoded frames every k frames: the ground truth and the frame numbers cover the span
-        num_frames = (inputs.shape[1] - 1) * int(results.get('frame_interval', 1)) + 1
+        num_frames = span_length(inputs.shape[1], results.get('frame_interval', 1))
 
         data_sample = ActionDataSample()
         if 'gt_tubes' in results:

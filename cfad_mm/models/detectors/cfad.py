@@ -8,14 +8,12 @@ from mmengine.model import BaseModel
 from torch import Tensor
 
 from cfad_mm.datasets.transforms.box_mapping import boxes_to_original
+from ..roi_heads.tube_refine_roi_head import TubeRefineRoIHead
 from ..utils.cfg_keys import merge_known_keys
 from ..utils.clip_geometry import ClipGeometry
 from ..utils.pretrained import load_pretrained_backbone
 from ..utils.tube_postprocessing import outputs_to_clip_tubes
 
-#: Keys of ``train_cfg`` / ``test_cfg`` that belong to the RoI head (the detector hands them on).
-ROI_TRAIN_KEYS = ('gt_jitter', 'refine_iters')
-ROI_TEST_KEYS = ('refine_iters', )
 #: Checkpoints written before the refine stage became one RoI head keep its modules at the top level.
 LEGACY_PREFIXES = {'key_selector.': 'roi_head.key_selector.', 'refine_head.': 'roi_head.refine_head.'}
 
@@ -75,8 +73,10 @@ class CFAD(BaseModel):
             stage became one RoI head; they are moved into ``roi_head`` with a warning.
     """
 
-    DEFAULT_TRAIN_CFG = dict(topk=8, gt_jitter=(0.03, 0.1), refine_iters=1)
-    DEFAULT_TEST_CFG = dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10, refine_iters=1)
+    # the RoI head's keys (and defaults) come from the RoI head; the detector hands them on
+    DEFAULT_TRAIN_CFG = dict(topk=8, **TubeRefineRoIHead.DEFAULT_TRAIN_CFG)
+    DEFAULT_TEST_CFG = dict(topk=20, score_thr=0.05, nms_iou=0.5, max_per_clip=10,
+                            **TubeRefineRoIHead.DEFAULT_TEST_CFG)
 
     def __init__(self, backbone: dict, proposal_head: dict, coarse_head: dict, feat_channels: int,
                  num_classes: int, roi_head: Optional[dict] = None, neck: Optional[dict] = None,
@@ -112,8 +112,8 @@ class CFAD(BaseModel):
         self.coder = self.coarse_head.coder
         self.roi_head = MODELS.build(dict(
             roi_head, in_channels=feat_channels, num_classes=num_classes, tube_coder=self.coder,
-            train_cfg={k: self.train_cfg[k] for k in ROI_TRAIN_KEYS},
-            test_cfg={k: self.test_cfg[k] for k in ROI_TEST_KEYS}))
+            train_cfg={k: self.train_cfg[k] for k in TubeRefineRoIHead.DEFAULT_TRAIN_CFG},
+            test_cfg={k: self.test_cfg[k] for k in TubeRefineRoIHead.DEFAULT_TEST_CFG}))
 
     @staticmethod
     def _roi_head_cfg(roi_head: Optional[dict], key_selector: Optional[dict], refine_head: Optional[dict],

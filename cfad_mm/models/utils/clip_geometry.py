@@ -5,6 +5,8 @@ from typing import Tuple
 
 from torch import Tensor
 
+from cfad_mm.datasets.sampling import span_length
+
 
 @dataclass(frozen=True)
 class ClipGeometry:
@@ -32,7 +34,7 @@ class ClipGeometry:
     def of(cls, inputs: Tensor, feats: Tensor, frame_interval: int = 1) -> 'ClipGeometry':
         """The geometry of clips ``inputs (N, C, T, H, W)`` sampled every ``frame_interval`` frames, with
         features ``feats (N, C', T', H', W')``."""
-        num_frames = (int(inputs.shape[2]) - 1) * int(frame_interval) + 1
+        num_frames = span_length(inputs.shape[2], frame_interval)
         return cls(num_frames=num_frames, img_shape=(int(inputs.shape[-2]), int(inputs.shape[-1])),
                    stride_t=float(num_frames / int(feats.shape[2])),
                    spatial_scale=float(int(feats.shape[-1]) / int(inputs.shape[-1])))
