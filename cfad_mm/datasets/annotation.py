@@ -681,6 +681,18 @@ def tube_statistics(ann: dict) -> dict:
         videos_without_tubes=no_tubes)
 
 
+def annotation_summary(ann_file: str, shown_as: Optional[str] = None) -> str:
+    """One line for reports: '`data/synth/annotations.pkl` (240 videos, 180 train / 60 test, 5 classes,
+    128x96, 40-250-frame tubes)' (split 0; ``shown_as`` replaces the path shown)."""
+    stats = tube_statistics(load_annotations(ann_file))
+    split = stats['splits'][0]
+    sizes = ', '.join('x'.join(reversed(r.split('x'))) for r in stats['resolutions'])
+    length = stats['tube_length']
+    return (f"`{shown_as or ann_file}` ({stats['num_videos']} videos, {split['train']} train / "
+            f"{split['test']} test, {stats['num_classes']} classes, {sizes}, "
+            f"{length['min']}-{length['max']}-frame tubes)")
+
+
 def densify_tubes(gttubes: Dict[int, List[np.ndarray]], nframes: int, dtype=np.float64):
     """The tubes of one video (``gttubes[label]``: arrays ``(n_i, 5)`` of ``(frame, x1, y1, x2, y2)``, 1-based
     frames) dense on the video's time axis: the one conversion the training data and the metric share.

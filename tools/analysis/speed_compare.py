@@ -228,9 +228,8 @@ def main(argv=None):
     if args.out_png:
         plot(rows, args.out_png)
     if args.out_md:
-        os.makedirs(osp.dirname(osp.abspath(args.out_md)), exist_ok=True)
-        with open(args.out_md, 'w') as f:
-            f.write(report)
+        from cfad_mm.utils.markdown import write_keeping_blocks
+        write_keeping_blocks(args.out_md, report)  # the blocks of other tools (span_sweep.py) stay
         print(f'written {args.out_md}')
     return rows
 

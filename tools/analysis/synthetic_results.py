@@ -229,14 +229,10 @@ def linking_table(rows, chosen) -> str:
 
 
 def dataset_summary(ann_file: str) -> str:
-    """'`data/synth/annotations.pkl` (240 videos, 180 train / 60 test, 5 classes, 128x96)' for the annotation
-    file of the config (relative paths are relative to the repository)."""
-    from cfad_mm.datasets.annotation import load_annotations
+    """One line on the annotation file of the config (relative paths are relative to the repository)."""
+    from cfad_mm.datasets.annotation import annotation_summary
     path = osp.join(REPO, ann_file)  # an absolute ann_file stays as it is
-    ann = load_annotations(path)
-    h, w = next(iter(ann['resolution'].values()))
-    return (f"`{osp.relpath(path, REPO)}` ({len(ann['nframes'])} videos, {len(ann['train_videos'][0])} train "
-            f"/ {len(ann['test_videos'][0])} test, {len(ann['labels'])} classes, {w}x{h})")
+    return annotation_summary(path, osp.relpath(path, REPO))
 
 
 def table(rows):
@@ -330,8 +326,8 @@ def main(argv=None):
         json.dump(dict(test_variants=dict(test_rows), trained_variants=dict(train_rows),
                        linking=[dict(link_iou=t, val=v, test=te) for t, v, te in link_rows]), f, indent=2)
     if args.out:
-        with open(args.out, 'w') as f:
-            f.write(out)
+        from cfad_mm.utils.markdown import write_keeping_blocks
+        write_keeping_blocks(args.out, out)  # the blocks of other tools (span_sweep.py) stay
         print(f'written {args.out}')
         if errors:
             shutil.copyfile(osp.join(args.work_dir, 'errors', 'errors.png'), figure)

@@ -1,0 +1,232 @@
+"""Span sweep: train and test CFAD with windows of 16, 32, 64 and 128 frames at the same training budget, time
+whole-video inference, and write the tables into docs/results.md and docs/benchmarks.md.
+
+Every run starts from one base config (the 16-frame baseline of the long synthetic preset by default) and
+changes only what its span needs (``cfad_mm.analysis.span_sweep.sweep_config``): windows ``TxK`` (``T``
+frames sampled every ``K``), half-span training and test strides, a B-spline tube coder for spans over 16
+frames, and the same iteration-based schedule for all (``--iters`` iterations of the base config's batch:
+the same number of ``T``-frame clips through the backbone). Per run, in ``WORK_DIR/<TxK>/``:
+
+1. ``tools/train.py`` on the written config ``<TxK>.py`` (skipped when its final checkpoint exists);
+2. test of the final checkpoint on the test split (``metrics.json``, predictions in ``test_dump.pkl``);
+3. whole-video speed on the first ``--speed-videos`` test videos (``speed.json``), after all trainings so that
+   nothing else runs meanwhile: CFAD frames/s with decoding excluded and included, and the backbone alone run
+   once over every frame (``cfad_mm.analysis.span_sweep.whole_video_speed``).
+
+Then the tables (accuracy, speed, and every longer span checked against the first one) are printed and, with
+``--out-results`` / ``--out-benchmarks``, written into the ``span-sweep`` block of those files (the rest of
+each file is left as it is). A run that was done before is read back, so an interrupted sweep continues.
+
+The long preset is written first if its annotation file is missing
+(``tools/data/make_synthetic.py --preset long --seed 0``).
+
+Example (about an hour on 2 CPU cores with the defaults)::
+
+    python tools/analysis/span_sweep.py --work-dir work_dirs/span_sweep \\
+        --out-results docs/results.md --out-benchmarks docs/benchmarks.md
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import subprocess
+import sys
+import time
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO)
+
+from mmengine.config import Config, DictAction  # noqa: E402
+
+import cfad_mm  # noqa: E402,F401
+from cfad_mm.analysis.span_sweep import (  # noqa: E402
+    SpanSpec,
+    acceptance_lines,
+    accuracy_table,
+    speed_table,
+    sweep_config,
+)
+
+BASE = 'configs/cfad/cfad_r3d-18-tiny_synthetic-long_16x1.py'
+BLOCK = 'span-sweep'
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Train and test CFAD at several window spans with the same '
+                                'training budget; write accuracy and speed tables.')
+    p.add_argument('--config', default=BASE, help=f'base config [{BASE}]')
+    p.add_argument('--spans', nargs='+', default=['16x1', '16x2', '16x4', '16x8'],
+                   help='windows TxK (T frames sampled every K frames); the first is the baseline the others '
+                   'are checked against [16x1 16x2 16x4 16x8]')
+    p.add_argument('--iters', type=int, default=2500, help='training iterations of every run [2500]')
+    p.add_argument('--seed', type=int, default=0, help='training seed [0]')
+    p.add_argument('--knot-interval', type=int, default=16,
+                   help='most frames between two knots of the spline coder (spans over 16 frames) [16]')
+    p.add_argument('--work-dir', default='work_dirs/span_sweep', help='[work_dirs/span_sweep]')
+    p.add_argument('--speed-videos', type=int, default=3, help='test videos timed per run [3]; 0: no timing')
+    p.add_argument('--speed-repeats', type=int, default=3, help='timed rounds (after one warm-up) [3]')
+    p.add_argument('--out-results', default=None, help='markdown file for the accuracy tables, e.g. '
+                   'docs/results.md (its span-sweep block)')
+    p.add_argument('--out-benchmarks', default=None, help='markdown file for the speed table, e.g. '
+                   'docs/benchmarks.md (its span-sweep block)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                   help='settings of every run, key=value (applied to the base config)')
+    return p.parse_args(argv)
+
+
+def ensure_data(cfg: Config) -> str:
+    ann = osp.join(REPO, cfg.train_dataloader.dataset.ann_file)
+    if not osp.isfile(ann):
+        root = osp.dirname(ann)
+        print(f'==== {ann} is missing: writing the long synthetic preset into {root}', flush=True)
+        subprocess.run([sys.executable, osp.join(REPO, 'tools/data/make_synthetic.py'), '--preset', 'long',
+                        '--out', root, '--seed', '0'], check=True, cwd=REPO)
+    return ann
+
+
+def read_json(path):
+    if osp.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    return None
+
+
+def write_json(path, data):
+    with open(path, 'w') as f:
+        json.dump(data, f, indent=2)
+
+
+def train(cfg_path: str, run_dir: str, iters: int) -> dict:
+    """Train unless the final checkpoint is there; returns ``dict(checkpoint, train_seconds)``."""
+    info_path = osp.join(run_dir, 'train.json')
+    ckpt = osp.join(run_dir, f'iter_{iters}.pth')
+    info = read_json(info_path)
+    if info and osp.isfile(ckpt):
+        return info
+    resumed = osp.isfile(osp.join(run_dir, 'last_checkpoint'))
+    t0 = time.time()
+    subprocess.run([sys.executable, osp.join(REPO, 'tools/train.py'), cfg_path, '--work-dir', run_dir,
+                    '--resume'], check=True, cwd=REPO)
+    info = dict(checkpoint=ckpt, train_seconds=None if resumed else time.time() - t0)
+    write_json(info_path, info)
+    return info
+
+
+def test(cfg_path: str, run_dir: str, ckpt: str) -> dict:
+    from cfad_mm.apis import run_test
+    path = osp.join(run_dir, 'metrics.json')
+    metrics = read_json(path)
+    if metrics is None:
+        metrics = {k: float(v) for k, v in run_test(cfg_path, ckpt, work_dir=osp.join(run_dir, 'test'),
+                                                       dump=osp.join(run_dir, 'test_dump.pkl')).items()}
+        write_json(path, metrics)
+    return metrics
+
+
+def speed(cfg: Config, cfg_path: str, run_dir: str, ckpt: str, spec: SpanSpec, args) -> dict:
+    from cfad_mm.analysis.span_sweep import whole_video_speed
+    from cfad_mm.apis import init_detector
+    from cfad_mm.datasets.annotation import load_annotations
+    path = osp.join(run_dir, 'speed.json')
+    result = read_json(path)
+    if result is None:
+        ds = cfg.test_dataloader.dataset
+        ann = load_annotations(osp.join(REPO, ds.ann_file))
+        names = sorted(ann['test_videos'][ds.get('split', 0)])[:args.speed_videos]
+        videos = [osp.join(REPO, ds.data_prefix['video'], f'{v}.mp4') for v in names]
+        model = init_detector(cfg_path, ckpt, device='cpu')
+        print(f'==== {spec.name}: timing whole-video inference on {len(videos)} test videos', flush=True)
+        result = whole_video_speed(model, videos, spec.clip_len, spec.frame_interval, spec.stride,
+                                   repeats=args.speed_repeats)
+        result['videos'] = names
+        write_json(path, result)
+    return result
+
+
+def report(rows, args, cfg, ann_file) -> tuple:
+    import torch
+
+    from cfad_mm.datasets.annotation import annotation_summary
+    cmd = ('python tools/analysis/span_sweep.py ' + ' '.join(
+        [f'--spans {" ".join(args.spans)}', f'--iters {args.iters}', f'--seed {args.seed}']
+        + ([f'--config {args.config}'] if args.config != BASE else [])))
+    data = annotation_summary(ann_file, osp.relpath(ann_file, REPO))
+    batch = cfg.train_dataloader.batch_size
+    base = rows[0]['name']
+    results = [
+        '## Window span at the same training budget (long synthetic preset)', '',
+        f'Produced by `{cmd}` on {time.strftime("%Y-%m-%d")} '
+        f'({platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}). Base config '
+        f'`{args.config}`; dataset {data}; test split, ACT protocol (`TubeMetric` with the base config\'s '
+        f'settings). Every run: {args.iters} iterations of {batch} clips of T frames (the same backbone '
+        f'work), linear warm-up then cosine decay, seed {args.seed}, windows every half span in training '
+        'and at test time; spans over 16 frames use a cubic '
+        f'B-spline tube coder with a knot at most every {args.knot_interval} frames. One training run per '
+        'span: the spread between runs is not measured here.', '',
+        *accuracy_table(rows), '',
+        f'Each longer span against {base} (frames/s with decoding excluded, from docs/benchmarks.md):', '',
+        *acceptance_lines(rows, base), '']
+    speed_rows = [r for r in rows if r.get('speed')]
+    bench = []
+    if speed_rows:
+        s0 = speed_rows[0]['speed']
+        bench = [
+            '## Whole-video frames/s at each window span (long synthetic preset)', '',
+            f'Produced by `{cmd} --speed-videos {args.speed_videos} --speed-repeats {args.speed_repeats}` '
+            f'(the trained checkpoints; {time.strftime("%Y-%m-%d")}, {platform.machine()}, {os.cpu_count()} '
+            f'CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads). Video: '
+            f'{len(s0["videos"])} test videos, {s0["frames"]} frames, network input '
+            f'{s0["input_hw"][1]}x{s0["input_hw"][0]}; median (min-max) of {args.speed_repeats} rounds after '
+            'one warm-up, the three ways interleaved in each round, batches of 4 windows. CFAD: sliding '
+            'windows every half span, coarse + refine, linking; decoding excluded = frames decoded into '
+            'memory '
+            'beforehand, included = read from the file. Backbone once = the backbone alone over every frame '
+            'once (windows of T consecutive frames, T apart): the floor of any detector that looks at every '
+            'frame.', '', *speed_table(rows), '']
+    return results, bench
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    specs = [SpanSpec.parse(s) for s in args.spans]
+    base_cfg = Config.fromfile(osp.join(REPO, args.config))
+    if args.cfg_options:
+        base_cfg.merge_from_dict(args.cfg_options)
+    ann_file = ensure_data(base_cfg)
+    os.makedirs(args.work_dir, exist_ok=True)
+    rows, runs = [], []
+    for spec in specs:
+        run_dir = osp.abspath(osp.join(args.work_dir, spec.name))
+        os.makedirs(run_dir, exist_ok=True)
+        cfg = sweep_config(base_cfg, spec, args.iters, args.seed, args.knot_interval)
+        cfg_path = osp.join(run_dir, f'{spec.name}.py')
+        cfg.dump(cfg_path)
+        print(f'==== {spec.name}: windows of {spec.span} frames, {args.iters} iterations', flush=True)
+        info = train(cfg_path, run_dir, args.iters)
+        metrics = test(cfg_path, run_dir, info['checkpoint'])
+        print(f'==== {spec.name}: ' + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()), flush=True)
+        coder = cfg.model.coarse_head.tube_coder
+        rows.append(dict(name=spec.name, span=spec.span, nominal=spec.nominal, metrics=metrics,
+                         train_seconds=info['train_seconds'],
+                         coder=f"{coder['type']}" + (f"(knots every <= {coder['knot_interval']})"
+                                                     if 'knot_interval' in coder else
+                                                     f"(degree {coder.get('degree', 3)})")))
+        runs.append((spec, cfg, cfg_path, run_dir, info['checkpoint']))
+    if args.speed_videos > 0:
+        for row, (spec, cfg, cfg_path, run_dir, ckpt) in zip(rows, runs):
+            row['speed'] = speed(cfg, cfg_path, run_dir, ckpt, spec, args)
+    results, bench = report(rows, args, base_cfg, ann_file)
+    write_json(osp.join(args.work_dir, 'sweep.json'), rows)
+    print('\n'.join(results + bench))
+    from cfad_mm.utils.markdown import write_block
+    if args.out_results:
+        write_block(args.out_results, BLOCK, '\n'.join(results))
+        print(f'written {args.out_results}')
+    if args.out_benchmarks and bench:
+        write_block(args.out_benchmarks, BLOCK, '\n'.join(bench))
+        print(f'written {args.out_benchmarks}')
+
+
+if __name__ == '__main__':
+    main()
