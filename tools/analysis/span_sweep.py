@@ -7,7 +7,8 @@ frames sampled every ``K``), half-span training and test strides, a B-spline tub
 frames, and the same iteration-based schedule for all (``--iters`` iterations of the base config's batch:
 the same number of ``T``-frame clips through the backbone). Per run, in ``WORK_DIR/<TxK>/``:
 
-1. ``tools/train.py`` on the written config ``<TxK>.py`` (skipped when its final checkpoint exists);
+1. ``tools/train.py`` on the written config ``WORK_DIR/<TxK>.py`` (skipped when its final checkpoint exists;
+   a run directory whose config differs from the sweep's settings is refused, not reused);
 2. test of the final checkpoint on the test split (``metrics.json``, predictions in ``test_dump.pkl``);
 3. whole-video speed on the first ``--speed-videos`` test videos (``speed.json``), after all trainings so that
    nothing else runs meanwhile: CFAD frames/s with decoding excluded and included, and the backbone alone run
@@ -72,7 +73,28 @@ def parse_args(argv=None):
                    'docs/benchmarks.md (its span-sweep block)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                    help='settings of every run, key=value (applied to the base config)')
+    p.add_argument('--label', default=None,
+                   help='name of a variant sweep (e.g. with --cfg-options): its tables go into the block '
+                   'span-sweep-LABEL of the output files, beside those of the plain sweep')
+    p.add_argument('--baseline-run', default=None,
+                   help='a finished run directory of another sweep (e.g. work_dirs/span_sweep/16x1) to use '
+                   'as '
+                   'the first row instead of training one here; named by its directory (TxK)')
     return p.parse_args(argv)
+
+
+def shown_command(argv) -> str:
+    """The command line of this run as the tables cite it (without the output and work-dir options)."""
+    import shlex
+    skip, out = {'--out-results', '--out-benchmarks', '--work-dir', '--speed-videos', '--speed-repeats'}, []
+    it = iter(argv)
+    for a in it:
+        if a.split('=')[0] in skip:
+            if '=' not in a:
+                next(it, None)
+            continue
+        out.append(shlex.quote(a))
+    return ' '.join(['python tools/analysis/span_sweep.py'] + out)
 
 
 def ensure_data(cfg: Config) -> str:
@@ -144,18 +166,21 @@ def speed(cfg: Config, cfg_path: str, run_dir: str, ckpt: str, spec: SpanSpec, a
     return result
 
 
-def report(rows, args, cfg, ann_file) -> tuple:
+def report(rows, args, cfg, ann_file, cmd) -> tuple:
     import torch
 
     from cfad_mm.datasets.annotation import annotation_summary
-    cmd = ('python tools/analysis/span_sweep.py ' + ' '.join(
-        [f'--spans {" ".join(args.spans)}', f'--iters {args.iters}', f'--seed {args.seed}']
-        + ([f'--config {args.config}'] if args.config != BASE else [])))
     data = annotation_summary(ann_file, osp.relpath(ann_file, REPO))
     batch = cfg.train_dataloader.batch_size
     base = rows[0]['name']
+    title = f': {args.label}' if args.label else ''
+    settings = ', '.join(f'`{k}={v}`' for k, v in args.cfg_options.items())
+    if settings:
+        title += f' ({settings})'
+    if args.baseline_run:
+        title += f'; the {base} row is the run of `{osp.relpath(args.baseline_run, REPO)}`'
     results = [
-        '## Window span at the same training budget (long synthetic preset)', '',
+        f'## Window span at the same training budget (long synthetic preset){title}', '',
         f'Produced by `{cmd}` on {time.strftime("%Y-%m-%d")} '
         f'({platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}). Base config '
         f'`{args.config}`; dataset {data}; test split, ACT protocol (`TubeMetric` with the base config\'s '
@@ -172,7 +197,7 @@ def report(rows, args, cfg, ann_file) -> tuple:
     if speed_rows:
         s0 = speed_rows[0]['speed']
         bench = [
-            '## Whole-video frames/s at each window span (long synthetic preset)', '',
+            f'## Whole-video frames/s at each window span (long synthetic preset){title}', '',
             f'Produced by `{cmd} --speed-videos {args.speed_videos} --speed-repeats {args.speed_repeats}` '
             f'(the trained checkpoints; {time.strftime("%Y-%m-%d")}, {platform.machine()}, {os.cpu_count()} '
             f'CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads). Video: '
@@ -187,7 +212,45 @@ def report(rows, args, cfg, ann_file) -> tuple:
     return results, bench
 
 
+def check_run_dir(run_dir: str, cfg_path: str, cfg: Config) -> None:
+    """Refuse a run directory that holds a run of another config (a finished run is only reused for the
+    same config)."""
+    if not osp.isfile(cfg_path):
+        return
+    tmp = cfg_path + '.new.py'
+    cfg.dump(tmp)
+    with open(cfg_path) as a, open(tmp) as b:
+        same = a.read() == b.read()
+    os.remove(tmp)
+    if not same:
+        raise SystemExit(f'error: {run_dir} holds a run of another config ({cfg_path} differs from this '
+                         'sweep\'s settings): use another --work-dir, or remove both')
+
+
+def baseline_row(run_dir: str) -> tuple:
+    """``(row, run)`` of a finished run of another sweep."""
+    run_dir = osp.abspath(run_dir)
+    spec = SpanSpec.parse(osp.basename(run_dir.rstrip('/')))
+    cfg_path = osp.join(osp.dirname(run_dir), f'{spec.name}.py')
+    info, metrics = read_json(osp.join(run_dir, 'train.json')), read_json(osp.join(run_dir, 'metrics.json'))
+    if info is None or metrics is None or not osp.isfile(cfg_path):
+        raise SystemExit(f'error: --baseline-run {run_dir}: not a finished run of span_sweep.py (needs '
+                         f'{cfg_path}, and train.json and metrics.json in the run directory)')
+    cfg = Config.fromfile(cfg_path)
+    return make_row(spec, cfg, info, metrics), (spec, cfg, cfg_path, run_dir, info['checkpoint'])
+
+
+def make_row(spec: SpanSpec, cfg: Config, info: dict, metrics: dict) -> dict:
+    coder = cfg.model.coarse_head.tube_coder
+    return dict(name=spec.name, span=spec.span, nominal=spec.nominal, metrics=metrics,
+                train_seconds=info['train_seconds'],
+                coder=f"{coder['type']}" + (f"(knots every <= {coder['knot_interval']})"
+                                            if 'knot_interval' in coder else
+                                            f"(degree {coder.get('degree', 3)})"))
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     specs = [SpanSpec.parse(s) for s in args.spans]
     base_cfg = Config.fromfile(osp.join(REPO, args.config))
@@ -196,35 +259,37 @@ def main(argv=None):
     ann_file = ensure_data(base_cfg)
     os.makedirs(args.work_dir, exist_ok=True)
     rows, runs = [], []
+    if args.baseline_run:
+        row, run = baseline_row(args.baseline_run)
+        rows.append(row)
+        runs.append(run)
     for spec in specs:
         run_dir = osp.abspath(osp.join(args.work_dir, spec.name))
         os.makedirs(run_dir, exist_ok=True)
         cfg = sweep_config(base_cfg, spec, args.iters, args.seed, args.knot_interval)
-        cfg_path = osp.join(run_dir, f'{spec.name}.py')
+        # beside the run directory: the runner writes its own copy of the config into the run directory
+        cfg_path = osp.join(osp.dirname(run_dir), f'{spec.name}.py')
+        check_run_dir(run_dir, cfg_path, cfg)
         cfg.dump(cfg_path)
         print(f'==== {spec.name}: windows of {spec.span} frames, {args.iters} iterations', flush=True)
         info = train(cfg_path, run_dir, args.iters)
         metrics = test(cfg_path, run_dir, info['checkpoint'])
         print(f'==== {spec.name}: ' + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()), flush=True)
-        coder = cfg.model.coarse_head.tube_coder
-        rows.append(dict(name=spec.name, span=spec.span, nominal=spec.nominal, metrics=metrics,
-                         train_seconds=info['train_seconds'],
-                         coder=f"{coder['type']}" + (f"(knots every <= {coder['knot_interval']})"
-                                                     if 'knot_interval' in coder else
-                                                     f"(degree {coder.get('degree', 3)})")))
+        rows.append(make_row(spec, cfg, info, metrics))
         runs.append((spec, cfg, cfg_path, run_dir, info['checkpoint']))
     if args.speed_videos > 0:
         for row, (spec, cfg, cfg_path, run_dir, ckpt) in zip(rows, runs):
             row['speed'] = speed(cfg, cfg_path, run_dir, ckpt, spec, args)
-    results, bench = report(rows, args, base_cfg, ann_file)
+    results, bench = report(rows, args, base_cfg, ann_file, shown_command(argv))
     write_json(osp.join(args.work_dir, 'sweep.json'), rows)
     print('\n'.join(results + bench))
     from cfad_mm.utils.markdown import write_block
+    block = f'{BLOCK}-{args.label}' if args.label else BLOCK
     if args.out_results:
-        write_block(args.out_results, BLOCK, '\n'.join(results))
+        write_block(args.out_results, block, '\n'.join(results))
         print(f'written {args.out_results}')
     if args.out_benchmarks and bench:
-        write_block(args.out_benchmarks, BLOCK, '\n'.join(bench))
+        write_block(args.out_benchmarks, block, '\n'.join(bench))
         print(f'written {args.out_benchmarks}')
 
 

@@ -2,5 +2,8 @@ from .coarse_tube_head import CoarseTubeHead
 from .key_timestamp_selector import KeyTimestampSelector
 from .refine_tube_head import RefineTubeHead
 from .temporal_proposal_head import TemporalProposalHead
+from .tube_track_head import TubeTrackHead
 
-__all__ = ['TemporalProposalHead', 'CoarseTubeHead', 'KeyTimestampSelector', 'RefineTubeHead']
+__all__ = [
+    'TemporalProposalHead', 'CoarseTubeHead', 'KeyTimestampSelector', 'RefineTubeHead', 'TubeTrackHead'
+]

@@ -61,7 +61,8 @@ class TubeRefineRoIHead(BaseModule):
     def __init__(self, key_selector: dict, refine_head: dict, in_channels: int, num_classes: int,
                  tube_coder: Union[dict, object] = dict(type='PolyTubeCoder', degree=3),
                  assigner: dict = dict(type='TubeAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4),
-                 train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None, init_cfg=None):
+                 train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
+                 track_head: Optional[dict] = None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.num_classes = num_classes
         self.train_cfg = merge_known_keys('roi_head train_cfg', self.DEFAULT_TRAIN_CFG, train_cfg)
@@ -74,6 +75,30 @@ class TubeRefineRoIHead(BaseModule):
                                              tube_feat_dim=self.key_selector.feat_dim))
         self.coder = TASK_UTILS.build(tube_coder) if isinstance(tube_coder, dict) else tube_coder
         self.assigner = TASK_UTILS.build(assigner)
+        self.track_head = MODELS.build(dict(track_head, in_channels=in_channels)) if track_head else None
+
+    # ------------------------------------------------------------------ following long tubes
+    def track(self, feats: Tensor, tube_batch: Tensor, coeffs: Tensor, extents: Tensor, geom: ClipGeometry,
+              guide: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """The tubes followed through every feature step by ``track_head`` and re-fitted to the followed
+        boxes (see :class:`TubeTrackHead`).
+
+        Returns:
+            dict[str, Tensor]: ``step_frames (T',)``, ``boxes (R, T', 4)`` (followed), ``step_in (R, T')`` and
+            ``coeffs (R, 4, D+1)`` (re-fitted).
+        """
+        img_shape = geom.img_shape
+        step_frames = feature_step_frames(feats.shape[2], geom.stride_t, geom.num_frames, feats.device)
+        step_boxes, step_in = self.coder.decode(coeffs, extents, img_shape,
+                                                times=step_frames.to(coeffs.dtype))
+        anchors = self.track_head.anchor_steps(extents, step_frames)
+        rows = torch.arange(coeffs.shape[0], device=coeffs.device)
+        start = clamp_boxes_to_image(step_boxes[rows, anchors], img_shape)
+        boxes = self.track_head.follow(feats, tube_batch, start, anchors, img_shape, geom.spatial_scale,
+                                       guide)
+        step_in = step_in | torch.nn.functional.one_hot(anchors, step_frames.numel()).bool()
+        new = self.track_head.refit(self.coder, coeffs, extents, step_frames, boxes, step_in, img_shape)
+        return dict(step_frames=step_frames, boxes=boxes, step_in=step_in, coeffs=new)
 
     # ------------------------------------------------------------------ one refine pass
     def refine(self, feats: Tensor, tube_batch: Tensor, coeffs: Tensor, extents: Tensor, geom: ClipGeometry,
@@ -133,6 +158,8 @@ class TubeRefineRoIHead(BaseModule):
         Returns:
             tuple[Tensor, Tensor]: refined coefficients ``(R, 4, D+1)`` and class logits ``(R, K+1)``.
         """
+        if self.track_head is not None:
+            coeffs = self.track(feats, tube_batch, coeffs, extents, geom)['coeffs']
         iters = int(self.test_cfg['refine_iters'])
         for i in range(iters):
             ref = self.refine(feats, tube_batch, coeffs, extents, geom, classify=i == iters - 1)
@@ -163,14 +190,30 @@ class TubeRefineRoIHead(BaseModule):
         extents = torch.cat([jit_extents, extents.detach()])
         tube_batch = torch.cat([jit_batch, tube_batch])
         targets = self.get_targets(tube_batch, coeffs, extents, batch_gt_instances, geom)
+        losses = {}
+        if self.track_head is not None:
+            losses, coeffs = self.track_loss(feats, tube_batch, coeffs, extents, targets, geom)
         # Every pass is supervised against the same assignment; its input is the detached output of the last.
-        losses, iters = {}, int(self.train_cfg['refine_iters'])
+        iters = int(self.train_cfg['refine_iters'])
         for _ in range(iters):
             ref = self.refine(feats, tube_batch, coeffs, extents, geom)
             for k, v in self.loss_by_feat(ref, extents, targets, geom.img_shape).items():
                 losses[k] = losses.get(k, 0) + v / iters
             coeffs = ref['coeffs'].detach()
         return losses
+
+    def track_loss(self, feats: Tensor, tube_batch: Tensor, coeffs: Tensor, extents: Tensor,
+                   targets: Dict[str, Tensor], geom: ClipGeometry) -> Tuple[Dict[str, Tensor], Tensor]:
+        """Losses of the track head on the assigned tubes (teacher-forced by their GT, see
+        :meth:`TubeTrackHead.teacher_guide`) and the re-fitted coefficients (detached) the refine passes
+        start from."""
+        step_frames = feature_step_frames(feats.shape[2], geom.stride_t, geom.num_frames, feats.device)
+        positive = targets['positive']
+        guide = self.track_head.teacher_guide(targets['gt_tubes'], targets['gt_masks'], positive, step_frames)
+        tr = self.track(feats, tube_batch, coeffs, extents, geom, guide)
+        valid = targets['gt_masks'][:, step_frames] & positive[:, None]
+        losses = self.track_head.loss(tr['boxes'], targets['gt_tubes'][:, step_frames], valid, geom.img_shape)
+        return losses, tr['coeffs'].detach()
 
     def get_targets(self, tube_batch: Tensor, coeffs: Tensor, extents: Tensor,
                     batch_gt_instances: List[InstanceData], geom: ClipGeometry) -> Dict[str, Tensor]:
