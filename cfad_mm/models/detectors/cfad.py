@@ -270,7 +270,7 @@ class CFAD(BaseModel):
                 coarse['extents'].reshape(n, k, 2)]
         if self.refine:
             coeffs, cls_logits = self.roi_head.predict(feats, coarse['tube_batch'], coarse['coeffs'],
-                                                       coarse['extents'], geom)
+                                                       coarse['extents'], geom, frames=inputs)
             outs += [coeffs.reshape(n, k, 4, -1), cls_logits.reshape(n, k, -1)]
         return tuple(outs)
 
@@ -293,7 +293,7 @@ class CFAD(BaseModel):
         losses.update(self.roi_head.loss(
             feats, torch.cat([positives['tube_batch'], top['tube_batch'][valid]]),
             torch.cat([positives['coeffs'], top['coeffs'][valid]]),
-            torch.cat([positives['extents'], top['extents'][valid]]), gts, geom))
+            torch.cat([positives['extents'], top['extents'][valid]]), gts, geom, frames=inputs))
         return losses
 
     def predict(self, inputs: Tensor, data_samples: list) -> list:
@@ -310,7 +310,8 @@ class CFAD(BaseModel):
         coeffs, extents, tube_batch = top['coeffs'][valid], top['extents'][valid], top['tube_batch'][valid]
         cls_logits = None
         if self.refine and coeffs.shape[0]:
-            coeffs, cls_logits = self.roi_head.predict(feats, tube_batch, coeffs, extents, geom)
+            coeffs, cls_logits = self.roi_head.predict(feats, tube_batch, coeffs, extents, geom,
+                                                       frames=inputs)
         frame_act = self.proposal_head.frame_actionness(logits, geom.num_frames, geom.stride_t)
         cfg = self.test_cfg
         for i, ds in enumerate(data_samples):

@@ -1,3 +1,4 @@
+from .key_frame_encoder import KeyFrameEncoder
 from .tube_refine_roi_head import TubeRefineRoIHead
 
-__all__ = ['TubeRefineRoIHead']
+__all__ = ['TubeRefineRoIHead', 'KeyFrameEncoder']

@@ -62,7 +62,7 @@ class TubeRefineRoIHead(BaseModule):
                  tube_coder: Union[dict, object] = dict(type='PolyTubeCoder', degree=3),
                  assigner: dict = dict(type='TubeAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4),
                  train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
-                 track_head: Optional[dict] = None, init_cfg=None):
+                 track_head: Optional[dict] = None, key_frame_encoder: Optional[dict] = None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.num_classes = num_classes
         self.train_cfg = merge_known_keys('roi_head train_cfg', self.DEFAULT_TRAIN_CFG, train_cfg)
@@ -76,6 +76,8 @@ class TubeRefineRoIHead(BaseModule):
         self.coder = TASK_UTILS.build(tube_coder) if isinstance(tube_coder, dict) else tube_coder
         self.assigner = TASK_UTILS.build(assigner)
         self.track_head = MODELS.build(dict(track_head, in_channels=in_channels)) if track_head else None
+        self.key_frame_encoder = (MODELS.build(dict(key_frame_encoder, out_channels=in_channels))
+                                  if key_frame_encoder else None)
 
     # ------------------------------------------------------------------ following long tubes
     def track(self, feats: Tensor, tube_batch: Tensor, coeffs: Tensor, extents: Tensor, geom: ClipGeometry,
@@ -102,7 +104,7 @@ class TubeRefineRoIHead(BaseModule):
 
     # ------------------------------------------------------------------ one refine pass
     def refine(self, feats: Tensor, tube_batch: Tensor, coeffs: Tensor, extents: Tensor, geom: ClipGeometry,
-               classify: bool = True) -> Dict[str, Tensor]:
+               classify: bool = True, frames: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """One pass: key-timestamp selection, refinement at the keys, re-fit, (classification).
 
         Args:
@@ -113,6 +115,9 @@ class TubeRefineRoIHead(BaseModule):
             geom (ClipGeometry): Geometry of the clips.
             classify (bool): Run the tube classifier (an inference pass that another pass follows skips it and
                 returns ``cls_logits=None``).
+            frames (Tensor, optional): The network input ``(N, 3, T, H, W)``; needed with a
+                ``key_frame_encoder`` (the key boxes are then refined on its features of the input frames
+                nearest the key frames instead of the backbone steps nearest them).
 
         Returns:
             dict[str, Tensor]: ``step_frames (T',)``, ``step_boxes (R, T', 4)``, ``step_in (R, T')``,
@@ -132,9 +137,18 @@ class TubeRefineRoIHead(BaseModule):
         error_logits, roi_feats = self.key_selector(feats, tube_batch, step_boxes, geom.spatial_scale)
         key_steps, key_valid = self.key_selector.select(error_logits, step_in)
         key_boxes = step_boxes.gather(1, key_steps[..., None].expand(-1, -1, 4))
-        refined = self.refine_head.refine_key_boxes(feats, tube_batch, key_steps, key_boxes,
-                                                    geom.spatial_scale, img_shape)
         key_frames = step_frames[key_steps].to(coeffs.dtype)
+        if self.key_frame_encoder is None:
+            refined = self.refine_head.refine_key_boxes(feats, tube_batch, key_steps, key_boxes,
+                                                        geom.spatial_scale, img_shape)
+        else:
+            if frames is None:
+                raise ValueError('TubeRefineRoIHead with a key_frame_encoder needs the input frames '
+                                 '(frames=inputs)')
+            maps, map_steps, scale = self.key_frame_encoder.key_frame_maps(frames, tube_batch, key_frames,
+                                                                           geom.num_frames)
+            refined = self.refine_head.refine_key_boxes(maps, torch.zeros_like(tube_batch), map_steps,
+                                                        key_boxes, scale, img_shape)
         new_coeffs = self.refine_head.refit(self.coder, coeffs, extents, key_frames, refined, key_valid,
                                             img_shape)
         cls_logits = None
@@ -150,7 +164,7 @@ class TubeRefineRoIHead(BaseModule):
 
     # ------------------------------------------------------------------ inference
     def predict(self, feats: Tensor, tube_batch: Tensor, coeffs: Tensor, extents: Tensor,
-                geom: ClipGeometry) -> Tuple[Tensor, Tensor]:
+                geom: ClipGeometry, frames: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """``test_cfg.refine_iters`` passes of :meth:`refine`; only the last one classifies.
 
         Args: as :meth:`refine`.
@@ -162,13 +176,15 @@ class TubeRefineRoIHead(BaseModule):
             coeffs = self.track(feats, tube_batch, coeffs, extents, geom)['coeffs']
         iters = int(self.test_cfg['refine_iters'])
         for i in range(iters):
-            ref = self.refine(feats, tube_batch, coeffs, extents, geom, classify=i == iters - 1)
+            ref = self.refine(feats, tube_batch, coeffs, extents, geom, classify=i == iters - 1,
+                              frames=frames)
             coeffs = ref['coeffs']
         return coeffs, ref['cls_logits']
 
     # ------------------------------------------------------------------ training
     def loss(self, feats: Tensor, tube_batch: Tensor, coeffs: Tensor, extents: Tensor,
-             batch_gt_instances: List[InstanceData], geom: ClipGeometry) -> Dict[str, Tensor]:
+             batch_gt_instances: List[InstanceData], geom: ClipGeometry,
+             frames: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Losses of the refine stage on the given tubes plus the jittered GT tubes.
 
         Args:
@@ -196,7 +212,7 @@ class TubeRefineRoIHead(BaseModule):
         # Every pass is supervised against the same assignment; its input is the detached output of the last.
         iters = int(self.train_cfg['refine_iters'])
         for _ in range(iters):
-            ref = self.refine(feats, tube_batch, coeffs, extents, geom)
+            ref = self.refine(feats, tube_batch, coeffs, extents, geom, frames=frames)
             for k, v in self.loss_by_feat(ref, extents, targets, geom.img_shape).items():
                 losses[k] = losses.get(k, 0) + v / iters
             coeffs = ref['coeffs'].detach()
