@@ -139,7 +139,9 @@ def whole_video_speed(model, videos: Sequence[str], clip_len: int, frame_interva
 
     Returns:
         dict: ``frames`` (total), for each way ``{way}_fps`` (median over the rounds), ``{way}_fps_min`` /
-        ``_max``; ``backbone_frames_per_frame`` (CFAD's backbone frames per video frame), ``input_hw``.
+        ``_max``; ``backbone_frames_per_frame`` (CFAD's backbone frames per video frame), ``input_hw`` and
+        ``stage_ms_per_frame`` (milliseconds per video frame in each stage of the model, one more run with
+        decoding excluded, :func:`~cfad_mm.analysis.speed.stage_breakdown`; stages nest).
     """
     import cv2
     import torch
@@ -150,6 +152,7 @@ def whole_video_speed(model, videos: Sequence[str], clip_len: int, frame_interva
         backbone_frames_per_output_frame,
         interleaved_runs,
         run_backbone,
+        stage_breakdown,
         video_tensor,
     )
     decoded = []
@@ -196,6 +199,14 @@ def whole_video_speed(model, videos: Sequence[str], clip_len: int, frame_interva
         row[f'{k}_fps'] = total / statistics.median(ts)
         row[f'{k}_fps_min'] = total / max(ts)
         row[f'{k}_fps_max'] = total / min(ts)
+    # where CFAD's time goes (decoding excluded), per stage of the model, on all the videos
+    per_stage = {}
+    for src in in_memory:
+        spent, whole = stage_breakdown(model, src, clip_len, stride, frame_interval, batch_size,
+                                       repeats=1, warmup=0)
+        for k, v in list(spent.items()) + [('all of CFAD', whole)]:
+            per_stage[k] = per_stage.get(k, 0.0) + v
+    row['stage_ms_per_frame'] = {k: 1000 * v / total for k, v in per_stage.items() if v > 0}
     row['backbone_frames_per_frame'] = sum(
         backbone_frames_per_output_frame(len(v), clip_len, stride, frame_interval) * len(v)
         for v in decoded) / total
@@ -237,6 +248,22 @@ def speed_table(rows: Sequence[dict]) -> List[str]:
                      f"{cell(s, 'decode_included')} | {cell(s, 'backbone_once')} | "
                      f"{s['decode_excluded_fps'] / s['backbone_once_fps']:.2f} | "
                      f"{s['backbone_frames_per_frame']:.2f} |")
+    return lines
+
+
+def stage_table(rows: Sequence[dict]) -> List[str]:
+    """Markdown lines: milliseconds per video frame in each stage of the model, one column per timed run."""
+    timed = [r for r in rows if r.get('speed', {}).get('stage_ms_per_frame')]
+    if not timed:
+        return []
+    stages = []
+    for r in timed:
+        stages += [k for k in r['speed']['stage_ms_per_frame'] if k not in stages]
+    lines = ['| stage | ' + ' | '.join(f"{r['nominal']} ({r['name']})" for r in timed) + ' |',
+             '|---|' + '---|' * len(timed)]
+    for k in stages:
+        lines.append(f'| {k} | ' + ' | '.join(_fmt(r['speed']['stage_ms_per_frame'].get(k), 2) for r in timed)
+                     + ' |')
     return lines
 
 

@@ -12,6 +12,7 @@ from cfad_mm.analysis.span_sweep import (
     acceptance_lines,
     accuracy_table,
     speed_table,
+    stage_table,
     sweep_config,
 )
 from cfad_mm.utils.markdown import carry_blocks, find_blocks, replace_block, write_block, write_keeping_blocks
@@ -89,6 +90,13 @@ def test_tables():
     acc = accuracy_table(rows)
     assert acc[2] == '| 16 (16x1) | 16 | c | 2.0 min | 0.600 | - | 0.200 | - | - |'
     assert len(acc) == 4
+    rows[0]['speed']['stage_ms_per_frame'] = {'backbone': 1.5, 'all of CFAD': 4.0}
+    rows[1]['speed'] = {'stage_ms_per_frame': {'backbone': 1.0, 'tube following (track head)': 0.25,
+                                               'all of CFAD': 3.0}}
+    assert stage_table(rows) == ['| stage | 16 (16x1) | 32 (16x2) |', '|---|---|---|',
+                                 '| backbone | 1.50 | 1.00 |', '| all of CFAD | 4.00 | 3.00 |',
+                                 '| tube following (track head) | - | 0.25 |']
+    del rows[1]['speed']
     speed = speed_table(rows)
     assert len(speed) == 3  # the row without timing is left out
     assert speed[2] == ('| 16 (16x1) | 16 | 100.0 (99.0-101.0) | 50.0 (50.0-50.0) | 150.0 (150.0-150.0) | '
@@ -138,5 +146,8 @@ def test_whole_video_speed_on_a_video_file(tiny_synth):
     assert res['frames'] == 24 and res['input_hw'] == [48, 64]
     for way in ('decode_excluded', 'decode_included', 'backbone_once'):
         assert res[f'{way}_fps'] > 0 and res[f'{way}_fps_min'] <= res[f'{way}_fps'] <= res[f'{way}_fps_max']
+    stages = res['stage_ms_per_frame']
+    assert stages['all of CFAD'] >= stages['predict (all of the model)'] >= stages['backbone'] > 0
+    assert 'tube following (track head)' not in stages  # not in this model
     # windows of 15 frames every 7 over 24 frames: starts 0, 7, 9 -> 3 windows x 8 frames / 24 frames
     assert res['backbone_frames_per_frame'] == pytest.approx(1.0)

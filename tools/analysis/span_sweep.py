@@ -46,6 +46,7 @@ from cfad_mm.analysis.span_sweep import (  # noqa: E402
     acceptance_lines,
     accuracy_table,
     speed_table,
+    stage_table,
     sweep_config,
 )
 
@@ -208,7 +209,11 @@ def report(rows, args, cfg, ann_file, cmd) -> tuple:
             'memory '
             'beforehand, included = read from the file. Backbone once = the backbone alone over every frame '
             'once (windows of T consecutive frames, T apart): the floor of any detector that looks at every '
-            'frame.', '', *speed_table(rows), '']
+            'frame.', '', *speed_table(rows), '',
+            'Milliseconds per video frame in each stage of CFAD (one more run per span, decoding excluded; '
+            'stages nest: the backbone and the heads are inside "predict", the rest of "all of CFAD" is the '
+            'sliding-window pipeline and the linking; stages a model lacks are "-"):', '', *stage_table(rows),
+            '']
     return results, bench
 
 
