@@ -267,6 +267,24 @@ def stage_table(rows: Sequence[dict]) -> List[str]:
     return lines
 
 
+def error_table(rows: Sequence[dict]) -> List[str]:
+    """Markdown lines: the video-mAP@0.5 error breakdown of every run (``row['errors']``, the ``errors.json``
+    of ``tools/analysis/analyze_errors.py``): AP points gained if each error type were fixed, and the counts
+    of detections of each type."""
+    from .errors import ERROR_TYPES
+    done = [r for r in rows if r.get('errors')]
+    if not done:
+        return []
+    lines = ['| span (T x K) | video-mAP@0.5 | ' + ' | '.join(f'd{t}' for t in ERROR_TYPES) + ' | dall | '
+             'true / false positives |', '|' + '---|' * (len(ERROR_TYPES) + 4)]
+    for r in done:
+        e = r['errors']
+        lines.append(f"| {r['nominal']} ({r['name']}) | {100 * e['mAP']:.1f} | "
+                     + ' | '.join(f"{100 * e['dAP'][t]:.1f} ({e['counts'][t]})" for t in ERROR_TYPES)
+                     + f" | {100 * e['dAP']['all']:.1f} | {e['num_tp']} / {e['num_fp']} |")
+    return lines
+
+
 #: the targets of the long-span model against the 16-frame baseline
 TARGETS = dict(video_gain=0.05, frame_drop=0.02, speedup=2.0, over_floor=1.5)
 

@@ -11,6 +11,7 @@ from cfad_mm.analysis.span_sweep import (
     acceptance,
     acceptance_lines,
     accuracy_table,
+    error_table,
     speed_table,
     stage_table,
     sweep_config,
@@ -97,6 +98,15 @@ def test_tables():
                                  '| backbone | 1.50 | 1.00 |', '| all of CFAD | 4.00 | 3.00 |',
                                  '| tube following (track head) | - | 0.25 |']
     del rows[1]['speed']
+    rows[0]['errors'] = dict(mAP=0.2, num_tp=3, num_fp=40, dAP=dict(dup=0, cls=0.01, loc_spatial=0.1,
+                                                                     loc_temporal=0.3, loc_both=0, both=0,
+                                                                     bkg=0, miss=0.02, all=0.8),
+                             counts=dict(dup=0, cls=1, loc_spatial=5, loc_temporal=9, loc_both=0, both=2,
+                                         bkg=20, miss=4))
+    err = error_table(rows)
+    assert len(err) == 3
+    assert err[2] == ('| 16 (16x1) | 20.0 | 0.0 (0) | 1.0 (1) | 10.0 (5) | 30.0 (9) | 0.0 (0) | 0.0 (2) | '
+                      '0.0 (20) | 2.0 (4) | 80.0 | 3 / 40 |')
     speed = speed_table(rows)
     assert len(speed) == 3  # the row without timing is left out
     assert speed[2] == ('| 16 (16x1) | 16 | 100.0 (99.0-101.0) | 50.0 (50.0-50.0) | 150.0 (150.0-150.0) | '

@@ -9,7 +9,8 @@ the same number of ``T``-frame clips through the backbone). Per run, in ``WORK_D
 
 1. ``tools/train.py`` on the written config ``WORK_DIR/<TxK>.py`` (skipped when its final checkpoint exists;
    a run directory whose config differs from the sweep's settings is refused, not reused);
-2. test of the final checkpoint on the test split (``metrics.json``, predictions in ``test_dump.pkl``);
+2. test of the final checkpoint on the test split (``metrics.json``, predictions in ``test_dump.pkl``) and the
+   error breakdown of its video-mAP@0.5 (``tools/analysis/analyze_errors.py``, in ``errors/``);
 3. whole-video speed on the first ``--speed-videos`` test videos (``speed.json``), after all trainings so that
    nothing else runs meanwhile: CFAD frames/s with decoding excluded and included, and the backbone alone run
    once over every frame (``cfad_mm.analysis.span_sweep.whole_video_speed``).
@@ -45,6 +46,7 @@ from cfad_mm.analysis.span_sweep import (  # noqa: E402
     SpanSpec,
     acceptance_lines,
     accuracy_table,
+    error_table,
     speed_table,
     stage_table,
     sweep_config,
@@ -147,6 +149,18 @@ def test(cfg_path: str, run_dir: str, ckpt: str) -> dict:
     return metrics
 
 
+def errors(cfg_path: str, run_dir: str) -> dict:
+    """The video-mAP@0.5 error breakdown of the run's test predictions (``tools/analysis/analyze_errors.py``
+    with the run's evaluation settings)."""
+    out = osp.join(run_dir, 'errors')
+    if not osp.isfile(osp.join(out, 'errors.json')):
+        subprocess.run([sys.executable, osp.join(REPO, 'tools/analysis/analyze_errors.py'),
+                        osp.join(run_dir, 'test_dump.pkl'), '--config', cfg_path, '--out', out,
+                        '--no-timelines'],
+                       check=True, cwd=REPO)
+    return read_json(osp.join(out, 'errors.json'))
+
+
 def speed(cfg: Config, cfg_path: str, run_dir: str, ckpt: str, spec: SpanSpec, args) -> dict:
     from cfad_mm.analysis.span_sweep import whole_video_speed
     from cfad_mm.apis import init_detector
@@ -192,7 +206,12 @@ def report(rows, args, cfg, ann_file, cmd) -> tuple:
         'span: the spread between runs is not measured here.', '',
         *accuracy_table(rows), '',
         f'Each longer span against {base} (frames/s with decoding excluded, from docs/benchmarks.md):', '',
-        *acceptance_lines(rows, base), '']
+        *acceptance_lines(rows, base), '',
+        'Where the video-mAP@0.5 of each run is lost (`tools/analysis/analyze_errors.py` on its test '
+        'predictions; docs/analysis.md): AP points gained if every error of a type were fixed, with the '
+        'number of detections of that type in brackets (cls: wrong class, loc_spatial / loc_temporal: right '
+        'class, boxes or extent off, miss: ground truth never detected).', '',
+        *error_table(rows), '']
     speed_rows = [r for r in rows if r.get('speed')]
     bench = []
     if speed_rows:
@@ -282,6 +301,8 @@ def main(argv=None):
         print(f'==== {spec.name}: ' + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()), flush=True)
         rows.append(make_row(spec, cfg, info, metrics))
         runs.append((spec, cfg, cfg_path, run_dir, info['checkpoint']))
+    for row, (spec, cfg, cfg_path, run_dir, ckpt) in zip(rows, runs):
+        row['errors'] = errors(cfg_path, run_dir)
     if args.speed_videos > 0:
         for row, (spec, cfg, cfg_path, run_dir, ckpt) in zip(rows, runs):
             row['speed'] = speed(cfg, cfg_path, run_dir, ckpt, spec, args)
