@@ -39,6 +39,8 @@ def replace_block(text: str, name: str, body: str) -> str:
         raise ValueError(f'the markers of block {name!r} are not paired (one of {start} / {end} is missing)')
     if start in text:
         head, rest = text.split(start, 1)
+        if end not in rest:
+            raise ValueError(f'the markers of block {name!r} are not paired ({end} comes before {start})')
         _, tail = rest.split(end, 1)
         return head + block + tail
     return text.rstrip('\n') + '\n\n' + block + '\n'

@@ -28,9 +28,11 @@ def test_key_frame_maps_run_each_distinct_frame_once():
     calls = []
     enc.register_forward_hook(lambda m, a, out: calls.append(a[0].shape[0]))
     with torch.no_grad():
-        maps, steps, scale = enc.key_frame_maps(frames, tube_batch, key_frames, 22)
+        maps, steps, scale, snapped = enc.key_frame_maps(frames, tube_batch, key_frames, 22)
     assert calls == [6]  # (0,0) (0,1) (0,7) (1,1) (1,7) (1,3): six distinct frames in one pass
     assert maps.shape == (1, 5, 6, 8, 12) and scale == 12 / 48
+    # the keys move to the span frames of those inputs (input j is span frame 3 j)
+    assert snapped.tolist() == [[0, 3, 21], [3, 3, 21], [21, 9, 3]]
     with torch.no_grad():
         for r, (b, inputs) in enumerate(zip([0, 1, 1], [[0, 1, 7], [1, 1, 7], [7, 3, 1]])):
             for m, j in enumerate(inputs):

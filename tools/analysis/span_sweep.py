@@ -51,6 +51,7 @@ from cfad_mm.analysis.span_sweep import (  # noqa: E402
     stage_table,
     sweep_config,
 )
+from cfad_mm.utils.markdown import block_markers  # noqa: E402
 
 BASE = 'configs/cfad/cfad_r3d-18-tiny_synthetic-long_16x1.py'
 BLOCK = 'span-sweep'
@@ -58,9 +59,9 @@ BLOCK = 'span-sweep'
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Train and test CFAD at several window spans with the same '
-                                'training budget; write accuracy and speed tables.')
+                                'training budget; write accuracy and speed tables.', allow_abbrev=False)
     p.add_argument('--config', default=BASE, help=f'base config [{BASE}]')
-    p.add_argument('--spans', nargs='+', default=['16x1', '16x2', '16x4', '16x8'],
+    p.add_argument('--spans', nargs='+', type=span_arg, default=['16x1', '16x2', '16x4', '16x8'],
                    help='windows TxK (T frames sampled every K frames); the first is the baseline the others '
                    'are checked against [16x1 16x2 16x4 16x8]')
     p.add_argument('--iters', type=int, default=2500, help='training iterations of every run [2500]')
@@ -83,7 +84,25 @@ def parse_args(argv=None):
                    help='a finished run directory of another sweep (e.g. work_dirs/span_sweep/16x1) to use '
                    'as '
                    'the first row instead of training one here; named by its directory (TxK)')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.spans = [s if isinstance(s, SpanSpec) else SpanSpec.parse(s) for s in args.spans]
+    if args.label is not None:
+        try:
+            block_markers(f'{BLOCK}-{args.label}')
+        except ValueError as err:
+            p.error(f'--label {args.label!r}: {err}')
+    # paths are the caller's; the runs work from the repository (relative data paths of the configs)
+    for key in ('work_dir', 'baseline_run', 'out_results', 'out_benchmarks'):
+        if getattr(args, key):
+            setattr(args, key, osp.abspath(getattr(args, key)))
+    return args
+
+
+def span_arg(text: str) -> SpanSpec:
+    try:
+        return SpanSpec.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def shown_command(argv) -> str:
@@ -164,14 +183,13 @@ def errors(cfg_path: str, run_dir: str) -> dict:
 def speed(cfg: Config, cfg_path: str, run_dir: str, ckpt: str, spec: SpanSpec, args) -> dict:
     from cfad_mm.analysis.span_sweep import whole_video_speed
     from cfad_mm.apis import init_detector
-    from cfad_mm.datasets.annotation import load_annotations
     path = osp.join(run_dir, 'speed.json')
     result = read_json(path)
     if result is None:
-        ds = cfg.test_dataloader.dataset
-        ann = load_annotations(osp.join(REPO, ds.ann_file))
-        names = sorted(ann['test_videos'][ds.get('split', 0)])[:args.speed_videos]
-        videos = [osp.join(REPO, ds.data_prefix['video'], f'{v}.mp4') for v in names]
+        from mmaction.registry import DATASETS
+        dataset = DATASETS.build(cfg.test_dataloader.dataset)
+        names = sorted(dataset.videos)[:args.speed_videos]
+        videos = [dataset.media_path(v) for v in names]
         model = init_detector(cfg_path, ckpt, device='cpu')
         print(f'==== {spec.name}: timing whole-video inference on {len(videos)} test videos', flush=True)
         result = whole_video_speed(model, videos, spec.clip_len, spec.frame_interval, spec.stride,
@@ -193,7 +211,7 @@ def report(rows, args, cfg, ann_file, cmd) -> tuple:
     if settings:
         title += f' ({settings})'
     if args.baseline_run:
-        title += f'; the {base} row is the run of `{osp.relpath(args.baseline_run, REPO)}`'
+        title += f'; the {base} row is the run of `{osp.relpath(args.baseline_run, REPO)}`'  # (absolute path)
     results = [
         f'## Window span at the same training budget (long synthetic preset){title}', '',
         f'Produced by `{cmd}` on {time.strftime("%Y-%m-%d")} '
@@ -251,16 +269,36 @@ def check_run_dir(run_dir: str, cfg_path: str, cfg: Config) -> None:
                          'sweep\'s settings): use another --work-dir, or remove both')
 
 
-def baseline_row(run_dir: str) -> tuple:
-    """``(row, run)`` of a finished run of another sweep."""
-    run_dir = osp.abspath(run_dir)
-    spec = SpanSpec.parse(osp.basename(run_dir.rstrip('/')))
+def baseline_row(run_dir: str, args) -> tuple:
+    """``(row, run)`` of a finished run of another sweep, checked to have been trained like this sweep's
+    runs (iterations, seed, dataset)."""
+    run_dir = osp.abspath(run_dir.rstrip('/'))
+    where = f'error: --baseline-run {run_dir}'
+    try:
+        spec = SpanSpec.parse(osp.basename(run_dir))
+    except ValueError:
+        raise SystemExit(f'{where}: the run directory of a sweep is named by its span TxK (e.g. '
+                         'work_dirs/span_sweep/16x1)') from None
     cfg_path = osp.join(osp.dirname(run_dir), f'{spec.name}.py')
     info, metrics = read_json(osp.join(run_dir, 'train.json')), read_json(osp.join(run_dir, 'metrics.json'))
-    if info is None or metrics is None or not osp.isfile(cfg_path):
-        raise SystemExit(f'error: --baseline-run {run_dir}: not a finished run of span_sweep.py (needs '
-                         f'{cfg_path}, and train.json and metrics.json in the run directory)')
+    missing = [p for p in (cfg_path, osp.join(run_dir, 'train.json'), osp.join(run_dir, 'metrics.json'),
+                           osp.join(run_dir, 'test_dump.pkl')) if not osp.isfile(p)]
+    if not missing and not osp.isfile(info['checkpoint']):
+        missing.append(info['checkpoint'])
+    if missing:
+        raise SystemExit(f'{where}: not a finished run of span_sweep.py; missing: {", ".join(missing)}')
     cfg = Config.fromfile(cfg_path)
+    differs = []
+    if cfg.train_cfg.get('max_iters') != args.iters:
+        differs.append(f"{cfg.train_cfg.get('max_iters')} iterations, not {args.iters}")
+    if cfg.get('randomness', {}).get('seed') != args.seed:
+        differs.append(f"seed {cfg.get('randomness', {}).get('seed')}, not {args.seed}")
+    base = Config.fromfile(osp.join(REPO, args.config))
+    if cfg.test_dataloader.dataset.ann_file != base.test_dataloader.dataset.ann_file:
+        differs.append(f'dataset {cfg.test_dataloader.dataset.ann_file}, not '
+                       f'{base.test_dataloader.dataset.ann_file}')
+    if differs:
+        raise SystemExit(f'{where}: trained unlike this sweep (' + '; '.join(differs) + ')')
     return make_row(spec, cfg, info, metrics), (spec, cfg, cfg_path, run_dir, info['checkpoint'])
 
 
@@ -276,7 +314,8 @@ def make_row(spec: SpanSpec, cfg: Config, info: dict, metrics: dict) -> dict:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    specs = [SpanSpec.parse(s) for s in args.spans]
+    specs = list(args.spans)
+    os.chdir(REPO)
     base_cfg = Config.fromfile(osp.join(REPO, args.config))
     if args.cfg_options:
         base_cfg.merge_from_dict(args.cfg_options)
@@ -284,9 +323,12 @@ def main(argv=None):
     os.makedirs(args.work_dir, exist_ok=True)
     rows, runs = [], []
     if args.baseline_run:
-        row, run = baseline_row(args.baseline_run)
+        row, run = baseline_row(args.baseline_run, args)
         rows.append(row)
         runs.append(run)
+        if run[0] in specs:
+            print(f'==== {run[0].name}: the run of --baseline-run, not trained again here', flush=True)
+            specs = [s for s in specs if s != run[0]]
     for spec in specs:
         run_dir = osp.abspath(osp.join(args.work_dir, spec.name))
         os.makedirs(run_dir, exist_ok=True)

@@ -16,6 +16,13 @@ def feature_step_frames(num_steps: int, stride_t: float, num_frames: int, device
     return torch.floor((u + 0.5) * stride_t).long().clamp(max=num_frames - 1)
 
 
+def nearest_step(extents: Tensor, step_frames: Tensor) -> Tensor:
+    """The feature step whose frame is nearest the middle of each extent ``(R, 2)`` -> ``(R,)`` int64 (the
+    anchor step of a tube)."""
+    mid = extents.mean(1, keepdim=True)
+    return (mid - step_frames[None].to(extents.dtype)).abs().argmin(1)
+
+
 @MODELS.register_module()
 class KeyTimestampSelector(BaseModule):
     """Score every feature time step of each coarse tube by its expected error, pick the top ``num_keys``.

@@ -19,10 +19,10 @@ class TubeTrackHead(BaseModule):
 
     A coarse trajectory regressed from one temporally pooled cell is right near the tube's anchor (the cell
     of its centre at the middle of its extent) but drifts away from the actor over a long window, where the
-    actor moves several box widths between the ends (docs/model.md, "Long windows"). This head replaces that
+    actor moves several box widths between the ends (docs/model.md, "Long spans"). This head replaces that
     extrapolation by following the actor on the features the backbone computed anyway::
 
-        anchor step a = the feature step nearest the middle of the tube's extent
+        anchor step a = the feature step nearest the middle of the tube's extent (``nearest_step``)
         d = 0: search region around the coarse box at a -> refined anchor box; template = RoIAlign there
         d = 1, 2, ...: steps a + d and a - d (both directions at once, every tube at once)
             search region = previous box moved by the last step's motion, enlarged x search_scale
@@ -31,7 +31,8 @@ class TubeTrackHead(BaseModule):
         boxes at every step (R, T', 4) -> closed-form re-fit of the trajectory (coder fit_update) to the steps
         inside the extent, the coarse coefficients as a weak prior
 
-    The work per tube is ``T'`` small RoIAligns on features that exist already; no frame is looked at twice.
+    The work per tube is about ``2 T'`` small RoIAligns (a template and a search region per step) on features
+    that exist already; no frame is looked at twice.
 
     Training: each tube is followed from the GT box at the previous step (jittered) with probability
     ``teacher_forcing``, else from its own (detached) previous box; the losses are L1 (normalised) + GIoU of
@@ -185,16 +186,10 @@ class TubeTrackHead(BaseModule):
                 prev = torch.where(inside[:, None], nxt, prev)
         return out
 
-    @staticmethod
-    def anchor_steps(extents: Tensor, step_frames: Tensor) -> Tensor:
-        """The feature step nearest the middle of each extent ``(R, 2)`` -> ``(R,)``."""
-        mid = extents.mean(1, keepdim=True)
-        return (mid - step_frames[None].to(extents.dtype)).abs().argmin(1)
-
     def refit(self, coder, coeffs: Tensor, extents: Tensor, step_frames: Tensor, boxes: Tensor,
               step_in: Tensor, img_shape: Tuple[int, int]) -> Tensor:
         """Coefficients ``(R, 4, P)`` fitted to the followed boxes at the steps inside the extents, the given
-        coefficients as prior (``prior_strength``)."""
+        coefficients as prior (``prior_strength``; the coder's closed-form ``fit_update``)."""
         frames = step_frames[None].to(coeffs.dtype).expand(boxes.shape[0], -1)
         return coder.fit_update(coeffs, extents, frames, boxes, step_in.to(coeffs.dtype), self.prior_strength,
                                 img_shape)

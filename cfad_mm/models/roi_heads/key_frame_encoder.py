@@ -13,9 +13,10 @@ class KeyFrameEncoder(BaseModule):
 
     The refine stage reads RoI features at a few key frames per tube. By default they come from the backbone
     step nearest each key frame (a 3-D feature step covers ``S / T'`` frames of the span and mixes them). This
-    branch is the alternative: the sampled input frame nearest each key frame (at most ``k / 2`` frames away
-    with ``frame_interval = k``) through ``[Conv3x3(stride 2)-BN-ReLU] x len(widths)`` and a 1x1 projection to
-    the channels the refine head reads, computed once per distinct (clip, frame) pair of the batch::
+    branch is the alternative: each key moves to the sampled input frame nearest it (at most ``k / 2`` frames
+    away with ``frame_interval = k``; the key box is decoded, refined and re-fitted there), which goes
+    through ``[Conv3x3(stride 2)-BN-ReLU] x len(widths)`` and a 1x1 projection to the channels the refine
+    head reads, computed once per distinct (clip, frame) pair of the batch::
 
         frames (N, 3, T, H, W), key frames (R, M) in span frames
           -> nearest sampled frame j = round(f * (T - 1) / (S - 1)) -> distinct (clip, j) pairs (U)
@@ -55,7 +56,7 @@ class KeyFrameEncoder(BaseModule):
         return torch.round(key_frames.float() / k).long().clamp(0, num_inputs - 1)
 
     def key_frame_maps(self, frames: Tensor, tube_batch: Tensor, key_frames: Tensor,
-                       span: int) -> Tuple[Tensor, Tensor, float]:
+                       span: int) -> Tuple[Tensor, Tensor, float, Tensor]:
         """Features of the distinct input frames nearest the key frames.
 
         Args:
@@ -66,12 +67,15 @@ class KeyFrameEncoder(BaseModule):
 
         Returns:
             tuple: ``maps (1, C, U, H', W')`` (the U distinct frames as the steps of one clip), ``steps
-            (R, M)`` (the map step of each key) and the spatial scale (map cells per input pixel).
+            (R, M)`` (the map step of each key), the spatial scale (map cells per input pixel) and
+            ``frames (R, M)``: the span frame of the input frame each key was moved to (the refine stage
+            refines and re-fits there).
         """
         n, _, t, h, w = frames.shape
         j = self.nearest_input_frames(key_frames, t, span)
+        snapped = (j.to(key_frames.dtype) * ((span - 1) / max(t - 1, 1))).round()
         ids = tube_batch[:, None] * t + j  # (R, M)
         uniq, inverse = torch.unique(ids.reshape(-1), return_inverse=True)
         images = frames.permute(0, 2, 1, 3, 4).reshape(n * t, frames.shape[1], h, w)[uniq]
         maps = self(images)  # (U, C, H', W')
-        return maps.permute(1, 0, 2, 3)[None], inverse.reshape(ids.shape), maps.shape[-1] / w
+        return maps.permute(1, 0, 2, 3)[None], inverse.reshape(ids.shape), maps.shape[-1] / w, snapped

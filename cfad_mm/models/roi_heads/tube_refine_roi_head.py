@@ -9,7 +9,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from cfad_mm.structures.tube_ops import clamp_boxes_to_image
-from ..heads.key_timestamp_selector import feature_step_frames
+from ..heads.key_timestamp_selector import feature_step_frames, nearest_step
 from ..utils.cfg_keys import merge_known_keys
 from ..utils.clip_geometry import ClipGeometry
 
@@ -93,7 +93,7 @@ class TubeRefineRoIHead(BaseModule):
         step_frames = feature_step_frames(feats.shape[2], geom.stride_t, geom.num_frames, feats.device)
         step_boxes, step_in = self.coder.decode(coeffs, extents, img_shape,
                                                 times=step_frames.to(coeffs.dtype))
-        anchors = self.track_head.anchor_steps(extents, step_frames)
+        anchors = nearest_step(extents, step_frames)
         rows = torch.arange(coeffs.shape[0], device=coeffs.device)
         start = clamp_boxes_to_image(step_boxes[rows, anchors], img_shape)
         boxes = self.track_head.follow(feats, tube_batch, start, anchors, img_shape, geom.spatial_scale,
@@ -132,7 +132,7 @@ class TubeRefineRoIHead(BaseModule):
         # A tube whose extent falls between two steps still gets its nearest step.
         # Branch-free (no data-dependent Python control flow), so that the exported graph keeps it.
         none_in = ~step_in.any(1, keepdim=True)
-        mid = (extents.mean(1, keepdim=True) - step_frames[None].to(extents.dtype)).abs().argmin(1)
+        mid = nearest_step(extents, step_frames)
         step_in = step_in | (none_in & torch.nn.functional.one_hot(mid, step_frames.numel()).bool())
         error_logits, roi_feats = self.key_selector(feats, tube_batch, step_boxes, geom.spatial_scale)
         key_steps, key_valid = self.key_selector.select(error_logits, step_in)
@@ -145,8 +145,10 @@ class TubeRefineRoIHead(BaseModule):
             if frames is None:
                 raise ValueError('TubeRefineRoIHead with a key_frame_encoder needs the input frames '
                                  '(frames=inputs)')
-            maps, map_steps, scale = self.key_frame_encoder.key_frame_maps(frames, tube_batch, key_frames,
-                                                                           geom.num_frames)
+            maps, map_steps, scale, key_frames = self.key_frame_encoder.key_frame_maps(
+                frames, tube_batch, key_frames, geom.num_frames)
+            key_boxes = clamp_boxes_to_image(
+                self.coder.decode(coeffs, extents, img_shape, times=key_frames)[0], img_shape)
             refined = self.refine_head.refine_key_boxes(maps, torch.zeros_like(tube_batch), map_steps,
                                                         key_boxes, scale, img_shape)
         new_coeffs = self.refine_head.refit(self.coder, coeffs, extents, key_frames, refined, key_valid,
