@@ -5,7 +5,8 @@
 # (cfad_r3d-18-tiny_synthetic-long_32x4.py) is measured against.
 #   python tools/data/make_synthetic.py --preset long --out data/synth_long --seed 0
 #   python tools/train.py configs/cfad/cfad_r3d-18-tiny_synthetic-long_16x1.py
-# Not trained in this repository yet: no reference numbers.
+# The base config of tools/analysis/span_sweep.py (windows of 16 to 128 frames at one training budget;
+# results in docs/results.md and docs/benchmarks.md); trained as written here it has no reference numbers.
 _base_ = ['./cfad_r3d-18-tiny_synthetic.py']
 
 data_root = 'data/synth_long'

@@ -4,7 +4,9 @@
 # decoded at EVERY frame of the span; key timestamps may be any frame of it.
 #   python tools/data/make_synthetic.py --preset long --out data/synth_long --seed 0
 #   python tools/train.py configs/cfad/cfad_r3d-18-tiny_synthetic-long_32x4.py
-# Not trained in this repository yet: no reference numbers.
+# Measured: tools/analysis/span_sweep.py trains windows of 16 to 128 frames from the 16x1 config at one
+# budget and writes the results into docs/results.md and docs/benchmarks.md; this 32x4 config has no
+# reference numbers.
 _base_ = ['./cfad_r3d-18-tiny_synthetic-long_16x1.py']
 
 clip_len = 32
