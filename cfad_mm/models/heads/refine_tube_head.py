@@ -6,7 +6,7 @@ from mmaction.registry import MODELS, TASK_UTILS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ..losses import tube_box_losses
+from ..losses import masked_box_losses, tube_box_losses
 from ..utils import sample_tube_rois
 
 
@@ -163,15 +163,8 @@ class RefineTubeHead(BaseModule):
     def loss_key_boxes(self, refined: Tensor, gt_boxes: Tensor, valid: Tensor,
                        img_shape: Tuple[int, int]) -> Dict[str, Tensor]:
         """L1 (normalised) + GIoU of refined key boxes against GT boxes at the key frames."""
-        if not bool(valid.any()):
-            zero = refined.sum() * 0
-            return dict(loss_refine_key_box=zero, loss_refine_key_giou=zero)
-        pred, target = refined[valid], gt_boxes[valid]
-        h, w = img_shape
-        scale = pred.new_tensor([w, h, w, h])
-        n = pred.shape[0]
-        return dict(loss_refine_key_box=self.loss_box(pred / scale, target / scale, avg_factor=n * 4),
-                    loss_refine_key_giou=self.loss_giou(pred, target, avg_factor=n))
+        l1, giou = masked_box_losses(refined, gt_boxes, valid, img_shape, self.loss_box, self.loss_giou)
+        return dict(loss_refine_key_box=l1, loss_refine_key_giou=giou)
 
     def loss_tube(self, coder, coeffs: Tensor, extents: Tensor, gt_tubes: Tensor, gt_masks: Tensor,
                   img_shape: Tuple[int, int]) -> Dict[str, Tensor]:

@@ -9,6 +9,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from cfad_mm.structures.tube_ops import clamp_boxes_to_image
+from ..losses import masked_box_losses
 from ..utils import sample_tube_rois
 
 
@@ -213,12 +214,5 @@ class TubeTrackHead(BaseModule):
              img_shape: Tuple[int, int]) -> Dict[str, Tensor]:
         """L1 (normalised) + GIoU of followed boxes ``(R, T', 4)`` against the GT at the step frames where
         ``valid (R, T')``: ``loss_track_box``, ``loss_track_giou``."""
-        if not bool(valid.any()):
-            zero = boxes.sum() * 0
-            return dict(loss_track_box=zero, loss_track_giou=zero)
-        pred, target = boxes[valid], gt_boxes[valid]
-        h, w = img_shape
-        scale = pred.new_tensor([w, h, w, h])
-        n = pred.shape[0]
-        return dict(loss_track_box=self.loss_box(pred / scale, target / scale, avg_factor=n * 4),
-                    loss_track_giou=self.loss_giou(pred, target, avg_factor=n))
+        l1, giou = masked_box_losses(boxes, gt_boxes, valid, img_shape, self.loss_box, self.loss_giou)
+        return dict(loss_track_box=l1, loss_track_giou=giou)

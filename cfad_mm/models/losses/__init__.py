@@ -1,3 +1,3 @@
-from .tube_box_losses import tube_box_losses
+from .tube_box_losses import masked_box_losses, tube_box_losses
 
-__all__ = ['tube_box_losses']
+__all__ = ['tube_box_losses', 'masked_box_losses']
