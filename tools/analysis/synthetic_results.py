@@ -45,6 +45,7 @@ sys.path.insert(0, REPO)
 from mmengine.config import Config  # noqa: E402
 
 import cfad_mm  # noqa: E402,F401
+from cfad_mm.utils.markdown import block_markers, replace_block, write_keeping_blocks  # noqa: E402
 
 CONFIG = osp.join(REPO, 'configs/cfad/cfad_r3d-18-tiny_synthetic.py')
 TEST_VARIANTS = {
@@ -66,7 +67,7 @@ KEYS = ['tube/frame_mAP@0.5', 'tube/video_mAP@0.2', 'tube/video_mAP@0.5', 'tube/
 
 
 FULL = 'coarse + refine, learned keys (full CFAD)'
-README_START, README_END = '<!-- synthetic-zoo:start -->', '<!-- synthetic-zoo:end -->'
+README_BLOCK = 'synthetic-zoo'  # the generated block of the README's model zoo (cfad_mm.utils.markdown)
 
 
 def evaluate(checkpoint, work_dir, options, dump=None):
@@ -135,7 +136,7 @@ def reading(test_rows: dict, train_rows: dict, link_rows: list, chosen_link: flo
 
 def update_zoo(metrics: dict, train_seconds) -> list:
     """Write the full model's numbers into the synthetic entry of ``configs/cfad/metafile.yml`` and the
-    synthetic row of the README model zoo (between ``README_START`` / ``README_END``). Returns the files."""
+    synthetic row of the README model zoo (its generated block ``README_BLOCK``). Returns the files."""
     names = {'frame-mAP@0.5': KEYS[0], 'video-mAP@0.2': KEYS[1], 'video-mAP@0.5': KEYS[2],
              'video-mAP@0.75': KEYS[3], 'video-mAP@0.5:0.95': KEYS[4]}
     meta = osp.join(REPO, 'configs/cfad/metafile.yml')
@@ -156,16 +157,14 @@ def update_zoo(metrics: dict, train_seconds) -> list:
     readme = osp.join(REPO, 'README.md')
     with open(readme) as fh:
         text = fh.read()
-    if README_START not in text or README_END not in text:
-        raise SystemExit(f'error: {readme}: no {README_START} ... {README_END} block')
+    start, end = block_markers(README_BLOCK)
+    if start not in text or end not in text:
+        raise SystemExit(f'error: {readme}: no {start} ... {end} block')
     row = ('| `configs/cfad/cfad_r3d-18-tiny_synthetic.py` | ResNet3d-18, width 16 | '
            f'{metrics[KEYS[0]]:.3f} | {metrics[KEYS[2]]:.3f} |')
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    block = '\n'.join([README_START, '| config | backbone | frame-mAP@0.5 | video-mAP@0.5 |',
-                       '|---|---|---|---|', row, README_END])
+    body = '\n'.join(['| config | backbone | frame-mAP@0.5 | video-mAP@0.5 |', '|---|---|---|---|', row])
     with open(readme, 'w') as fh:
-        fh.write(head + block + tail)
+        fh.write(replace_block(text, README_BLOCK, body))
     return [meta, readme]
 
 
@@ -326,7 +325,6 @@ def main(argv=None):
         json.dump(dict(test_variants=dict(test_rows), trained_variants=dict(train_rows),
                        linking=[dict(link_iou=t, val=v, test=te) for t, v, te in link_rows]), f, indent=2)
     if args.out:
-        from cfad_mm.utils.markdown import write_keeping_blocks
         write_keeping_blocks(args.out, out)  # the blocks of other tools (span_sweep.py) stay
         print(f'written {args.out}')
         if errors:
