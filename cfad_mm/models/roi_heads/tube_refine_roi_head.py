@@ -136,9 +136,9 @@ class TubeRefineRoIHead(BaseModule):
         step_in = step_in | (none_in & torch.nn.functional.one_hot(mid, step_frames.numel()).bool())
         error_logits, roi_feats = self.key_selector(feats, tube_batch, step_boxes, geom.spatial_scale)
         key_steps, key_valid = self.key_selector.select(error_logits, step_in)
-        key_boxes = step_boxes.gather(1, key_steps[..., None].expand(-1, -1, 4))
         key_frames = step_frames[key_steps].to(coeffs.dtype)
         if self.key_frame_encoder is None:
+            key_boxes = step_boxes.gather(1, key_steps[..., None].expand(-1, -1, 4))
             refined = self.refine_head.refine_key_boxes(feats, tube_batch, key_steps, key_boxes,
                                                         geom.spatial_scale, img_shape)
         else:
