@@ -1,5 +1,6 @@
 """Class-agnostic temporal proposals from per-time actionness."""
-from typing import List
+import math
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,14 @@ class TemporalProposalHead(BaseModule):
 
         feats (N, C, T', H', W') -> spatial mean -> Conv1d x2 -> actionness logits (N, T')
         actionness > thr, connected runs -> segments [start, end] (clip frames) + the whole clip (fallback)
+            + fixed temporal anchors (anchor_scales; none by default)
         temporal_roi_pool(feats, segments) -> (P, C * num_bins, H', W')
+
+    Temporal anchors: in a long window with several actors the actionness runs merge into one segment that
+    covers the whole window, so a tube shorter than half the window overlaps no proposal by the coarse head's
+    ``pos_tiou`` and is a negative everywhere. ``anchor_scales=(0.5, 0.25)`` adds, in training and at test
+    time alike, segments of half and a quarter of the span every half of their length, so that every tube of
+    at least a quarter of the span has a proposal that matches it.
 
     Args:
         in_channels (int): Channels ``C`` of the backbone features.
@@ -30,12 +38,16 @@ class TemporalProposalHead(BaseModule):
         min_length (int): Minimum segment length in clip frames. Defaults to 3.
         use_gt_proposals (bool): In training, add the ground-truth tube extents as proposals so the coarse
             head learns on well-aligned segments from the first iteration. Defaults to True.
+        anchor_scales (tuple[float]): Lengths of the fixed temporal anchors as fractions of the span (each in
+            ``(0, 1)``); anchors of length ``L`` start every ``L / 2`` frames, the last one ends at the last
+            frame. They come on top of ``max_proposals``. Defaults to ``()`` (no anchors).
         loss_actionness (dict): Loss config. Defaults to ``CrossEntropyLoss`` with sigmoid.
         init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self, in_channels: int, feat_channels: int = 64, num_bins: int = 4, score_thr: float = 0.5,
                  max_proposals: int = 3, min_length: int = 3, use_gt_proposals: bool = True,
+                 anchor_scales: Tuple[float, ...] = (),
                  loss_actionness: dict = dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True,
                                               loss_weight=1.0),
                  init_cfg=None):
@@ -47,6 +59,11 @@ class TemporalProposalHead(BaseModule):
         self.max_proposals = max_proposals
         self.min_length = min_length
         self.use_gt_proposals = use_gt_proposals
+        bad = [a for a in anchor_scales if not 0 < float(a) < 1]
+        if bad:
+            raise ValueError(f'anchor_scales must lie in (0, 1) (fractions of the span; the whole span is '
+                             f'always a proposal), got {tuple(anchor_scales)}')
+        self.anchor_scales = tuple(float(a) for a in anchor_scales)
         self.actionness = nn.Sequential(
             nn.Conv1d(in_channels, feat_channels, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv1d(feat_channels, 1, 1))
@@ -91,9 +108,24 @@ class TemporalProposalHead(BaseModule):
         a = u - u0.to(u.dtype)
         return probs[:, u0] * (1 - a) + probs[:, u1] * a
 
+    def anchors(self, num_frames: int) -> List[Tuple[float, float]]:
+        """The fixed temporal anchors of a span of ``T = num_frames`` frames, as (start, end) clip frames: for
+        each scale, ``n = ceil((T - L) / (L // 2)) + 1`` segments of ``L = max(min_length, round(scale * T))``
+        frames with evenly spread starts from the first frame to ``T - L`` (consecutive anchors overlap by at
+        least half their length)."""
+        segs = []
+        for scale in self.anchor_scales:
+            length = min(num_frames, max(self.min_length, int(round(scale * num_frames))))
+            room = num_frames - length
+            n = math.ceil(room / max(1, length // 2)) + 1
+            starts = [round(room * j / (n - 1)) if n > 1 else 0 for j in range(n)]
+            segs += [(float(s), float(s + length - 1)) for s in starts]
+        return segs
+
     def get_proposals(self, logits: Tensor, num_frames: int, stride_t: float,
                       gt_masks: List[Tensor] = None):
-        """Segments per clip: the whole clip first, then actionness runs (and GT extents in training).
+        """Segments per clip: the whole clip first, then the temporal anchors, the actionness runs (and GT
+        extents in training).
 
         Args:
             logits (Tensor): ``(N, T')`` actionness logits.
@@ -107,8 +139,9 @@ class TemporalProposalHead(BaseModule):
         """
         frame_scores = self.frame_actionness(logits.detach(), num_frames, stride_t)  # (N, T)
         batch_inds, segments = [], []
+        anchors = [a for a in self.anchors(num_frames) if a != (0.0, float(num_frames - 1))]
         for i in range(logits.shape[0]):
-            segs = [(0.0, float(num_frames - 1))]
+            segs = [(0.0, float(num_frames - 1))] + anchors
             if gt_masks is not None and self.use_gt_proposals:
                 first, last, nonempty = mask_extents(gt_masks[i])
                 segs += [(float(s), float(e))
@@ -120,7 +153,7 @@ class TemporalProposalHead(BaseModule):
                     unique.append(s)
             # the GT extents added above come on top of the cap (only when they were added)
             extra = len(gt_masks[i]) if gt_masks is not None and self.use_gt_proposals else 0
-            limit = self.max_proposals + extra
+            limit = self.max_proposals + extra + len(anchors)
             unique = unique[:limit]
             batch_inds += [i] * len(unique)
             segments += unique

@@ -200,3 +200,56 @@ def test_bce_loss_hand_computed():
 def test_bad_max_proposals():
     with pytest.raises(ValueError, match='max_proposals'):
         head(max_proposals=0)
+
+
+def test_temporal_anchors_tile_the_span_with_half_overlap():
+    h = head(anchor_scales=(0.5, 0.25))
+    # T=61: L=30 (round(30.5) = 30), room 31, 4 starts spread evenly; L=15, room 46, 8 starts
+    assert h.anchors(61) == [(0., 29.), (10., 39.), (21., 50.), (31., 60.),
+                             (0., 14.), (7., 21.), (13., 27.), (20., 34.), (26., 40.), (33., 47.), (39., 53.),
+                             (46., 60.)]
+    for t in (16, 61, 121, 125):
+        for scale in (0.5, 0.25):
+            segs = head(anchor_scales=(scale, )).anchors(t)
+            assert segs[0][0] == 0 and segs[-1][1] == t - 1
+            length = segs[0][1] - segs[0][0] + 1
+            assert all(e - s + 1 == length for s, e in segs)
+            # consecutive anchors overlap by at least half of their length
+            assert all(b[0] - a[0] <= length // 2 for a, b in zip(segs, segs[1:]))
+    assert head().anchors(61) == []  # none by default
+    assert head(anchor_scales=(0.1, ), min_length=3).anchors(10)[0] == (0., 2.)  # min_length holds
+
+
+def test_temporal_anchors_match_every_tube_of_a_quarter_span():
+    """Every GT extent of at least a quarter of the span has a proposal at temporal IoU >= 0.5 (what makes it
+    a positive of the coarse head, pos_tiou=0.5), even when the actionness covers the whole window."""
+    t = 61
+    h = head(anchor_scales=(0.5, 0.25), max_proposals=1)
+    _, segs = h.get_proposals(logits_of([[0.9] * 8]), t, 8.0)
+    frames = torch.arange(t)
+    masks = (frames[None] >= segs[:, :1]) & (frames[None] <= segs[:, 1:])
+    for length in range(16, t + 1):
+        for start in range(0, t - length + 1):
+            gt = (frames >= start) & (frames < start + length)
+            tiou = (masks & gt).sum(1) / (masks | gt).sum(1)
+            assert tiou.max() >= 0.5, (start, length)
+    # without anchors a 20-frame tube only overlaps the whole window (20 / 61 < 0.5)
+    _, segs = head(max_proposals=1).get_proposals(logits_of([[0.9] * 8]), t, 8.0)
+    assert segs.tolist() == [[0., 60.]]
+
+
+def test_temporal_anchors_come_on_top_of_the_cap_in_training_and_test():
+    h = head(min_length=1, max_proposals=2, anchor_scales=(0.5, ))
+    gt_masks = [torch.tensor([[False, True, True, True, False, False, False, False]])]
+    logits = logits_of([[0.1, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.8]])
+    _, test_segs = h.get_proposals(logits, 8, 1.0)
+    # whole clip, anchors (0..3), (2..5), (4..7), then the longest actionness run (1..2); cap 2 + 3 anchors
+    assert test_segs.tolist() == [[0., 7.], [0., 3.], [2., 5.], [4., 7.], [1., 2.]]
+    _, train_segs = h.get_proposals(logits, 8, 1.0, gt_masks=gt_masks)
+    assert train_segs.tolist() == [[0., 7.], [0., 3.], [2., 5.], [4., 7.], [1., 3.], [1., 2.]]
+
+
+@pytest.mark.parametrize('scales', [(1.0, ), (0.0, ), (0.5, -0.2)])
+def test_temporal_anchor_scales_out_of_range(scales):
+    with pytest.raises(ValueError, match='anchor_scales must lie in'):
+        head(anchor_scales=scales)
