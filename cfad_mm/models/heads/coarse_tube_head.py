@@ -24,7 +24,11 @@ class CoarseTubeHead(BaseModule):
                                                             -> coeffs   (P, 4 * (degree + 1), H', W')
                                                             -> extent   (P, 2, H', W')
 
-    A tube's centre is its box centre at the middle frame of its extent. The constant Legendre coefficient of
+    A tube's centre is its box centre at the middle frame of its extent (``centre_time='tube'``) or, with
+    ``centre_time='proposal'``, at the middle frame of the proposal, moved into the tube's extent when it
+    lies outside: every peak of one proposal's heatmap then marks where an actor is at one and the same time,
+    the time the proposal's middle bin samples, however the tubes' extents are spread over a long window.
+    The constant Legendre coefficient of
     ``cx``/``cy`` is predicted relative to the cell centre, that of ``log w``/``log h`` relative to
     ``log(prior_size)``.
 
@@ -42,6 +46,9 @@ class CoarseTubeHead(BaseModule):
         pos_tiou (float): Temporal IoU between a GT extent and a proposal for the GT to be a target of that
             proposal. Defaults to 0.5.
         min_overlap (float): CenterNet Gaussian radius parameter. Defaults to 0.7.
+        centre_time (str): ``'tube'`` (the middle frame of the tube's extent) or ``'proposal'`` (the middle
+            frame of the proposal, clamped into the tube's extent): the time of the box whose centre is the
+            heatmap target. Defaults to ``'tube'``.
         loss_heatmap, loss_box, loss_giou, loss_extent (dict): loss configs.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -49,7 +56,7 @@ class CoarseTubeHead(BaseModule):
     def __init__(self, in_channels: int, num_classes: int,
                  tube_coder: dict = dict(type='PolyTubeCoder', degree=3),
                  feat_channels: int = 64, num_convs: int = 2, prior_size: float = 0.25, pos_tiou: float = 0.5,
-                 min_overlap: float = 0.7,
+                 min_overlap: float = 0.7, centre_time: str = 'tube',
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', loss_weight=1.0),
                  loss_box: dict = dict(type='mmdet.L1Loss', loss_weight=2.0),
                  loss_giou: dict = dict(type='mmdet.GIoULoss', loss_weight=1.0),
@@ -62,6 +69,9 @@ class CoarseTubeHead(BaseModule):
         self.prior_size = prior_size
         self.pos_tiou = pos_tiou
         self.min_overlap = min_overlap
+        if centre_time not in ('tube', 'proposal'):
+            raise ValueError(f"centre_time must be 'tube' or 'proposal', got {centre_time!r}")
+        self.centre_time = centre_time
         layers, c = [], in_channels
         for _ in range(num_convs):
             layers += [nn.Conv2d(c, feat_channels, 3, padding=1), nn.ReLU(inplace=True)]
@@ -172,7 +182,6 @@ class CoarseTubeHead(BaseModule):
             every proposal that covers it.
         """
         h, w = feat_shape
-        img_h, img_w = img_shape
         p = segments.shape[0]
         heat = segments.new_zeros((p, self.num_classes, h, w))
         prop_l, y_l, x_l, b_l, g_l = [], [], [], [], []
@@ -187,16 +196,9 @@ class CoarseTubeHead(BaseModule):
                 valid = torch.nonzero(gt.tube_masks[g]).flatten()
                 if valid.numel() == 0:
                     continue
-                mid = valid[(valid.numel() - 1) // 2]
-                box = gt.tubes[g, mid]
-                cx = ((box[0] + box[2]) / 2 * w / img_w).clamp(0, w - 1e-3)
-                cy = ((box[1] + box[3]) / 2 * h / img_h).clamp(0, h - 1e-3)
-                bw = float((box[2] - box[0]) * w / img_w)
-                bh = float((box[3] - box[1]) * h / img_h)
-                radius = max(0, int(gaussian_radius((bh, bw), self.min_overlap)))
-                ix, iy = int(cx), int(cy)
                 for j in torch.nonzero(tiou[:, g] >= self.pos_tiou).flatten().tolist():
                     pi = int(props[j])
+                    iy, ix, radius = self.centre_cell(gt.tubes[g], valid, segments[pi], (h, w), img_shape)
                     gen_gaussian_target(heat[pi, int(gt.labels[g])], [ix, iy], radius)
                     prop_l.append(pi), y_l.append(iy), x_l.append(ix), b_l.append(b), g_l.append(g)
         dev = segments.device
@@ -205,6 +207,23 @@ class CoarseTubeHead(BaseModule):
             return torch.tensor(x, device=dev, dtype=torch.long)
 
         return heat, dict(prop_inds=t(prop_l), ys=t(y_l), xs=t(x_l), batch_inds=t(b_l), gt_inds=t(g_l))
+
+    def centre_cell(self, tube: Tensor, valid: Tensor, segment: Tensor, feat_shape: Tuple[int, int],
+                    img_shape: Tuple[int, int]) -> Tuple[int, int, int]:
+        """The heatmap cell ``(y, x)`` and Gaussian radius of a GT tube ``(T, 4)`` whose annotated frames are
+        ``valid`` (sorted) on a proposal ``segment = (start, end)`` (see ``centre_time``)."""
+        h, w = feat_shape
+        img_h, img_w = img_shape
+        if self.centre_time == 'tube':
+            mid = valid[(valid.numel() - 1) // 2]
+        else:  # the annotated frame nearest the proposal's middle
+            mid = valid[(valid.to(segment.dtype) - (segment[0] + segment[1]) / 2).abs().argmin()]
+        box = tube[mid]
+        cx = ((box[0] + box[2]) / 2 * w / img_w).clamp(0, w - 1e-3)
+        cy = ((box[1] + box[3]) / 2 * h / img_h).clamp(0, h - 1e-3)
+        bw = float((box[2] - box[0]) * w / img_w)
+        bh = float((box[3] - box[1]) * h / img_h)
+        return int(cy), int(cx), max(0, int(gaussian_radius((bh, bw), self.min_overlap)))
 
     def loss_and_predict(self, outs, prop_batch_inds: Tensor, segments: Tensor, gt_instances: list,
                          num_frames: int,

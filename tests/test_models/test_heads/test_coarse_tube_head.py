@@ -232,6 +232,24 @@ def test_targets_small_box_gives_a_single_cell():
     assert torch.equal(heat, expected)
 
 
+def test_targets_centre_at_the_proposal_middle():
+    """centre_time='proposal': the heatmap peak of a GT on a proposal is its box centre at the annotated frame
+    nearest the proposal's middle (frames 2..5 annotated; the box moves 8 px = 1 cell of an 8x8 map per
+    frame)."""
+    segments = torch.tensor([[0., 7.], [3., 7.], [0., 4.]])  # middles 3.5, 5, 2; tIoU 0.5, 0.5, 0.5
+    heat, pos = head(centre_time='proposal').get_targets(torch.tensor([0, 0, 0]), segments,
+                                                         [gt_clip(label=2)], T_GT, (8, 8), IMG_GT)
+    # frame 3 (nearest 3.5, the lower on a tie): centre x 24 px -> cell 3; frame 5: 40 px -> 5; frame 2: 2
+    assert pos['prop_inds'].tolist() == [0, 1, 2]
+    assert pos['xs'].tolist() == [3, 5, 2] and pos['ys'].tolist() == [4, 4, 4]
+    assert [heat[i, 2, 4, x].item() for i, x in enumerate([3, 5, 2])] == [1.0, 1.0, 1.0]
+    # the default: the middle of the tube's extent (frame 3) on every proposal
+    _, pos = head().get_targets(torch.tensor([0, 0, 0]), segments, [gt_clip(label=2)], T_GT, (8, 8), IMG_GT)
+    assert pos['xs'].tolist() == [3, 3, 3]
+    with pytest.raises(ValueError, match="centre_time must be 'tube' or 'proposal'"):
+        head(centre_time='middle')
+
+
 def test_targets_respect_pos_tiou_and_clips():
     gts = [gt_clip(), empty_clip()]
     # pos_tiou 0.6: the whole-clip proposal (tIoU 0.5) is no longer a target
