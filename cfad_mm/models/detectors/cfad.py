@@ -229,8 +229,9 @@ class CFAD(BaseModel):
         """Raw network outputs with fixed shapes: backbone + coarse + refine, without Python post-processing.
 
         This is the export (ONNX) and benchmarking path. It uses the whole-clip proposal only (``predict``
-        also pools the actionness segments; with ``proposal_head.max_proposals=1`` both see the same
-        proposals) and only torch ops, no data-dependent control flow. With ``N`` clips, ``K`` classes,
+        also pools the actionness segments and the temporal anchors; with ``proposal_head.max_proposals=1``
+        and no ``anchor_scales`` both see the same proposals) and only torch ops, no data-dependent control
+        flow. With ``N`` clips, ``K`` classes,
         ``D+1`` coefficients per coordinate, ``k = min(test_cfg.topk, K * H' * W')`` coarse tubes per clip:
 
         Returns:
