@@ -25,8 +25,8 @@ class CoarseTubeHead(BaseModule):
                                                             -> extent   (P, 2, H', W')
 
     A tube's centre is its box centre at the middle frame of its extent (``centre_time='tube'``) or, with
-    ``centre_time='proposal'``, at the middle frame of the proposal, moved into the tube's extent when it
-    lies outside: every peak of one proposal's heatmap then marks where an actor is at one and the same time,
+    ``centre_time='proposal'``, at its annotated frame nearest the proposal's middle: every peak of one
+    proposal's heatmap then marks where an actor is at one and the same time,
     the time the proposal's middle bin samples, however the tubes' extents are spread over a long window.
     The constant Legendre coefficient of
     ``cx``/``cy`` is predicted relative to the cell centre, that of ``log w``/``log h`` relative to
@@ -46,9 +46,9 @@ class CoarseTubeHead(BaseModule):
         pos_tiou (float): Temporal IoU between a GT extent and a proposal for the GT to be a target of that
             proposal. Defaults to 0.5.
         min_overlap (float): CenterNet Gaussian radius parameter. Defaults to 0.7.
-        centre_time (str): ``'tube'`` (the middle frame of the tube's extent) or ``'proposal'`` (the middle
-            frame of the proposal, clamped into the tube's extent): the time of the box whose centre is the
-            heatmap target. Defaults to ``'tube'``.
+        centre_time (str): ``'tube'`` (the middle frame of the tube's extent) or ``'proposal'`` (the tube's
+            annotated frame nearest the proposal's middle): the time of the box whose centre is the heatmap
+            target. Defaults to ``'tube'``.
         loss_heatmap, loss_box, loss_giou, loss_extent (dict): loss configs.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -196,9 +196,12 @@ class CoarseTubeHead(BaseModule):
                 valid = torch.nonzero(gt.tube_masks[g]).flatten()
                 if valid.numel() == 0:
                     continue
+                centre = None  # with centre_time='tube' the same cell on every proposal: computed once
                 for j in torch.nonzero(tiou[:, g] >= self.pos_tiou).flatten().tolist():
                     pi = int(props[j])
-                    iy, ix, radius = self.centre_cell(gt.tubes[g], valid, segments[pi], (h, w), img_shape)
+                    if centre is None or self.centre_time == 'proposal':
+                        centre = self.centre_cell(gt.tubes[g], valid, segments[pi], (h, w), img_shape)
+                    iy, ix, radius = centre
                     gen_gaussian_target(heat[pi, int(gt.labels[g])], [ix, iy], radius)
                     prop_l.append(pi), y_l.append(iy), x_l.append(ix), b_l.append(b), g_l.append(g)
         dev = segments.device

@@ -59,6 +59,9 @@ class TemporalProposalHead(BaseModule):
         self.max_proposals = max_proposals
         self.min_length = min_length
         self.use_gt_proposals = use_gt_proposals
+        if isinstance(anchor_scales, (int, float, str)):
+            raise ValueError(f'anchor_scales must be a sequence of fractions of the span, e.g. (0.5, 0.25), '
+                             f'got {anchor_scales!r}')
         bad = [a for a in anchor_scales if not 0 < float(a) < 1]
         if bad:
             raise ValueError(f'anchor_scales must lie in (0, 1) (fractions of the span; the whole span is '
@@ -110,9 +113,10 @@ class TemporalProposalHead(BaseModule):
 
     def anchors(self, num_frames: int) -> List[Tuple[float, float]]:
         """The fixed temporal anchors of a span of ``T = num_frames`` frames, as (start, end) clip frames: for
-        each scale, ``n = ceil((T - L) / (L // 2)) + 1`` segments of ``L = max(min_length, round(scale * T))``
-        frames with evenly spread starts from the first frame to ``T - L`` (consecutive anchors overlap by at
-        least half their length)."""
+        each scale, ``n = ceil((T - L) / max(1, L // 2)) + 1`` segments of
+        ``L = min(T, max(min_length, round(scale * T)))`` frames with evenly spread starts from the first
+        frame to ``T - L`` (consecutive anchors overlap by at least half their length). Two scales may give
+        the same segments on short spans; :meth:`get_proposals` keeps one of each."""
         segs = []
         for scale in self.anchor_scales:
             length = min(num_frames, max(self.min_length, int(round(scale * num_frames))))
@@ -139,9 +143,11 @@ class TemporalProposalHead(BaseModule):
         """
         frame_scores = self.frame_actionness(logits.detach(), num_frames, stride_t)  # (N, T)
         batch_inds, segments = [], []
-        anchors = [a for a in self.anchors(num_frames) if a != (0.0, float(num_frames - 1))]
+        # distinct anchors other than the whole clip (the cap below counts each once)
+        whole = (0.0, float(num_frames - 1))
+        anchors = list(dict.fromkeys(a for a in self.anchors(num_frames) if a != whole))
         for i in range(logits.shape[0]):
-            segs = [(0.0, float(num_frames - 1))] + anchors
+            segs = [whole] + anchors
             if gt_masks is not None and self.use_gt_proposals:
                 first, last, nonempty = mask_extents(gt_masks[i])
                 segs += [(float(s), float(e))

@@ -249,7 +249,30 @@ def test_temporal_anchors_come_on_top_of_the_cap_in_training_and_test():
     assert train_segs.tolist() == [[0., 7.], [0., 3.], [2., 5.], [4., 7.], [1., 3.], [1., 2.]]
 
 
+def test_duplicate_anchors_count_once_against_the_cap():
+    # T=6, min_length 3: scales 0.5 and 0.25 both give 3-frame anchors (0..2), (1..3), (2..4), (3..5)
+    h = head(min_length=3, max_proposals=1, anchor_scales=(0.5, 0.25))
+    assert len(h.anchors(6)) == 8 and len(set(h.anchors(6))) == 4
+    _, segs = h.get_proposals(logits_of([[0.1, 0.9, 0.9, 0.9, 0.9, 0.1]]), 6, 1.0)
+    # the whole clip and the 4 distinct anchors; the cap (1 + 4 anchors) leaves no room for the run (1..4)
+    assert segs.tolist() == [[0., 5.], [0., 2.], [1., 3.], [2., 4.], [3., 5.]]
+
+
+def test_temporal_anchors_on_tiny_spans():
+    h = head(anchor_scales=(0.5, 0.25))
+    assert h.anchors(1) == [(0., 0.), (0., 0.)]  # the whole clip, dropped by get_proposals
+    _, segs = h.get_proposals(logits_of([[0.1]]), 1, 1.0)
+    assert segs.tolist() == [[0., 0.]]
+
+
 @pytest.mark.parametrize('scales', [(1.0, ), (0.0, ), (0.5, -0.2)])
 def test_temporal_anchor_scales_out_of_range(scales):
     with pytest.raises(ValueError, match='anchor_scales must lie in'):
         head(anchor_scales=scales)
+
+
+@pytest.mark.parametrize('scales', [0.5, '0.5'])
+def test_temporal_anchor_scales_must_be_a_sequence(scales):
+    with pytest.raises(ValueError, match='anchor_scales must be a sequence'):
+        head(anchor_scales=scales)
+    assert head(anchor_scales=[0.5]).anchor_scales == (0.5, )  # a list from a config
