@@ -196,12 +196,13 @@ class CoarseTubeHead(BaseModule):
                 valid = torch.nonzero(gt.tube_masks[g]).flatten()
                 if valid.numel() == 0:
                     continue
-                centre = None  # with centre_time='tube' the same cell on every proposal: computed once
+                # centre_time='tube': one cell for every proposal; 'proposal': one per proposal
+                tube_centre = (self.centre_cell(gt.tubes[g], valid, None, (h, w), img_shape)
+                               if self.centre_time == 'tube' else None)
                 for j in torch.nonzero(tiou[:, g] >= self.pos_tiou).flatten().tolist():
                     pi = int(props[j])
-                    if centre is None or self.centre_time == 'proposal':
-                        centre = self.centre_cell(gt.tubes[g], valid, segments[pi], (h, w), img_shape)
-                    iy, ix, radius = centre
+                    iy, ix, radius = tube_centre or self.centre_cell(gt.tubes[g], valid, segments[pi], (h, w),
+                                                                     img_shape)
                     gen_gaussian_target(heat[pi, int(gt.labels[g])], [ix, iy], radius)
                     prop_l.append(pi), y_l.append(iy), x_l.append(ix), b_l.append(b), g_l.append(g)
         dev = segments.device
@@ -211,10 +212,11 @@ class CoarseTubeHead(BaseModule):
 
         return heat, dict(prop_inds=t(prop_l), ys=t(y_l), xs=t(x_l), batch_inds=t(b_l), gt_inds=t(g_l))
 
-    def centre_cell(self, tube: Tensor, valid: Tensor, segment: Tensor, feat_shape: Tuple[int, int],
+    def centre_cell(self, tube: Tensor, valid: Tensor, segment: Optional[Tensor], feat_shape: Tuple[int, int],
                     img_shape: Tuple[int, int]) -> Tuple[int, int, int]:
         """The heatmap cell ``(y, x)`` and Gaussian radius of a GT tube ``(T, 4)`` whose annotated frames are
-        ``valid`` (sorted) on a proposal ``segment = (start, end)`` (see ``centre_time``)."""
+        ``valid`` (sorted) on a proposal ``segment = (start, end)`` (see ``centre_time``; ``'tube'`` does not
+        read the segment, which may be None)."""
         h, w = feat_shape
         img_h, img_w = img_shape
         if self.centre_time == 'tube':

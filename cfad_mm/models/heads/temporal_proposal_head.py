@@ -39,8 +39,9 @@ class TemporalProposalHead(BaseModule):
         use_gt_proposals (bool): In training, add the ground-truth tube extents as proposals so the coarse
             head learns on well-aligned segments from the first iteration. Defaults to True.
         anchor_scales (tuple[float]): Lengths of the fixed temporal anchors as fractions of the span (each in
-            ``(0, 1)``); anchors of length ``L`` start every ``L / 2`` frames, the last one ends at the last
-            frame. They come on top of ``max_proposals``. Defaults to ``()`` (no anchors).
+            ``(0, 1)``); the anchors of length ``L`` start at evenly spread frames at most ``L // 2`` apart,
+            from the first frame to the one where the last anchor ends at the last frame (see
+            :meth:`anchors`). They come on top of ``max_proposals``. Defaults to ``()`` (no anchors).
         loss_actionness (dict): Loss config. Defaults to ``CrossEntropyLoss`` with sigmoid.
         init_cfg (dict, optional): Initialisation config.
     """
