@@ -22,12 +22,19 @@ the mean per-frame IoU of each fit is tabulated; a second table lets the spline'
 length (fixed ``--knot-interval``). ``--doc`` writes both tables into the generated section of that Markdown
 file.
 
+With ``--window-table`` the tubes of ``--ann`` are cut into the windows of each ``--windows`` span (``TxK``,
+every half span, as the span sweep slides them) and fitted inside each window with ``PolyTubeCoder(degree=3)``
+and ``SplineTubeCoder`` of each ``--knot-intervals``: the best boxes a detector that regresses that
+trajectory can output, per window span and coder. ``--doc`` writes it into its own generated section.
+
 Usage::
 
     python tools/data/make_synthetic.py --out data/synth --seed 0
     python tools/analysis/plot_tube_fits.py --ann data/synth/annotations.pkl \\
         --out docs/figures/tube_fits.png
     python tools/analysis/plot_tube_fits.py --coder-table --doc docs/tube_parameterization.md
+    python tools/analysis/plot_tube_fits.py --window-table --ann data/synth_long/annotations.pkl \\
+        --doc docs/tube_parameterization.md
 """
 import argparse
 import os
@@ -42,6 +49,7 @@ import numpy as np
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 import cfad_mm  # noqa: E402,F401
+from cfad_mm.analysis.span_sweep import SpanSpec  # noqa: E402
 from cfad_mm.datasets.annotation import load_annotations  # noqa: E402
 from cfad_mm.datasets.synthetic_generator import MOTION_CLASSES, motion_trajectory  # noqa: E402
 from cfad_mm.models.task_modules.spline_tube_coder import SplineTubeCoder  # noqa: E402
@@ -50,6 +58,7 @@ from cfad_mm.structures.tube_ops import box_iou_aligned, mask_extents  # noqa: E
 from cfad_mm.utils.markdown import write_block  # noqa: E402
 
 DOC_BLOCK = 'coder-table'  # the generated block of the --doc file (cfad_mm.utils.markdown)
+WINDOW_BLOCK = 'window-fit-table'  # the block --window-table writes
 
 
 def parse_args(argv=None):
@@ -118,8 +127,30 @@ def parse_args(argv=None):
         '--doc',
         default=None,
         help='Markdown file whose generated block (between <!-- coder-table:start --> and '
-        '<!-- coder-table:end -->, appended when missing) receives the tables. Default: print only')
+        '<!-- coder-table:end -->, or window-fit-table with --window-table; appended when missing) receives '
+        'the tables. Default: print only')
+    windows = parser.add_argument_group('window table (--window-table: the best fit each coder allows to the '
+                                        'tubes of --ann inside the windows a detector regresses)')
+    windows.add_argument('--window-table', action='store_true', help='tabulate the window fits (see above)')
+    windows.add_argument(
+        '--windows',
+        nargs='+',
+        default=['16x1', '16x4', '16x8'],
+        help='windows TxK (T frames sampled every K: spans of (T - 1) * K + 1 frames, every half span). '
+        'Default: 16x1 16x4 16x8')
+    windows.add_argument(
+        '--knot-intervals',
+        type=float,
+        nargs='+',
+        default=[16.0, 8.0, 4.0],
+        help='knot intervals of the SplineTubeCoder rows (frames). Default: 16 8 4')
     args = parser.parse_args(argv)
+    try:
+        args.windows = [SpanSpec.parse(w) for w in args.windows]
+    except ValueError as err:
+        parser.error(f'--windows: {err}')
+    if min(args.knot_intervals) <= 0:
+        parser.error(f'--knot-intervals must be > 0, got {args.knot_intervals}')
     if not args.degrees or min(args.degrees) < 0:
         parser.error(f'--degrees must be non-negative integers, got {args.degrees}')
     if args.clip_len < 1:
@@ -190,13 +221,28 @@ def collect_fit_sets(ann: dict, videos: List[str], clip_len: int) -> Dict[str, l
     return sets
 
 
-def fit_errors(coder: BaseTubeCoder, groups: list, num_labels: int) -> Dict[str, float]:
-    """Mean |box - fit| per coordinate (pixels), mean and 5th-percentile IoU over every annotated box, and the
-    mean IoU per label (``iou_per_label``, NaN for labels without boxes)."""
+def static_middle_fit(boxes: np.ndarray, masks: np.ndarray, img_shape=None) -> np.ndarray:
+    """A trajectory that does not move: each tube ``boxes (n, T, 4)`` held at the box of its middle annotated
+    frame (``masks (n, T)``) at every frame (the reference row of the window table)."""
+    out = np.array(boxes, dtype=np.float64, copy=True)
+    for i, mask in enumerate(masks):
+        valid = np.nonzero(mask)[0]
+        if len(valid):
+            out[i] = boxes[i, valid[(len(valid) - 1) // 2]]
+    return out
+
+
+def fit_errors(coder, groups: list, num_labels: int) -> Dict[str, float]:
+    """Mean |box - fit| per coordinate (pixels), mean and 5th-percentile IoU over every annotated box, the
+    share of boxes fitted at IoU >= 0.5 and the mean IoU per label (``iou_per_label``, NaN for labels without
+    boxes). ``coder``: a tube coder (its least-squares fit) or :func:`static_middle_fit`."""
     abs_err, ious, labels = [], [], []
     for boxes, masks, img_shape, tube_labels in groups:
-        coeffs, extents = coder.encode(boxes, masks, img_shape)
-        fits, _ = coder.decode(coeffs, extents, img_shape, num_frames=boxes.shape[1])
+        if isinstance(coder, BaseTubeCoder):
+            coeffs, extents = coder.encode(boxes, masks, img_shape)
+            fits, _ = coder.decode(coeffs, extents, img_shape, num_frames=boxes.shape[1])
+        else:
+            fits = coder(boxes, masks, img_shape)
         abs_err.append(np.abs(fits[masks] - boxes[masks]))
         ious.append(box_iou_aligned(fits[masks], boxes[masks]))
         labels.append(np.broadcast_to(tube_labels[:, None], masks.shape)[masks])
@@ -211,6 +257,7 @@ def fit_errors(coder: BaseTubeCoder, groups: list, num_labels: int) -> Dict[str,
         mean=abs_err.mean(),
         iou=ious.mean(),
         iou_p5=np.percentile(ious, 5),
+        iou_ge_half=(ious >= 0.5).mean(),
         iou_per_label=per_label)
 
 
@@ -315,6 +362,47 @@ def synthetic_whole_tubes(length: int, tubes_per_class: int, num_classes: int, s
     return np.stack(boxes), np.array(labels)
 
 
+def window_fit_table(ann_path: str, split: int, windows: Sequence[SpanSpec],
+                     knot_intervals: Sequence[float]) -> List[str]:
+    """The Markdown lines of the window-fit table: for every window span, the tubes of the training videos
+    of ``split`` inside each window (every half span, the last one aligned to the video end; each tube
+    over its extent inside the window) fitted with ``PolyTubeCoder(degree=3)`` and with
+    ``SplineTubeCoder(max_frames=span, knot_interval=k)``: the best boxes a detector regressing that
+    trajectory can output (its coarse and refine stages live in the same space); the first row of a span
+    holds each tube at its middle box (:func:`static_middle_fit`): what a detector that finds the actor at
+    one time but not its motion would reach."""
+    ann = load_annotations(ann_path)
+    if not 0 <= split < len(ann['train_videos']):
+        raise SystemExit(f'--split {split} out of range: {ann_path} has {len(ann["train_videos"])} splits')
+    videos = list(ann['train_videos'][split])
+    labels = list(ann['labels'])
+    lines = [
+        f'Tubes of the {len(videos)} training videos of split {split} of `{ann_path}`, cut into the windows '
+        'of each span (every half span, the last window aligned to the video end), each tube fitted over '
+        'its extent inside the window; per-frame IoU of the fit vs the annotated box over every annotated '
+        'box of every window. `D`: coefficients per box parameter; `static (middle box)`: each tube held at '
+        'its box of its middle annotated frame in the window, a trajectory that does not move.', '',
+        '| window (T x K) | frames | coder | D | mean IoU | 5th pct IoU | boxes at IoU >= 0.5 | '
+        + ' | '.join(labels) + ' |',
+        '|---|---|---|---|---|---|---|' + '---|' * len(labels)
+    ]
+    for window in windows:
+        name, span = window.name, window.span
+        groups = collect_fit_sets(ann, videos, span)['clip']
+        coders = [('static (middle box)', static_middle_fit),
+                  ('PolyTubeCoder(degree=3)', PolyTubeCoder(degree=3))]
+        coders += [(f'SplineTubeCoder(knot_interval={k:g})',
+                    SplineTubeCoder(max_frames=span, knot_interval=k))
+                   for k in knot_intervals if k < span - 1]  # (one segment over the span: a cubic, as above)
+        for coder_name, coder in coders:
+            e = fit_errors(coder, groups, len(labels))
+            d = coder.num_coeffs if isinstance(coder, BaseTubeCoder) else 1
+            lines.append(f'| {name} | {span} | {coder_name} | {d} | {e["iou"]:.3f} | '
+                         f'{e["iou_p5"]:.3f} | {e["iou_ge_half"]:.3f} | '
+                         + ' | '.join(f'{v:.3f}' for v in e['iou_per_label']) + ' |')
+    return lines
+
+
 def spline_with_num_coeffs(length: int, num_coeffs: int) -> SplineTubeCoder:
     """A ``SplineTubeCoder`` over a ``length``-frame window with exactly ``num_coeffs`` (>= 4) control points:
     ``num_coeffs - 3`` segments of ``(length - 1) / (num_coeffs - 3)`` frames."""
@@ -372,33 +460,36 @@ def coder_tables(lengths: Sequence[int], num_coeffs: Sequence[int], knot_interva
     return lines
 
 
-def write_doc_section(path: str, command: str, lines: List[str]) -> None:
-    """Set the generated block :data:`DOC_BLOCK` of a Markdown file to the command and ``lines`` (the block is
-    appended to the file when it has none)."""
+def write_doc_section(path: str, command: str, lines: List[str], block: str = DOC_BLOCK) -> None:
+    """Set the generated ``block`` (:data:`DOC_BLOCK` by default) of a Markdown file to the command and
+    ``lines`` (the block is appended to the file when it has none)."""
     prose = [line if line.startswith('|') else textwrap.fill(line, 110, break_long_words=False,
                                                              break_on_hyphens=False) for line in lines]
     try:
-        write_block(path, DOC_BLOCK, '\n'.join(['', f'Written by `{command}`:', ''] + prose))
+        write_block(path, block, '\n'.join(['', f'Written by `{command}`:', ''] + prose))
     except ValueError as err:
         raise SystemExit(f'{path}: {err}') from None
 
 
 def run_coder_table(args, argv: Optional[List[str]] = None) -> None:
     start = time.time()
-    lines = coder_tables(args.lengths, args.num_coeffs, args.knot_interval, args.tubes_per_class,
-                         args.num_classes, args.size, args.seed)
+    if args.window_table:
+        lines, block = window_fit_table(args.ann, args.split, args.windows, args.knot_intervals), WINDOW_BLOCK
+    else:
+        lines, block = coder_tables(args.lengths, args.num_coeffs, args.knot_interval, args.tubes_per_class,
+                                    args.num_classes, args.size, args.seed), DOC_BLOCK
     print('\n'.join(lines))
     print(f'\n({time.time() - start:.1f} s)')
     if args.doc:
         given = sys.argv[1:] if argv is None else argv
         command = ' '.join(['python tools/analysis/plot_tube_fits.py'] + list(given))
-        write_doc_section(args.doc, command, lines)
+        write_doc_section(args.doc, command, lines, block)
         print(f'wrote the tables into {args.doc}')
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.coder_table:
+    if args.coder_table or args.window_table:
         run_coder_table(args, argv)
         return
     ann = load_annotations(args.ann)
