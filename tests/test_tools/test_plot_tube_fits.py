@@ -63,7 +63,12 @@ def test_a_straight_walk_is_fitted_exactly_by_every_coder(tool, tmp_path):
     expected = ix * iy / (2 * 16 * 24 - ix * iy)
     assert float(static[4]) == pytest.approx(expected.mean(), abs=1e-3) and static[3] == '1'
     assert float(static[6]) == pytest.approx(np.mean(expected >= 0.5), abs=1e-3)
-    table.pop(('16x1', 'static (middle box)'))
+    # 16x1 windows start every 8 frames; the 16-frame window from 0 holds frame 7 (x 27, IoU (16 - d)/(16 + d)
+    # in x); every window has the same offsets, so its mean is the 16x1 row's mean
+    d1 = np.abs(np.arange(16) - 7.0)
+    ix1, iy1 = 16 - d1, 24 - 0.3 * d1
+    static1 = table.pop(('16x1', 'static (middle box)'))
+    assert float(static1[4]) == pytest.approx(np.mean(ix1 * iy1 / (2 * 16 * 24 - ix1 * iy1)), abs=1e-3)
     for cells in table.values():
         mean_iou, p5, at_half = (float(c) for c in cells[4:7])
         assert mean_iou == pytest.approx(1.0, abs=1e-3) and p5 == pytest.approx(1.0, abs=1e-3)
@@ -78,7 +83,7 @@ def test_a_fast_zigzag_needs_dense_knots_on_a_long_window(tool, tmp_path):
     ann = write_ann(tmp_path / 'z.pkl', {1: [rows(t, zig + 30, 48 + 0 * t)]})
     table = table_rows(tool.window_fit_table(ann, 0, [tool.SpanSpec.parse('16x4')], [16, 4]))
     iou = {coder: float(cells[4]) for (_, coder), cells in table.items()}
-    assert iou['PolyTubeCoder(degree=3)'] < 0.65
+    assert iou['static (middle box)'] < iou['PolyTubeCoder(degree=3)'] < 0.65
     assert iou['PolyTubeCoder(degree=3)'] < iou['SplineTubeCoder(knot_interval=16)'] \
         < iou['SplineTubeCoder(knot_interval=4)']
     assert iou['SplineTubeCoder(knot_interval=4)'] > 0.9
@@ -91,8 +96,44 @@ def test_window_options_are_checked(tool, capsys):
     with pytest.raises(SystemExit) as exc:
         tool.parse_args(['--window-table', '--windows', '16y4'])
     assert exc.value.code == 2 and "span '16y4'" in capsys.readouterr().err
+    for bad in ('0', 'nan', 'inf'):
+        with pytest.raises(SystemExit) as exc:
+            tool.parse_args(['--window-table', '--knot-intervals', '8', bad])
+        assert exc.value.code == 2 and '--knot-intervals must be finite and > 0' in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        tool.parse_args(['--window-table', '--knot-intervals', '0'])
-    assert exc.value.code == 2 and '--knot-intervals must be > 0' in capsys.readouterr().err
+        tool.parse_args(['--window-table', '--coder-table'])
+    assert exc.value.code == 2 and 'give one of them' in capsys.readouterr().err
     args = tool.parse_args(['--window-table', '--windows', '16x8'])
     assert args.windows[0].span == 121
+
+
+def test_the_static_row_holds_the_middle_annotated_frame_of_a_tube_with_holes(tool):
+    # annotated frames 0-3 and 9 (a hole of 5 frames): the middle annotated frame is 2 (of 0, 1, 2, 3, 9),
+    # not the middle of the extent (4.5); masked-out frames keep their values
+    boxes = np.zeros((1, 10, 4))
+    boxes[0, :, 0] = np.arange(10.0)
+    boxes[0, :, 2] = np.arange(10.0) + 10
+    boxes[0, :, 3] = 10
+    mask = np.zeros((1, 10), dtype=bool)
+    mask[0, [0, 1, 2, 3, 9]] = True
+    out = tool.static_middle_fit(boxes, mask)
+    np.testing.assert_array_equal(out[0, mask[0]], np.repeat(boxes[0, 2:3], 5, axis=0))
+    np.testing.assert_array_equal(out[0, ~mask[0]], np.repeat(boxes[0, 2:3], 5, axis=0))
+    assert boxes[0, 9, 0] == 9  # the input is not changed
+
+
+def test_doc_writes_its_own_block_and_leaves_the_coder_table_alone(tool, tmp_path, capsys):
+    t = np.arange(61, dtype=np.float64)
+    ann = write_ann(tmp_path / 'a.pkl', {0: [rows(t, 20 + 1.0 * t, 40 + 0.3 * t)]})
+    doc = tmp_path / 'doc.md'
+    doc.write_text('intro\n<!-- coder-table:start -->\nKEEP\n<!-- coder-table:end -->\n'
+                   '<!-- window-fit-table:start -->\nOLD\n<!-- window-fit-table:end -->\noutro\n')
+    tool.main(['--window-table', '--ann', ann, '--windows', '16x4', '--knot-intervals', '4', '60',
+               '--doc', str(doc)])
+    text = doc.read_text()
+    assert 'KEEP' in text and 'OLD' not in text and text.startswith('intro') and text.endswith('outro\n')
+    block = text[text.index('<!-- window-fit-table:start -->'):text.index('<!-- window-fit-table:end -->')]
+    assert '--window-table --ann' in block
+    assert '| 16x4 | 61 | SplineTubeCoder(knot_interval=4) | 18 |' in block
+    assert '16x4: knot interval 60 skipped' in block and 'knot_interval=60' not in block
+    assert 'wrote the tables into' in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""How well do degree-K Legendre trajectories (PolyTubeCoder) fit real ground-truth tubes?
+"""How well do tube trajectories (PolyTubeCoder, SplineTubeCoder) fit ground-truth tubes?
 
 Loads an annotation pickle (ACT format, e.g. the synthetic dataset), fits every training tube with
 ``PolyTubeCoder`` of each degree, prints the fit errors per degree and plots one tube with its fits.
@@ -22,10 +22,13 @@ the mean per-frame IoU of each fit is tabulated; a second table lets the spline'
 length (fixed ``--knot-interval``). ``--doc`` writes both tables into the generated section of that Markdown
 file.
 
-With ``--window-table`` the tubes of ``--ann`` are cut into the windows of each ``--windows`` span (``TxK``,
-every half span, as the span sweep slides them) and fitted inside each window with ``PolyTubeCoder(degree=3)``
-and ``SplineTubeCoder`` of each ``--knot-intervals``: the best boxes a detector that regresses that
-trajectory can output, per window span and coder. ``--doc`` writes it into its own generated section.
+With ``--window-table`` the tubes of the training videos (split ``--split``) of ``--ann`` are cut into the
+windows of each ``--windows`` span (``TxK``, every half span, as the span sweep slides them) and fitted inside
+each window (least squares, in the coders' normalised box parameters) with ``PolyTubeCoder(degree=3)`` and
+``SplineTubeCoder`` of each ``--knot-intervals`` (an interval of at least the span minus one frame, a single
+cubic segment, is skipped with a note), beside a reference row that holds each tube at its box of its middle
+annotated frame. Per span and coder: mean and 5th-percentile IoU of the fit, the share of boxes at IoU >= 0.5
+and the mean IoU per class. ``--doc`` writes it into its own generated section (``window-fit-table``).
 
 Usage::
 
@@ -37,6 +40,7 @@ Usage::
         --doc docs/tube_parameterization.md
 """
 import argparse
+import math
 import os
 import os.path as osp
 import sys
@@ -63,7 +67,8 @@ WINDOW_BLOCK = 'window-fit-table'  # the block --window-table writes
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Fit training tubes with PolyTubeCoder of several degrees: '
-                                     'print the fit errors and plot one tube with its fits.')
+                                     'print the fit errors and plot one tube with its fits; or compare the '
+                                     'tube coders (--coder-table, --window-table).')
     parser.add_argument(
         '--ann',
         default='data/synth/annotations.pkl',
@@ -127,7 +132,7 @@ def parse_args(argv=None):
         '--doc',
         default=None,
         help='Markdown file whose generated block (between <!-- coder-table:start --> and '
-        '<!-- coder-table:end -->, or window-fit-table with --window-table; appended when missing) receives '
+        '<!-- coder-table:end -->; window-fit-table with --window-table; appended when missing) receives '
         'the tables. Default: print only')
     windows = parser.add_argument_group('window table (--window-table: the best fit each coder allows to the '
                                         'tubes of --ann inside the windows a detector regresses)')
@@ -149,8 +154,10 @@ def parse_args(argv=None):
         args.windows = [SpanSpec.parse(w) for w in args.windows]
     except ValueError as err:
         parser.error(f'--windows: {err}')
-    if min(args.knot_intervals) <= 0:
-        parser.error(f'--knot-intervals must be > 0, got {args.knot_intervals}')
+    if args.coder_table and args.window_table:
+        parser.error('--coder-table and --window-table write different tables: give one of them')
+    if not all(math.isfinite(k) and k > 0 for k in args.knot_intervals):
+        parser.error(f'--knot-intervals must be finite and > 0, got {args.knot_intervals}')
     if not args.degrees or min(args.degrees) < 0:
         parser.error(f'--degrees must be non-negative integers, got {args.degrees}')
     if args.clip_len < 1:
@@ -367,10 +374,11 @@ def window_fit_table(ann_path: str, split: int, windows: Sequence[SpanSpec],
     """The Markdown lines of the window-fit table: for every window span, the tubes of the training videos
     of ``split`` inside each window (every half span, the last one aligned to the video end; each tube
     over its extent inside the window) fitted with ``PolyTubeCoder(degree=3)`` and with
-    ``SplineTubeCoder(max_frames=span, knot_interval=k)``: the best boxes a detector regressing that
-    trajectory can output (its coarse and refine stages live in the same space); the first row of a span
-    holds each tube at its middle box (:func:`static_middle_fit`): what a detector that finds the actor at
-    one time but not its motion would reach."""
+    ``SplineTubeCoder(max_frames=span, knot_interval=k)`` (least squares in the coders' normalised box
+    parameters: the trajectory closest to the annotation that the coder represents; a detector's coarse and
+    refine stages output trajectories of the same space); the first row of a span holds each tube at its
+    box of its middle annotated frame (:func:`static_middle_fit`): a trajectory that does not move. Knot
+    intervals of at least ``span - 1`` frames (one cubic segment) are skipped, with a note line."""
     ann = load_annotations(ann_path)
     if not 0 <= split < len(ann['train_videos']):
         raise SystemExit(f'--split {split} out of range: {ann_path} has {len(ann["train_videos"])} splits')
@@ -380,12 +388,14 @@ def window_fit_table(ann_path: str, split: int, windows: Sequence[SpanSpec],
         f'Tubes of the {len(videos)} training videos of split {split} of `{ann_path}`, cut into the windows '
         'of each span (every half span, the last window aligned to the video end), each tube fitted over '
         'its extent inside the window; per-frame IoU of the fit vs the annotated box over every annotated '
-        'box of every window. `D`: coefficients per box parameter; `static (middle box)`: each tube held at '
-        'its box of its middle annotated frame in the window, a trajectory that does not move.', '',
+        'box of every window (least-squares fits in the coders\' normalised box parameters). `D`: '
+        'coefficients per box parameter; `static (middle box)`: each tube held at its box of its middle '
+        'annotated frame in the window, a trajectory that does not move; the class columns are mean IoU.', '',
         '| window (T x K) | frames | coder | D | mean IoU | 5th pct IoU | boxes at IoU >= 0.5 | '
         + ' | '.join(labels) + ' |',
         '|---|---|---|---|---|---|---|' + '---|' * len(labels)
     ]
+    notes = []
     for window in windows:
         name, span = window.name, window.span
         groups = collect_fit_sets(ann, videos, span)['clip']
@@ -393,14 +403,18 @@ def window_fit_table(ann_path: str, split: int, windows: Sequence[SpanSpec],
                   ('PolyTubeCoder(degree=3)', PolyTubeCoder(degree=3))]
         coders += [(f'SplineTubeCoder(knot_interval={k:g})',
                     SplineTubeCoder(max_frames=span, knot_interval=k))
-                   for k in knot_intervals if k < span - 1]  # (one segment over the span: a cubic, as above)
+                   for k in knot_intervals if k < span - 1]
+        skipped = [f'{k:g}' for k in knot_intervals if k >= span - 1]
+        if skipped:  # one segment over the span: the cubic of the PolyTubeCoder row
+            notes.append(f'{name}: knot interval {", ".join(skipped)} skipped (one cubic segment over the '
+                         f'{span} frames: the PolyTubeCoder(degree=3) row).')
         for coder_name, coder in coders:
             e = fit_errors(coder, groups, len(labels))
             d = coder.num_coeffs if isinstance(coder, BaseTubeCoder) else 1
             lines.append(f'| {name} | {span} | {coder_name} | {d} | {e["iou"]:.3f} | '
                          f'{e["iou_p5"]:.3f} | {e["iou_ge_half"]:.3f} | '
                          + ' | '.join(f'{v:.3f}' for v in e['iou_per_label']) + ' |')
-    return lines
+    return lines + ([''] + notes if notes else [])
 
 
 def spline_with_num_coeffs(length: int, num_coeffs: int) -> SplineTubeCoder:
