@@ -1,7 +1,6 @@
 """One evaluation path online (TubeMetric) and offline (eval_results.py on a DumpResults pickle): non-finite
 tubes, the restricted dump loader and the settings taken from a config's test_evaluator."""
 import fractions
-import importlib.util
 import logging
 import os
 import os.path as osp
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 from mmengine.evaluator import DumpResults
 from mmengine.logging import MMLogger
+from tool_scripts import load_tool
 from tube_eval_data import clips_from_gt, to_data_samples
 
 from cfad_mm.evaluation import TubeMetric, evaluate_clip_predictions, group_clips_by_video, load_dump
@@ -21,11 +21,7 @@ TINY_CONFIG = osp.join(ROOT, 'configs/cfad/cfad_r3d-18-tiny_synthetic.py')
 
 
 def eval_results_tool():
-    spec = importlib.util.spec_from_file_location('eval_results',
-                                                  osp.join(ROOT, 'tools', 'analysis', 'eval_results.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/analysis/eval_results.py', 'eval_results')
 
 
 class Records(logging.Handler):

@@ -1,21 +1,16 @@
 """tools/analysis/eval_results.py, plot_ap.py and eval_speed.py, run in-process on small inputs."""
-import importlib.util
 import json
 import os.path as osp
 import pickle
 
 import pytest
 from mmengine.evaluator import DumpResults
+from tool_scripts import load_tool
 from tube_eval_data import clips_from_gt, to_data_samples
 
-ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'tools', 'analysis', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def analysis_tool(name):
+    return load_tool(f'tools/analysis/{name}.py', name)
 
 
 @pytest.fixture
@@ -34,7 +29,7 @@ def dumped(tmp_path, two_video_ann):
 def test_eval_results_and_plot_ap(dumped, tmp_path, capsys):
     results, ann_file = dumped
     out_json = str(tmp_path / 'eval' / 'res.json')
-    report = load_tool('eval_results').main([results, ann_file, '--out', out_json, '--protocol', 'act'])
+    report = analysis_tool('eval_results').main([results, ann_file, '--out', out_json, '--protocol', 'act'])
     printed = capsys.readouterr().out
     assert 'mAP (2 classes)' in printed and 'walk' in printed
     assert report['metrics']['frame_mAP@0.5'] == pytest.approx(1.0)
@@ -43,7 +38,7 @@ def test_eval_results_and_plot_ap(dumped, tmp_path, capsys):
     assert data['metrics']['video_mAP@0.2'] == pytest.approx(1.0)
     assert data['settings']['protocol'] == 'act'
 
-    written = load_tool('plot_ap').main([out_json, '--out-dir', str(tmp_path / 'plots'), '--dpi', '50'])
+    written = analysis_tool('plot_ap').main([out_json, '--out-dir', str(tmp_path / 'plots'), '--dpi', '50'])
     names = sorted(osp.basename(p) for p in written)
     assert names == [
         'ap_per_class.png', 'pr_frame.png', 'pr_video@0.2.png', 'pr_video@0.5.png', 'pr_video@0.75.png'
@@ -55,7 +50,7 @@ def test_eval_results_and_plot_ap(dumped, tmp_path, capsys):
 
 def test_eval_results_errors(dumped, tmp_path):
     results, ann_file = dumped
-    tool = load_tool('eval_results')
+    tool = analysis_tool('eval_results')
     with pytest.raises(FileNotFoundError, match='results file not found'):
         tool.main([str(tmp_path / 'nope.pkl'), ann_file])
     bad = tmp_path / 'bad.pkl'
@@ -67,11 +62,12 @@ def test_eval_results_errors(dumped, tmp_path):
     with pytest.raises(ValueError, match='not a tube evaluation dump'):
         not_dump = tmp_path / 'x.json'
         not_dump.write_text('{}')
-        load_tool('plot_ap').main([str(not_dump)])
+        analysis_tool('plot_ap').main([str(not_dump)])
 
 
 def test_eval_speed_small(capsys):
-    total, report = load_tool('eval_speed').main(['--videos', '6', '--classes', '3', '--frames', '30', '50'])
+    total, report = analysis_tool('eval_speed').main(['--videos', '6', '--classes', '3',
+                                                      '--frames', '30', '50'])
     assert total > 0 and report['num_videos'] == 6
     assert 0 < report['metrics']['video_mAP@0.5'] <= 1
     assert 'total evaluate_tubes' in capsys.readouterr().out

@@ -1,22 +1,15 @@
 """tools/analysis/plot_tube_fits.py --window-table: the best fit of each tube coder to the tubes of an
 annotation file inside sliding windows, on hand-made tubes whose fits are known."""
-import importlib.util
-import os.path as osp
 import pickle
 
 import numpy as np
 import pytest
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tool_scripts import load_tool
 
 
 @pytest.fixture(scope='module')
 def tool():
-    path = osp.join(REPO, 'tools/analysis/plot_tube_fits.py')
-    spec = importlib.util.spec_from_file_location('plot_tube_fits_tool', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool('tools/analysis/plot_tube_fits.py')
 
 
 def write_ann(path, tubes, nframes=61, size=(96, 128)):

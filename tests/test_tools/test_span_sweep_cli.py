@@ -1,21 +1,17 @@
 """tools/analysis/span_sweep.py refuses bad input before any training: a span typo, a label that cannot name a
 block, a --baseline-run that is not a finished run or was trained unlike the sweep."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
+from tool_scripts import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
 def tool():
-    path = osp.join(REPO, 'tools/analysis/span_sweep.py')
-    spec = importlib.util.spec_from_file_location('span_sweep_tool', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool('tools/analysis/span_sweep.py')
 
 
 def test_span_and_label_typos_are_argument_errors(tool, capsys):

@@ -7,11 +7,11 @@ evaluation settings) are checked here to behave as the tool code they replace.
 import argparse
 import ast
 import glob
-import importlib.util
 import os.path as osp
 
 import pytest
 from mmengine.config import Config, DictAction
+from tool_scripts import load_tool
 
 import cfad_mm  # noqa: F401
 
@@ -110,9 +110,7 @@ def test_tools_test_merge_args_is_the_library_merge(argv):
     """tools/test.py's options merge into the config as before the move (merge_test_cfg is its body)."""
     from cfad_mm.apis import merge_test_cfg
     from cfad_mm.apis.launch import default_work_dir
-    spec = importlib.util.spec_from_file_location('cfad_test_tool', osp.join(TOOLS, 'test.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/test.py', 'cfad_test_tool')
     args = tool.parse_args([CONFIG, 'ckpt.pth'] + argv)
     cfg = tool.merge_args(Config.fromfile(CONFIG), args)
     direct = merge_test_cfg(Config.fromfile(CONFIG), CONFIG, work_dir=args.work_dir,
