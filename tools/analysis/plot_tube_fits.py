@@ -228,6 +228,14 @@ def collect_fit_sets(ann: dict, videos: List[str], clip_len: int) -> Dict[str, l
     return sets
 
 
+def training_videos(ann: dict, ann_path: str, split: int) -> List[str]:
+    """The training videos of ``split`` (0-based) of the annotations ``ann`` read from ``ann_path``; a split
+    out of range stops the tool with a message naming the file."""
+    if not 0 <= split < len(ann['train_videos']):
+        raise SystemExit(f'--split {split} out of range: {ann_path} has {len(ann["train_videos"])} splits')
+    return list(ann['train_videos'][split])
+
+
 def static_middle_fit(boxes: np.ndarray, masks: np.ndarray, img_shape=None) -> np.ndarray:
     """A trajectory that does not move: each tube ``boxes (n, T, 4)`` held at the box of its middle annotated
     frame (``masks (n, T)``) at every frame (the reference row of the window table)."""
@@ -380,9 +388,7 @@ def window_fit_table(ann_path: str, split: int, windows: Sequence[SpanSpec],
     box of its middle annotated frame (:func:`static_middle_fit`): a trajectory that does not move. Knot
     intervals of at least ``span - 1`` frames (one cubic segment) are skipped, with a note line."""
     ann = load_annotations(ann_path)
-    if not 0 <= split < len(ann['train_videos']):
-        raise SystemExit(f'--split {split} out of range: {ann_path} has {len(ann["train_videos"])} splits')
-    videos = list(ann['train_videos'][split])
+    videos = training_videos(ann, ann_path, split)
     labels = list(ann['labels'])
     lines = [
         f'Tubes of the {len(videos)} training videos of split {split} of `{ann_path}`, cut into the windows '
@@ -507,10 +513,7 @@ def main(argv=None):
         run_coder_table(args, argv)
         return
     ann = load_annotations(args.ann)
-    if not 0 <= args.split < len(ann['train_videos']):
-        raise SystemExit(
-            f'--split {args.split} out of range: {args.ann} has {len(ann["train_videos"])} splits')
-    videos = list(ann['train_videos'][args.split])
+    videos = training_videos(ann, args.ann, args.split)
     sets = collect_fit_sets(ann, videos, args.clip_len)
     print(f'{args.ann}: {len(videos)} training videos, {len(sets["whole"])} tubes, '
           f'{len(sets["clip"])} clips of {args.clip_len} frames')
