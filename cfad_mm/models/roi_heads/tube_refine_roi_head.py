@@ -22,6 +22,7 @@ class TubeRefineRoIHead(BaseModule):
     ::
 
         coarse tubes (R: coefficients (R, 4, D+1), extents (R, 2), clip index (R,))
+          [-> actor_head: re-fit onto the actor peaks nearest the tube at every feature step]
           -> boxes at the frame of every feature step (R, T', 4)
           -> KeyTimestampSelector: error logit per step -> M key steps per tube (R, M)
           -> RefineTubeHead: refined boxes at the key steps (R, M, 4)
@@ -52,6 +53,14 @@ class TubeRefineRoIHead(BaseModule):
         test_cfg (dict, optional): ``refine_iters``: pass ``i + 1`` selects new key timestamps on the tube
             re-fitted by pass ``i`` and refines it again with the same weights. Defaults to
             :attr:`DEFAULT_TEST_CFG`.
+        track_head (dict, optional): :class:`TubeTrackHead` config: follow each tube through the feature
+            steps before the refine passes. Defaults to None.
+        key_frame_encoder (dict, optional): :class:`KeyFrameEncoder` config: refine the key boxes on a light
+            2-D branch run on the key frames instead of the backbone steps. Defaults to None.
+        actor_head (dict, optional): :class:`StepActorHead` config: a class-agnostic actor heatmap at every
+            feature step onto whose peaks each tube is moved before the refine passes (in training the
+            detector's tubes, not the jittered GT ones; its losses ``loss_actor_*`` join the others).
+            Defaults to None.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -62,7 +71,8 @@ class TubeRefineRoIHead(BaseModule):
                  tube_coder: Union[dict, object] = dict(type='PolyTubeCoder', degree=3),
                  assigner: dict = dict(type='TubeAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4),
                  train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
-                 track_head: Optional[dict] = None, key_frame_encoder: Optional[dict] = None, init_cfg=None):
+                 track_head: Optional[dict] = None, key_frame_encoder: Optional[dict] = None,
+                 actor_head: Optional[dict] = None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.num_classes = num_classes
         self.train_cfg = merge_known_keys('roi_head train_cfg', self.DEFAULT_TRAIN_CFG, train_cfg)
@@ -78,6 +88,25 @@ class TubeRefineRoIHead(BaseModule):
         self.track_head = MODELS.build(dict(track_head, in_channels=in_channels)) if track_head else None
         self.key_frame_encoder = (MODELS.build(dict(key_frame_encoder, out_channels=in_channels))
                                   if key_frame_encoder else None)
+        self.actor_head = MODELS.build(dict(actor_head, in_channels=in_channels)) if actor_head else None
+
+    # ------------------------------------------------------------------ tubes moved onto the actors
+    def snap_to_actors(self, actor_outs: Tuple[Tensor, Tensor, Tensor], tube_batch: Tensor, coeffs: Tensor,
+                       extents: Tensor, geom: ClipGeometry) -> Tensor:
+        """The tubes re-fitted to the actor peaks nearest them at every feature step (see
+        :class:`StepActorHead`); ``actor_outs`` are the actor head's outputs on the features.
+
+        Returns:
+            Tensor: ``(R, 4, D+1)`` coefficients.
+        """
+        img_shape = geom.img_shape
+        step_frames = feature_step_frames(actor_outs[0].shape[1], geom.stride_t, geom.num_frames,
+                                          coeffs.device)
+        step_boxes, step_in = self.coder.decode(coeffs, extents, img_shape,
+                                                times=step_frames.to(coeffs.dtype))
+        boxes, weights = self.actor_head.snap(actor_outs, tube_batch,
+                                              clamp_boxes_to_image(step_boxes, img_shape), step_in, img_shape)
+        return self.actor_head.refit(self.coder, coeffs, extents, step_frames, boxes, weights, img_shape)
 
     # ------------------------------------------------------------------ following long tubes
     def track(self, feats: Tensor, tube_batch: Tensor, coeffs: Tensor, extents: Tensor, geom: ClipGeometry,
@@ -174,6 +203,8 @@ class TubeRefineRoIHead(BaseModule):
         Returns:
             tuple[Tensor, Tensor]: refined coefficients ``(R, 4, D+1)`` and class logits ``(R, K+1)``.
         """
+        if self.actor_head is not None:
+            coeffs = self.snap_to_actors(self.actor_head(feats), tube_batch, coeffs, extents, geom)
         if self.track_head is not None:
             coeffs = self.track(feats, tube_batch, coeffs, extents, geom)['coeffs']
         iters = int(self.test_cfg['refine_iters'])
@@ -200,17 +231,28 @@ class TubeRefineRoIHead(BaseModule):
         Returns:
             dict[str, Tensor]: ``loss_refine_cls``, ``loss_key_error``, ``loss_refine_key_box``,
             ``loss_refine_key_giou``, ``loss_refine_tube_box``, ``loss_refine_tube_giou`` (averaged over the
-            ``train_cfg.refine_iters`` passes).
+            ``train_cfg.refine_iters`` passes), and those of the track / actor heads when configured.
         """
+        losses = {}
+        coeffs = coeffs.detach()
+        if self.actor_head is not None:
+            # the head learns from its own targets; the detector's tubes reach the refine stage snapped, as
+            # at test time
+            actor_outs = self.actor_head(feats)
+            step_frames = feature_step_frames(feats.shape[2], geom.stride_t, geom.num_frames, feats.device)
+            losses.update(self.actor_head.loss(actor_outs, batch_gt_instances, step_frames, geom.img_shape))
+            with torch.no_grad():
+                coeffs = self.snap_to_actors(tuple(o.detach() for o in actor_outs), tube_batch, coeffs,
+                                             extents.detach(), geom)
         jit_coeffs, jit_extents, jit_batch = self.jittered_gt_tubes(batch_gt_instances, geom.img_shape,
                                                                     coeffs)
-        coeffs = torch.cat([jit_coeffs, coeffs.detach()])
+        coeffs = torch.cat([jit_coeffs, coeffs])
         extents = torch.cat([jit_extents, extents.detach()])
         tube_batch = torch.cat([jit_batch, tube_batch])
         targets = self.get_targets(tube_batch, coeffs, extents, batch_gt_instances, geom)
-        losses = {}
         if self.track_head is not None:
-            losses, coeffs = self.track_loss(feats, tube_batch, coeffs, extents, targets, geom)
+            track_losses, coeffs = self.track_loss(feats, tube_batch, coeffs, extents, targets, geom)
+            losses.update(track_losses)
         # Every pass is supervised against the same assignment; its input is the detached output of the last.
         iters = int(self.train_cfg['refine_iters'])
         for _ in range(iters):

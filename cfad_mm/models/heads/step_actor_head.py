@@ -1,0 +1,224 @@
+"""StepActorHead: where the actors are at every feature step (class-agnostic), and coarse tubes moved onto
+them."""
+import math
+from typing import Dict, List, Tuple
+
+import torch
+from mmaction.registry import MODELS
+from mmdet.models.utils.gaussian_target import gaussian_radius, gen_gaussian_target, get_local_maximum
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from cfad_mm.structures.tube_ops import clamp_boxes_to_image
+
+
+@MODELS.register_module()
+class StepActorHead(BaseModule):
+    """A class-agnostic actor heatmap with box sizes at every feature step, and the snap of coarse tubes onto
+    its peaks before the refine stage.
+
+    A whole-span trajectory regressed from one temporally pooled cell drifts away from a moving actor over a
+    long window. The backbone's features hold the actor at every feature step anyway; this head reads them
+    (one small 2-D CenterNet-style head shared by all steps, class-agnostic) and each coarse tube is moved,
+    step by step, onto the nearest actor peak around its own estimate, then its trajectory is re-fitted::
+
+        feats (N, C, T', H', W') -> per step: [Conv3x3-ReLU] x num_convs -> heatmap (N, T', H', W')
+                                                                    -> log size (N, T', 2, H', W')
+                                                                    -> offset   (N, T', 2, H', W')
+        coarse tube at the step frames (R, T', 4)
+          -> the 3x3 peaks of the heatmap within search_radius cells of the tube's centre at each step,
+             each scored heat x exp(-d^2 / (2 sigma^2)) (d in cells, sigma = distance_sigma) -> best peak
+          -> box at the peak (cell + offset, size) with weight = its heat (0 below min_score or outside the
+             tube's extent) -> closed-form re-fit of the trajectory (tube coder ``fit_update``, the coarse
+             coefficients as prior of weight prior_strength)
+
+    Its work per window is one 2-D head over the feature map (no RoI per tube) and a gather of
+    ``(2 search_radius + 1)^2`` cells per tube and step. The snap is not differentiable (an argmax); the head
+    learns from its own losses (training targets: every annotated GT box at each step's frame), which also
+    reach the backbone.
+
+    Args:
+        in_channels (int): Channels of the features.
+        feat_channels (int): Hidden channels. Defaults to 64.
+        num_convs (int): 3x3 convs before the outputs. Defaults to 1.
+        prior_size (float): Box size prior as a fraction of the clip size (the size map is the log of the
+            ratio to it). Defaults to 0.25.
+        min_overlap (float): CenterNet Gaussian radius parameter of the heatmap targets. Defaults to 0.7.
+        min_radius (int): Smallest Gaussian radius (cells) of the targets: actors of a few cells would get a
+            single positive cell and full negatives next to it. Defaults to 1.
+        search_radius (int): Cells searched around the tube's centre in each direction. Defaults to 2.
+        distance_sigma (float): Scale (cells) of the distance penalty of a peak. Defaults to 1.5.
+        min_score (float): Peaks with a lower heat are not used (the step keeps the coarse box).
+            Defaults to 0.1.
+        prior_strength (float): ``lambda`` of the re-fit (each snapped box weighs its heat). Defaults to 0.01.
+        loss_heatmap, loss_size, loss_offset (dict): loss configs.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self, in_channels: int, feat_channels: int = 64, num_convs: int = 1,
+                 prior_size: float = 0.25, min_overlap: float = 0.7, min_radius: int = 1,
+                 search_radius: int = 2, distance_sigma: float = 1.5,
+                 min_score: float = 0.1, prior_strength: float = 0.01,
+                 loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', loss_weight=1.0),
+                 loss_size: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
+                 loss_offset: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if int(search_radius) < 0 or distance_sigma <= 0 or not 0 < prior_size <= 1:
+            raise ValueError(f'StepActorHead: search_radius must be >= 0, distance_sigma > 0 and prior_size '
+                             f'in (0, 1], got {search_radius}, {distance_sigma} and {prior_size}')
+        if prior_strength <= 0:
+            raise ValueError(f'StepActorHead: prior_strength must be > 0, got {prior_strength}')
+        self.prior_size = float(prior_size)
+        self.min_overlap = float(min_overlap)
+        self.min_radius = int(min_radius)
+        self.search_radius = int(search_radius)
+        self.distance_sigma = float(distance_sigma)
+        self.min_score = float(min_score)
+        self.prior_strength = float(prior_strength)
+        layers, c = [], in_channels
+        for _ in range(num_convs):
+            layers += [nn.Conv2d(c, feat_channels, 3, padding=1), nn.ReLU(inplace=True)]
+            c = feat_channels
+        self.shared = nn.Sequential(*layers)
+        self.heatmap = nn.Conv2d(c, 1, 1)
+        self.size = nn.Conv2d(c, 2, 1)
+        self.offset = nn.Conv2d(c, 2, 1)
+        self.loss_heatmap = MODELS.build(loss_heatmap)
+        self.loss_size = MODELS.build(loss_size)
+        self.loss_offset = MODELS.build(loss_offset)
+        r = self.search_radius
+        d = torch.arange(-r, r + 1)
+        dy, dx = torch.meshgrid(d, d, indexing='ij')
+        self.register_buffer('window', torch.stack([dy.flatten(), dx.flatten()], 1), persistent=False)
+
+    def init_weights(self):
+        super().init_weights()
+        nn.init.constant_(self.heatmap.bias, -math.log((1 - 0.1) / 0.1))
+        for m in (self.size, self.offset):
+            nn.init.normal_(m.weight, std=0.001)
+            nn.init.constant_(m.bias, 0)
+        nn.init.constant_(self.offset.bias, 0.5)
+
+    def forward(self, feats: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Heatmap logits ``(N, T', H', W')``, log sizes ``(N, T', 2, H', W')`` (relative to ``prior_size``
+        x the clip size) and sub-cell centre offsets ``(N, T', 2, H', W')`` (x, y; cells) of features
+        ``(N, C, T', H', W')``."""
+        n, c, t, h, w = feats.shape
+        x = self.shared(feats.transpose(1, 2).reshape(n * t, c, h, w))
+        return (self.heatmap(x).reshape(n, t, h, w), self.size(x).reshape(n, t, 2, h, w),
+                self.offset(x).reshape(n, t, 2, h, w))
+
+    # ------------------------------------------------------------------ training
+    def get_targets(self, gt_instances: List, step_frames: Tensor, feat_shape: Tuple[int, int],
+                    img_shape: Tuple[int, int]) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """Heatmap targets ``(N, T', H', W')`` and, at the centre cell of every GT box annotated at a step's
+        frame, its size and offset targets.
+
+        Returns:
+            tuple: ``heat (N, T', H', W')``; dict of ``inds (P, 4)`` (clip, step, y, x; int64),
+            ``size (P, 2)``, ``offset (P, 2)``.
+        """
+        h, w = feat_shape
+        img_h, img_w = img_shape
+        n, t = len(gt_instances), step_frames.numel()
+        ref = gt_instances[0].tubes if n else step_frames.float()
+        heat = ref.new_zeros((n, t, h, w))
+        inds, sizes, offsets = [], [], []
+        for b, gt in enumerate(gt_instances):
+            if gt.tubes.shape[0] == 0:
+                continue
+            boxes = gt.tubes[:, step_frames].to(heat.dtype)  # (G, T', 4)
+            valid = gt.tube_masks[:, step_frames]
+            for g, u in torch.nonzero(valid).tolist():
+                x1, y1, x2, y2 = boxes[g, u].tolist()
+                cx = min(max((x1 + x2) / 2 * w / img_w, 0.0), w - 1e-3)
+                cy = min(max((y1 + y2) / 2 * h / img_h, 0.0), h - 1e-3)
+                bw, bh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+                radius = max(self.min_radius,
+                             int(gaussian_radius((bh * h / img_h, bw * w / img_w), self.min_overlap)))
+                ix, iy = int(cx), int(cy)
+                gen_gaussian_target(heat[b, u], [ix, iy], radius)
+                inds.append((b, u, iy, ix))
+                sizes.append((math.log(bw / (self.prior_size * img_w)),
+                              math.log(bh / (self.prior_size * img_h))))
+                offsets.append((cx - ix, cy - iy))
+        dev = heat.device
+        return heat, dict(inds=torch.tensor(inds, dtype=torch.long, device=dev).reshape(-1, 4),
+                          size=torch.tensor(sizes, dtype=heat.dtype, device=dev).reshape(-1, 2),
+                          offset=torch.tensor(offsets, dtype=heat.dtype, device=dev).reshape(-1, 2))
+
+    def loss(self, outs: Tuple[Tensor, Tensor, Tensor], gt_instances: List, step_frames: Tensor,
+             img_shape: Tuple[int, int]) -> Dict[str, Tensor]:
+        """``loss_actor_heatmap`` (Gaussian focal), ``loss_actor_size`` and ``loss_actor_offset`` (L1 at the
+        GT centre cells) of :meth:`forward` outputs against the GT boxes at the step frames ``(T',)``."""
+        heat_logits, size_map, offset_map = outs
+        heat, tgt = self.get_targets(gt_instances, step_frames, heat_logits.shape[-2:], img_shape)
+        num_pos = max(1, tgt['inds'].shape[0])
+        losses = dict(loss_actor_heatmap=self.loss_heatmap(heat_logits.sigmoid().clamp(1e-4, 1 - 1e-4), heat,
+                                                           avg_factor=num_pos))
+        b, u, y, x = tgt['inds'].unbind(1)
+        size = size_map.permute(0, 1, 3, 4, 2)[b, u, y, x]  # (P, 2)
+        offset = offset_map.permute(0, 1, 3, 4, 2)[b, u, y, x]
+        if tgt['inds'].shape[0] == 0:
+            zero = size_map.sum() * 0 + offset_map.sum() * 0
+            losses.update(loss_actor_size=zero, loss_actor_offset=zero)
+        else:
+            losses.update(loss_actor_size=self.loss_size(size, tgt['size'], avg_factor=num_pos * 2),
+                          loss_actor_offset=self.loss_offset(offset, tgt['offset'], avg_factor=num_pos * 2))
+        return losses
+
+    # ------------------------------------------------------------------ the snap
+    def snap(self, outs: Tuple[Tensor, Tensor, Tensor], tube_batch: Tensor, step_boxes: Tensor,
+             step_in: Tensor, img_shape: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+        """The actor box each tube is moved onto at every feature step, and its weight.
+
+        Args:
+            outs (tuple[Tensor]): :meth:`forward` outputs.
+            tube_batch (Tensor): ``(R,)`` clip of each tube.
+            step_boxes (Tensor): ``(R, T', 4)`` the tubes' boxes at the step frames (input pixels).
+            step_in (Tensor): ``(R, T')`` bool, the steps inside each tube's extent.
+            img_shape (tuple[int, int]): ``(H, W)`` of the input.
+
+        Returns:
+            tuple[Tensor, Tensor]: boxes ``(R, T', 4)`` (input pixels; the tube's own box where no peak is
+            used) and weights ``(R, T')`` (the heat of the peak; 0 where none is used).
+        """
+        heat_logits, size_map, offset_map = outs
+        _, t, h, w = heat_logits.shape
+        img_h, img_w = img_shape
+        peaks = get_local_maximum(heat_logits.sigmoid())  # (N, T', H', W'), 0 off the 3x3 maxima
+        r = step_boxes.shape[0]
+        if r == 0:
+            return step_boxes, step_boxes.new_zeros((0, t))
+        sx, sy = w / img_w, h / img_h
+        cx = (step_boxes[..., 0] + step_boxes[..., 2]) / 2 * sx  # (R, T') in cells
+        cy = (step_boxes[..., 1] + step_boxes[..., 3]) / 2 * sy
+        ys = cy.floor().long()[..., None] + self.window[:, 0]  # (R, T', K)
+        xs = cx.floor().long()[..., None] + self.window[:, 1]
+        inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+        ys, xs = ys.clamp(0, h - 1), xs.clamp(0, w - 1)
+        bb = tube_batch[:, None, None].expand_as(ys)
+        uu = torch.arange(t, device=ys.device)[None, :, None].expand_as(ys)
+        score = peaks[bb, uu, ys, xs] * inside.to(peaks.dtype)  # (R, T', K)
+        dist2 = (xs.to(cx.dtype) + 0.5 - cx[..., None]) ** 2 + (ys.to(cy.dtype) + 0.5 - cy[..., None]) ** 2
+        best = (score * torch.exp(-dist2 / (2 * self.distance_sigma ** 2))).argmax(-1, keepdim=True)
+        by, bx = ys.gather(-1, best)[..., 0], xs.gather(-1, best)[..., 0]  # (R, T')
+        heat = score.gather(-1, best)[..., 0]
+        b2, u2 = bb[..., 0], uu[..., 0]
+        off = offset_map[b2, u2, :, by, bx]  # (R, T', 2)
+        size = size_map[b2, u2, :, by, bx].clamp(max=math.log(1 / self.prior_size) + 1).exp()
+        pcx, pcy = (bx.to(off.dtype) + off[..., 0]) / sx, (by.to(off.dtype) + off[..., 1]) / sy
+        bw, bh = size[..., 0] * self.prior_size * img_w, size[..., 1] * self.prior_size * img_h
+        boxes = torch.stack([pcx - bw / 2, pcy - bh / 2, pcx + bw / 2, pcy + bh / 2], -1)
+        used = step_in & (heat >= self.min_score)
+        boxes = torch.where(used[..., None], clamp_boxes_to_image(boxes, img_shape), step_boxes)
+        return boxes, heat * used.to(heat.dtype)
+
+    def refit(self, coder, coeffs: Tensor, extents: Tensor, step_frames: Tensor, boxes: Tensor,
+              weights: Tensor, img_shape: Tuple[int, int]) -> Tensor:
+        """Coefficients ``(R, 4, P)`` re-fitted to the snapped boxes ``(R, T', 4)`` at the step frames with
+        their weights ``(R, T')``, the given coefficients as prior (the coder's closed-form
+        ``fit_update``)."""
+        frames = step_frames[None].to(coeffs.dtype).expand(boxes.shape[0], -1)
+        return coder.fit_update(coeffs, extents, frames, boxes, weights, self.prior_strength, img_shape)

@@ -1,0 +1,168 @@
+"""StepActorHead: heatmap / size / offset targets by hand, the snap of tube boxes onto hand-made peaks (search
+radius, distance penalty, score threshold, extent), the re-fit onto a moving actor, and CFAD on a long window
+with the head in its RoI head."""
+import math
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from mmaction.registry import MODELS, TASK_UTILS
+from mmengine.structures import InstanceData
+
+import cfad_mm  # noqa: F401
+
+STRIDE = 8  # input pixels per feature cell
+TF, H, W = 5, 12, 16
+IMG = (H * STRIDE, W * STRIDE)  # (96, 128)
+
+
+def head(**kw):
+    h = MODELS.build(dict(type='StepActorHead', in_channels=4, feat_channels=8, **kw))
+    h.init_weights()
+    return h
+
+
+def cell_box(y, x, side=16.0):
+    """A box of ``side`` pixels centred on cell ``(y, x)``."""
+    cx, cy = (x + 0.5) * STRIDE, (y + 0.5) * STRIDE
+    return torch.tensor([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+
+
+def maps(peaks, n=1, size=(0.0, 0.0), offset=(0.5, 0.5)):
+    """Head outputs with heat ``p`` at ``peaks[(b, u, y, x)] = p`` (logits: -20 elsewhere), one log size and
+    one offset everywhere."""
+    heat = torch.full((n, TF, H, W), -20.0)
+    for (b, u, y, x), p in peaks.items():
+        heat[b, u, y, x] = math.log(p / (1 - p))
+    sz = torch.tensor(size)[None, None, :, None, None].expand(n, TF, 2, H, W).clone()
+    off = torch.tensor(offset)[None, None, :, None, None].expand(n, TF, 2, H, W).clone()
+    return heat, sz, off
+
+
+def test_forward_shapes():
+    h = head()
+    outs = h(torch.randn(2, 4, TF, H, W))
+    assert [tuple(o.shape) for o in outs] == [(2, TF, H, W), (2, TF, 2, H, W), (2, TF, 2, H, W)]
+
+
+def test_targets_at_the_step_frames_by_hand():
+    h = head(prior_size=0.25)
+    tubes = torch.zeros(1, 20, 4)
+    masks = torch.zeros(1, 20, dtype=torch.bool)
+    # frame 7: a 64 x 48 box centred at (44, 30) px = cell (x 5.5, y 3.75); frame 3 not annotated
+    tubes[0, 7] = torch.tensor([12.0, 6.0, 76.0, 54.0])
+    masks[0, 7] = True
+    gt = InstanceData(tubes=tubes, tube_masks=masks, labels=torch.tensor([1]))
+    heat, tgt = h.get_targets([gt], torch.tensor([3, 7]), (H, W), IMG)
+    assert heat.shape == (1, 2, H, W)
+    assert heat[0, 0].max() == 0  # no box at frame 3
+    assert heat[0, 1, 3, 5] == 1 and heat[0, 1].sum() > 1  # a Gaussian around the centre cell
+    assert tgt['inds'].tolist() == [[0, 1, 3, 5]]
+    assert torch.allclose(tgt['offset'], torch.tensor([[0.5, 0.75]]))
+    # log of the size over prior_size x the clip size (0.25 x 128 = 32, 0.25 x 96 = 24)
+    assert torch.allclose(tgt['size'], torch.tensor([[math.log(64 / 32), math.log(48 / 24)]]))
+
+
+def test_loss_is_finite_and_empty_gt_gives_zero_box_losses_with_a_graph():
+    h = head()
+    feats = torch.randn(1, 4, TF, H, W)
+    empty = InstanceData(tubes=torch.zeros(0, 20, 4), tube_masks=torch.zeros(0, 20, dtype=torch.bool),
+                         labels=torch.zeros(0, dtype=torch.long))
+    losses = h.loss(h(feats), [empty], torch.arange(TF) * 4, IMG)
+    assert float(losses['loss_actor_size']) == 0 and losses['loss_actor_size'].requires_grad
+    assert float(losses['loss_actor_heatmap']) > 0  # every cell is a negative
+    tubes = cell_box(4, 6).expand(1, 20, 4).clone()
+    gt = InstanceData(tubes=tubes, tube_masks=torch.ones(1, 20, dtype=torch.bool), labels=torch.tensor([0]))
+    losses = h.loss(h(feats), [gt], torch.arange(TF) * 4, IMG)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert h.size.weight.grad.abs().sum() > 0 and h.offset.weight.grad.abs().sum() > 0
+
+
+def test_snap_moves_the_box_onto_the_peak_within_the_radius():
+    h = head(search_radius=2, min_score=0.1)
+    # step 0: a peak 2 cells right and 1 up of the tube's cell (6, 6); sizes exp(log 0.5) x prior 0.25
+    outs = maps({(0, 0, 5, 8): 0.8}, size=(math.log(0.5), math.log(0.5)), offset=(0.25, 0.75))
+    boxes = cell_box(6, 6)[None, None].expand(1, TF, 4).clone()
+    step_in = torch.ones(1, TF, dtype=torch.bool)
+    snapped, weights = h.snap(outs, torch.tensor([0]), boxes, step_in, IMG)
+    cx, cy = (8 + 0.25) * STRIDE, (5 + 0.75) * STRIDE
+    bw, bh = 0.5 * 0.25 * IMG[1], 0.5 * 0.25 * IMG[0]
+    assert torch.allclose(snapped[0, 0], torch.tensor([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]))
+    assert weights[0, 0] == pytest.approx(0.8, abs=1e-5)
+    # the other steps have no peak: the tube's own boxes, weight 0
+    assert torch.equal(snapped[0, 1:], boxes[0, 1:]) and weights[0, 1:].abs().sum() == 0
+
+
+def test_snap_ignores_far_weak_and_outside_extent_peaks():
+    h = head(search_radius=2, min_score=0.3)
+    outs = maps({(0, 0, 6, 9): 0.9,    # 3 cells away: outside the search window
+                 (0, 1, 6, 7): 0.2,    # below min_score
+                 (0, 2, 6, 7): 0.9})   # the step is outside the tube's extent
+    boxes = cell_box(6, 6)[None, None].expand(1, TF, 4).clone()
+    step_in = torch.tensor([[True, True, False, True, True]])
+    snapped, weights = h.snap(outs, torch.tensor([0]), boxes, step_in, IMG)
+    assert torch.equal(snapped, boxes) and float(weights.abs().sum()) == 0
+
+
+def test_snap_prefers_the_nearer_of_two_peaks_and_reads_its_own_clip():
+    h = head(search_radius=2, distance_sigma=1.0)
+    # clip 0: a 0.9 peak 2 cells away and a 0.6 peak next to the tube: 0.9 e^-2 = 0.12 < 0.6 e^-0.5 = 0.36
+    # clip 1: only a peak 2 cells away
+    outs = maps({(0, 0, 6, 8): 0.9, (0, 0, 6, 5): 0.6, (1, 0, 6, 8): 0.9}, n=2)
+    boxes = cell_box(6, 6)[None, None].expand(2, TF, 4).clone()
+    snapped, weights = h.snap(outs, torch.tensor([0, 1]), boxes, torch.ones(2, TF, dtype=torch.bool), IMG)
+    centre_x = (snapped[:, 0, 0] + snapped[:, 0, 2]) / 2
+    assert centre_x.tolist() == pytest.approx([5.5 * STRIDE, 8.5 * STRIDE])
+    assert weights[:, 0].tolist() == pytest.approx([0.6, 0.9], abs=1e-5)
+
+
+def test_snapped_refit_follows_a_moving_actor():
+    """A static coarse tube over 33 frames and an actor moving 1 cell right per step (8 px per 8 frames):
+    the re-fitted trajectory passes through the actor's centre at every step frame."""
+    h = head(search_radius=2, prior_strength=1e-4)
+    coder = TASK_UTILS.build(dict(type='SplineTubeCoder', max_frames=33, knot_interval=16))
+    step_frames = torch.tensor([3, 10, 16, 23, 29])
+    actor = [(6, 4 + u) for u in range(TF)]
+    outs = maps({(0, u, y, x): 0.9 for u, (y, x) in enumerate(actor)}, size=(math.log(0.5), math.log(2 / 3)))
+    still = cell_box(6, 6)[None].expand(33, 4)  # 16 x 16 box at the middle cell in every frame
+    coeffs, extents = coder.encode(still[None], torch.ones(1, 33, dtype=torch.bool), IMG)
+    step_boxes, step_in = coder.decode(coeffs, extents, IMG, times=step_frames.float())
+    boxes, weights = h.snap(outs, torch.tensor([0]), step_boxes, step_in, IMG)
+    new = h.refit(coder, coeffs, extents, step_frames, boxes, weights, IMG)
+    dec, _ = coder.decode(new, extents, IMG, times=step_frames.float())
+    centres = (dec[0, :, 0] + dec[0, :, 2]) / 2
+    assert centres.tolist() == pytest.approx([(x + 0.5) * STRIDE for _, x in actor], abs=0.3)
+    sides = dec[0, :, 2] - dec[0, :, 0]
+    assert sides.tolist() == pytest.approx([0.5 * 0.25 * IMG[1]] * TF, rel=1e-3)  # 16 px, from the size map
+
+
+def test_invalid_settings_are_refused():
+    with pytest.raises(ValueError, match='search_radius must be >= 0'):
+        MODELS.build(dict(type='StepActorHead', in_channels=4, search_radius=-1))
+    with pytest.raises(ValueError, match='prior_strength must be > 0'):
+        MODELS.build(dict(type='StepActorHead', in_channels=4, prior_strength=0))
+
+
+def test_long_window_cfad_with_an_actor_head_trains_and_predicts():
+    sys.path.insert(0, osp.dirname(osp.dirname(__file__)))
+    from test_long_span import S, long_span_cfg, long_span_sample
+    torch.manual_seed(0)
+    cfg = long_span_cfg(dict(type='SplineTubeCoder', max_frames=S, knot_interval=25))
+    cfg['roi_head']['actor_head'] = dict(type='StepActorHead', feat_channels=16)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    clip, ds = long_span_sample()
+    data = model.data_preprocessor(dict(inputs=[clip], data_samples=[ds]), True)
+    losses = model(data['inputs'], data['data_samples'], mode='loss')
+    assert {'loss_actor_heatmap', 'loss_actor_size', 'loss_actor_offset'} <= set(losses)
+    sum(losses.values()).backward()
+    assert model.roi_head.actor_head.heatmap.weight.grad.abs().sum() > 0
+    model.eval()
+    data = model.data_preprocessor(dict(inputs=[clip], data_samples=[ds]), False)
+    with torch.no_grad():
+        pred = model(data['inputs'], data['data_samples'], mode='predict')[0].pred_instances
+        outs = model(data['inputs'], mode='tensor')
+    assert pred.tubes.shape[1:] == (S, 4) and len(outs) == 10
