@@ -79,3 +79,9 @@ def write_keeping_blocks(path: str, text: str) -> None:
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w', encoding='utf-8') as f:
         f.write(text)
+
+
+def markdown_table(header, rows) -> str:
+    """A markdown table of a header row and rows of cells (strings)."""
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    return '\n'.join(lines + ['| ' + ' | '.join(r) + ' |' for r in rows])

@@ -297,10 +297,21 @@ class CFAD(BaseModel):
             torch.cat([positives['extents'], top['extents'][valid]]), gts, geom, frames=inputs))
         return losses
 
-    def predict(self, inputs: Tensor, data_samples: list) -> list:
-        """Detect tubes in each clip; fills ``pred_instances`` (original video pixels) of each data sample:
-        ``tubes (n, T, 4)``, ``tube_masks (n, T)``, ``scores (n,)``, ``labels (n,)`` and ``frame_scores
-        (n, T)`` (the clip's actionness per frame)."""
+    def predict_raw(self, inputs: Tensor, data_samples: list, stages: Optional[dict] = None) -> dict:
+        """The per-tube outputs of :meth:`predict` before the post-processing, for clips ``(N, C, T, H, W)``.
+
+        Args:
+            inputs (Tensor): The preprocessed clips. data_samples (list): Their data samples (geometry
+                checks).
+            stages (dict, optional): Receives the coefficients of every stage: ``'coarse'`` and those of
+                :meth:`TubeRefineRoIHead.predict` (``'snapped'``, ``'tracked'``, ``'refined_1'``, ...).
+
+        Returns:
+            dict: ``geom`` (:class:`ClipGeometry`), ``actionness (N, T')`` logits, and for the ``R`` coarse
+            tubes kept: ``scores (R,)``, ``labels (R,)``, ``coeffs (R, 4, D+1)`` (refined with
+            ``refine=True``), ``extents (R, 2)``, ``tube_batch (R,)`` and ``cls_logits (R, K+1)`` or None.
+        """
+        stages = {} if stages is None else stages
         feats = self.extract_feat(inputs)
         geom = self._geometry(inputs, feats, data_samples)
         logits, batch_inds, segments, maps = self._coarse_maps(feats, geom)
@@ -309,11 +320,22 @@ class CFAD(BaseModel):
         valid = top['valid'].reshape(-1)
         scores, labels = top['scores'].reshape(-1)[valid], top['labels'].reshape(-1)[valid]
         coeffs, extents, tube_batch = top['coeffs'][valid], top['extents'][valid], top['tube_batch'][valid]
+        stages['coarse'] = coeffs
         cls_logits = None
         if self.refine and coeffs.shape[0]:
             coeffs, cls_logits = self.roi_head.predict(feats, tube_batch, coeffs, extents, geom,
-                                                       frames=inputs)
-        frame_act = self.proposal_head.frame_actionness(logits, geom.num_frames, geom.stride_t)
+                                                       frames=inputs, stages=stages)
+        return dict(geom=geom, actionness=logits, scores=scores, labels=labels, coeffs=coeffs,
+                    extents=extents, tube_batch=tube_batch, cls_logits=cls_logits)
+
+    def predict(self, inputs: Tensor, data_samples: list) -> list:
+        """Detect tubes in each clip; fills ``pred_instances`` (original video pixels) of each data sample:
+        ``tubes (n, T, 4)``, ``tube_masks (n, T)``, ``scores (n,)``, ``labels (n,)`` and ``frame_scores
+        (n, T)`` (the clip's actionness per frame)."""
+        raw = self.predict_raw(inputs, data_samples)
+        geom, scores, labels, coeffs = raw['geom'], raw['scores'], raw['labels'], raw['coeffs']
+        extents, tube_batch, cls_logits = raw['extents'], raw['tube_batch'], raw['cls_logits']
+        frame_act = self.proposal_head.frame_actionness(raw['actionness'], geom.num_frames, geom.stride_t)
         cfg = self.test_cfg
         for i, ds in enumerate(data_samples):
             sel = tube_batch == i

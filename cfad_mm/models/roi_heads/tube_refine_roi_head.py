@@ -195,23 +195,28 @@ class TubeRefineRoIHead(BaseModule):
 
     # ------------------------------------------------------------------ inference
     def predict(self, feats: Tensor, tube_batch: Tensor, coeffs: Tensor, extents: Tensor,
-                geom: ClipGeometry, frames: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """``test_cfg.refine_iters`` passes of :meth:`refine`; only the last one classifies.
+                geom: ClipGeometry, frames: Optional[Tensor] = None,
+                stages: Optional[Dict[str, Tensor]] = None) -> Tuple[Tensor, Tensor]:
+        """The actor snap and the track head (when configured), then ``test_cfg.refine_iters`` passes of
+        :meth:`refine`; only the last one classifies.
 
-        Args: as :meth:`refine`.
+        Args: as :meth:`refine`, and ``stages``: a dict that receives the coefficients after each step
+            (``'snapped'``, ``'tracked'``, ``'refined_1'``, ...), for analysis tools.
 
         Returns:
             tuple[Tensor, Tensor]: refined coefficients ``(R, 4, D+1)`` and class logits ``(R, K+1)``.
         """
+        stages = {} if stages is None else stages
         if self.actor_head is not None:
-            coeffs = self.snap_to_actors(self.actor_head(feats), tube_batch, coeffs, extents, geom)
+            coeffs = stages['snapped'] = self.snap_to_actors(self.actor_head(feats), tube_batch, coeffs,
+                                                             extents, geom)
         if self.track_head is not None:
-            coeffs = self.track(feats, tube_batch, coeffs, extents, geom)['coeffs']
+            coeffs = stages['tracked'] = self.track(feats, tube_batch, coeffs, extents, geom)['coeffs']
         iters = int(self.test_cfg['refine_iters'])
         for i in range(iters):
             ref = self.refine(feats, tube_batch, coeffs, extents, geom, classify=i == iters - 1,
                               frames=frames)
-            coeffs = ref['coeffs']
+            coeffs = stages[f'refined_{i + 1}'] = ref['coeffs']
         return coeffs, ref['cls_logits']
 
     # ------------------------------------------------------------------ training

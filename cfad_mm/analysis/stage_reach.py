@@ -1,0 +1,112 @@
+"""How close the tubes of each stage of CFAD come to the ground truth of a window: the *reach* of the coarse
+tubes, of the tubes moved onto the actors (``actor_head``), followed (``track_head``) and refined.
+
+For every ground-truth tube of a window and every stage, the stage's tube (among the window's tubes kept after
+the coarse top-k, before any score threshold or NMS) with the highest mean per-frame IoU over the GT tube's
+annotated frames of the window is its best tube; frames outside that tube's extent count IoU 0. The table
+gives the mean of those per-frame IoUs and the share at IoU >= 0.5 over all GT frames of all windows. It
+measures whether some tube of a stage covers each actor, whatever its score or class: an upper bound of what
+the scoring and the post-processing can keep. The reference row ``static`` holds each GT tube at its box of
+its middle annotated frame of the window (a detector that finds the actor at one time and does not follow it).
+IoU without the ACT ``+1`` (:func:`cfad_mm.structures.tube_ops.box_iou_aligned`), boxes in network-input
+pixels.
+"""
+from typing import Dict, List
+
+import torch
+from torch import Tensor
+
+from cfad_mm.structures.tube_ops import box_iou_aligned, clamp_boxes_to_image
+from cfad_mm.utils.markdown import markdown_table
+
+#: Order of the stages in the table (those a model does not have are absent).
+STAGE_ORDER = ('static', 'coarse', 'snapped', 'tracked')
+
+
+def best_tube_frame_iou(tubes: Tensor, masks: Tensor, gt_tube: Tensor, gt_mask: Tensor) -> Tensor:
+    """Per-frame IoU ``(F,)`` on the ``F`` annotated frames of ``gt_tube (S, 4)`` / ``gt_mask (S,)`` of the
+    tube of ``tubes (R, S, 4)`` / ``masks (R, S)`` with the highest mean IoU on them (0 on frames outside its
+    mask); zeros when ``R = 0``."""
+    frames = torch.nonzero(gt_mask).flatten()
+    if tubes.shape[0] == 0:
+        return gt_tube.new_zeros(frames.numel())
+    pred = tubes[:, frames]  # (R, F, 4)
+    iou = box_iou_aligned(pred, gt_tube[frames].expand_as(pred)) * masks[:, frames].to(pred.dtype)
+    return iou[iou.mean(1).argmax()]
+
+
+def static_frame_iou(gt_tube: Tensor, gt_mask: Tensor) -> Tensor:
+    """Per-frame IoU ``(F,)`` of the box of the middle annotated frame held over the annotated frames."""
+    frames = torch.nonzero(gt_mask).flatten()
+    held = gt_tube[frames[(frames.numel() - 1) // 2]].expand(frames.numel(), 4)
+    return box_iou_aligned(held, gt_tube[frames])
+
+
+def window_stage_reach(model, inputs: Tensor, data_samples: list) -> Dict[str, List[Tensor]]:
+    """Per stage, the per-frame IoUs of the best tube of each GT tube of each clip (see the module doc).
+
+    Args:
+        model (CFAD): The detector (eval mode).
+        inputs (Tensor): Preprocessed clips ``(N, C, T, H, W)``.
+        data_samples (list): Their data samples with ``gt_instances`` (``tubes`` in input pixels).
+
+    Returns:
+        dict[str, list[Tensor]]: stage -> one ``(F,)`` tensor per GT tube with annotated frames
+        (``'static'``, ``'coarse'`` and the stages of :meth:`CFAD.predict_raw`).
+    """
+    stages: Dict[str, Tensor] = {}
+    with torch.no_grad():
+        raw = model.predict_raw(inputs, data_samples, stages)
+    geom = raw['geom']
+    decoded = {}
+    for name, coeffs in stages.items():
+        boxes, masks = model.coder.decode(coeffs, raw['extents'], geom.img_shape, num_frames=geom.num_frames)
+        decoded[name] = (clamp_boxes_to_image(boxes, geom.img_shape), masks)
+    out: Dict[str, List[Tensor]] = {name: [] for name in ['static', *stages]}
+    for i, ds in enumerate(data_samples):
+        gt = ds.gt_instances
+        sel = raw['tube_batch'] == i
+        for g in range(gt.tubes.shape[0]):
+            gt_tube, gt_mask = gt.tubes[g].float(), gt.tube_masks[g].bool()
+            if not bool(gt_mask.any()):
+                continue
+            out['static'].append(static_frame_iou(gt_tube, gt_mask))
+            for name, (boxes, masks) in decoded.items():
+                out[name].append(best_tube_frame_iou(boxes[sel].float(), masks[sel], gt_tube, gt_mask))
+    return out
+
+
+def summarize_reach(per_stage: Dict[str, List[Tensor]]) -> Dict[str, dict]:
+    """Per stage: ``gt_tubes``, ``frames``, ``mean_iou`` and ``share_iou_05`` (share of GT frames whose
+    best-tube IoU is >= 0.5), in the order of :data:`STAGE_ORDER` then ``refined_1``, ``refined_2``, ..."""
+    def order(name):
+        return (STAGE_ORDER.index(name), 0) if name in STAGE_ORDER else (len(STAGE_ORDER), name)
+
+    summary = {}
+    for name in sorted(per_stage, key=order):
+        ious = torch.cat(per_stage[name]) if per_stage[name] else torch.zeros(0)
+        empty = ious.numel() == 0
+        summary[name] = dict(gt_tubes=len(per_stage[name]), frames=int(ious.numel()),
+                             mean_iou=float('nan') if empty else float(ious.mean()),
+                             share_iou_05=float('nan') if empty else float((ious >= 0.5).float().mean()))
+    return summary
+
+
+STAGE_TEXT = {
+    'static': 'reference: the GT box of the middle annotated frame, held',
+    'coarse': 'coarse tubes (top-k of the coarse head)',
+    'snapped': 'moved onto the actor peaks (actor_head)',
+    'tracked': 'followed through the steps (track_head)',
+}
+
+
+def format_reach_table(summary: Dict[str, dict]) -> str:
+    """A markdown table of :func:`summarize_reach`."""
+    rows = []
+    for name, s in summary.items():
+        text = STAGE_TEXT.get(name, f'after refine pass {name.split("_")[-1]}' if name.startswith('refined_')
+                              else name)
+        rows.append([text, str(s['gt_tubes']), str(s['frames']), f"{s['mean_iou']:.3f}",
+                     f"{s['share_iou_05']:.3f}"])
+    return markdown_table(['stage', 'GT tubes (windows)', 'GT frames', 'mean IoU of the best tube',
+                           'share of GT frames at IoU >= 0.5'], rows)

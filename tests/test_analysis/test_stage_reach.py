@@ -1,0 +1,111 @@
+"""Stage reach: the best tube of a GT tube and the static reference by hand, the summary, the stages of a
+long-window CFAD with an actor head, and tools/analysis/stage_reach.py on the tiny synthetic set."""
+import json
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from mmaction.registry import MODELS
+from tool_scripts import load_tool
+
+import cfad_mm  # noqa: F401
+from cfad_mm.analysis.stage_reach import (
+    best_tube_frame_iou,
+    format_reach_table,
+    static_frame_iou,
+    summarize_reach,
+    window_stage_reach,
+)
+
+TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def box(x, y=0.0, side=10.0):
+    return torch.tensor([x, y, x + side, y + side])
+
+
+def test_best_tube_is_the_one_of_highest_mean_iou_on_the_gt_frames():
+    gt = torch.stack([box(0.0)] * 6)
+    gt_mask = torch.tensor([False, True, True, True, True, False])
+    exact_short = torch.stack([box(0.0)] * 6)  # exact, but only frames 1-2 in its extent: mean 0.5
+    shifted = torch.stack([box(5.0)] * 6)  # half a box off on every frame: IoU 50 / 150 = 1/3
+    masks = torch.tensor([[False, True, True, False, False, False], [True] * 6])
+    iou = best_tube_frame_iou(torch.stack([exact_short, shifted]), masks, gt, gt_mask)
+    assert iou.tolist() == pytest.approx([1.0, 1.0, 0.0, 0.0])
+    far = torch.stack([box(50.0)] * 6)[None]  # a better tube than none: IoU 0 everywhere
+    assert best_tube_frame_iou(far, torch.ones(1, 6, dtype=torch.bool), gt, gt_mask).tolist() == [0.0] * 4
+    assert best_tube_frame_iou(torch.zeros(0, 6, 4), torch.zeros(0, 6, dtype=torch.bool), gt,
+                               gt_mask).tolist() == [0.0] * 4
+
+
+def test_static_reference_holds_the_middle_annotated_box():
+    # 10 px boxes moving 5 px per frame; annotated frames 0..4, the middle one is frame 2
+    gt = torch.stack([box(5.0 * t) for t in range(7)])
+    mask = torch.tensor([True] * 5 + [False] * 2)
+    assert static_frame_iou(gt, mask).tolist() == pytest.approx([0.0, 1 / 3, 1.0, 1 / 3, 0.0])
+
+
+def test_summary_orders_the_stages_and_counts_frames():
+    per_stage = {'refined_1': [torch.tensor([1.0, 0.4])], 'coarse': [torch.tensor([0.2, 0.6]),
+                                                                     torch.tensor([0.5])],
+                 'static': [torch.tensor([0.5, 0.5])], 'snapped': []}
+    s = summarize_reach(per_stage)
+    assert list(s) == ['static', 'coarse', 'snapped', 'refined_1']
+    assert s['coarse'] == dict(gt_tubes=2, frames=3, mean_iou=pytest.approx(1.3 / 3),
+                               share_iou_05=pytest.approx(2 / 3))
+    assert s['snapped']['frames'] == 0
+    table = format_reach_table(s)
+    assert '| after refine pass 1 | 1 | 2 | 0.700 | 0.500 |' in table
+    assert table.splitlines()[2].startswith('| reference: the GT box of the middle annotated frame, held |')
+
+
+def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
+    sys.path.insert(0, osp.join(TESTS, 'test_models'))
+    from test_long_span import S, long_span_cfg, long_span_sample
+    torch.manual_seed(0)
+    cfg = long_span_cfg(dict(type='SplineTubeCoder', max_frames=S, knot_interval=25))
+    cfg['roi_head']['actor_head'] = dict(type='StepActorHead', feat_channels=8)
+    cfg['test_cfg'] = dict(refine_iters=2)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    model.eval()
+    clip, ds = long_span_sample()
+    data = model.data_preprocessor(dict(inputs=[clip], data_samples=[ds]), False)
+    out = window_stage_reach(model, data['inputs'], data['data_samples'])
+    num_gt = int(ds.gt_instances.tube_masks.any(1).sum())
+    assert set(out) == {'static', 'coarse', 'snapped', 'refined_1', 'refined_2'}
+    frames = [int(m.sum()) for m in ds.gt_instances.tube_masks if m.any()]
+    for name, ious in out.items():
+        assert len(ious) == num_gt and [len(i) for i in ious] == frames, name
+        assert all(((i >= 0) & (i <= 1)).all() for i in ious)
+
+
+def test_tool_writes_its_table_json_and_doc_block(tiny_synth, tmp_path, capsys):
+    sys.path.insert(0, osp.join(TESTS, 'test_tools'))
+    from test_train_test_cli import data_options
+
+    tool = load_tool('tools/analysis/stage_reach.py')
+    root, ann = tiny_synth
+    config = osp.join(osp.dirname(TESTS), 'configs/cfad/cfad_r3d-18-tiny_synthetic.py')
+    opts = data_options(root, ann)
+    from cfad_mm.apis import init_detector
+    torch.manual_seed(0)
+    model = init_detector(config)  # random weights
+    model.init_weights()
+    ckpt = str(tmp_path / 'random.pth')
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    doc = tmp_path / 'doc.md'
+    doc.write_text('# results\n')
+    tool.main([config, ckpt, '--max-windows', '1', '--batch-size', '2', '--json', str(tmp_path / 'r.json'),
+               '--doc', str(doc), '--block', 'reach-test', '--cfg-options'] + opts)
+    printed = capsys.readouterr().out
+    assert '| reference: the GT box of the middle annotated frame, held |' in printed
+    summary = json.loads((tmp_path / 'r.json').read_text())
+    assert summary['windows'] == 1  # cut inside the first batch
+    stages = summary['stages']
+    assert list(stages) == ['static', 'coarse', 'refined_1', 'refined_2']  # two refine passes at test time
+    assert len({s['frames'] for s in stages.values()}) == 1 and stages['static']['frames'] > 0
+    text = doc.read_text()
+    assert text.startswith('# results\n') and '<!-- reach-test:start -->' in text
+    assert 'tools/analysis/stage_reach.py' in text and '1 test windows' in text

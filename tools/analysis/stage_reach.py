@@ -1,0 +1,107 @@
+"""How close the tubes of each stage of a trained CFAD come to the ground truth of the test windows.
+
+For every GT tube of every test window: the best tube of each stage (coarse, moved onto the actors, followed,
+after each refine pass), i.e. the one with the highest mean per-frame IoU over the GT tube's annotated frames,
+before any score threshold or NMS; plus a reference row holding each GT tube at its box of its middle
+annotated frame. Prints the mean per-frame IoU and the share of GT frames at IoU >= 0.5 per stage
+(definitions: :mod:`cfad_mm.analysis.stage_reach`).
+
+Usage::
+
+    python tools/analysis/stage_reach.py CONFIG CHECKPOINT [--max-windows 200] [--json out.json]
+    python tools/analysis/stage_reach.py CONFIG CHECKPOINT --doc docs/results.md --block stage-reach-16x4
+
+``--doc`` writes the table, with the command and the settings, into block ``--block`` of a markdown file.
+"""
+import argparse
+import datetime
+import json
+import os.path as osp
+import platform
+import sys
+import time
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from cfad_mm.analysis.stage_reach import format_reach_table, summarize_reach, window_stage_reach  # noqa: E402
+from cfad_mm.apis import init_detector  # noqa: E402
+from cfad_mm.utils.markdown import write_block  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Reach of the tubes of each CFAD stage on the test windows: '
+                                'the best tube per GT tube (mean per-frame IoU, share of GT frames at IoU '
+                                '>= 0.5)')
+    p.add_argument('config')
+    p.add_argument('checkpoint')
+    p.add_argument('--max-windows', type=int, default=0,
+                   help='test windows used, in dataset order (0: all) [0]')
+    p.add_argument('--batch-size', type=int, default=4, help='windows per forward pass [4]')
+    p.add_argument('--json', default=None, help='write the summary as JSON here')
+    p.add_argument('--doc', default=None, help='markdown file to write the table into (block --block)')
+    p.add_argument('--block', default='stage-reach', help='block name in --doc [stage-reach]')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                   help='config overrides (as tools/test.py), e.g. model.test_cfg.topk=20')
+    p.add_argument('--unsafe-load', action='store_true',
+                   help='load the checkpoint with full pickle semantics: ONLY for files you trust')
+    args = p.parse_args(argv)
+    if args.max_windows < 0 or args.batch_size < 1:
+        p.error(f'--max-windows must be >= 0 and --batch-size >= 1, got {args.max_windows} and '
+                f'{args.batch_size}')
+    if args.doc and not osp.isfile(args.doc):
+        p.error(f'--doc {args.doc}: no such file')
+    for path in (args.config, args.checkpoint):
+        if not osp.isfile(path):
+            p.error(f'{path}: no such file')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    model = init_detector(cfg, args.checkpoint, 'cuda:0' if torch.cuda.is_available() else 'cpu',
+                          unsafe_load=args.unsafe_load)
+    loader_cfg = cfg.test_dataloader.copy()
+    loader_cfg.update(batch_size=args.batch_size, num_workers=0, persistent_workers=False)
+    loader = Runner.build_dataloader(loader_cfg)
+    total = len(loader.dataset) if not args.max_windows else min(args.max_windows, len(loader.dataset))
+    per_stage, seen, start = {}, 0, time.time()
+    for batch in loader:
+        if seen >= total:
+            break
+        keep = min(total - seen, len(batch['inputs']))
+        batch = dict(inputs=batch['inputs'][:keep], data_samples=batch['data_samples'][:keep])
+        data = model.data_preprocessor(batch, False)
+        for name, ious in window_stage_reach(model, data['inputs'], data['data_samples']).items():
+            per_stage.setdefault(name, []).extend(ious)
+        seen += keep
+        print(f'\rwindows {seen}/{total} ({time.time() - start:.0f} s)', end='', file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    summary = summarize_reach(per_stage)
+    table = format_reach_table(summary)
+    print(table)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(config=args.config, checkpoint=args.checkpoint, windows=seen, stages=summary), f,
+                      indent=2)
+    if args.doc:
+        command = 'python tools/analysis/stage_reach.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
+        ds = cfg.test_dataloader.dataset
+        body = (f'Produced by `{command}` on {datetime.date.today()} ({platform.machine()}, torch '
+                f'{torch.__version__}): {seen} test windows of `{ds.ann_file}` (windows of '
+                f"{ds.get('clip_len')} frames every {ds.get('frame_interval', 1)}), the model's top "
+                f"{model.test_cfg['topk']} coarse tubes per window and what each stage makes of them; per GT "
+                'tube of a window its best tube of each stage (highest mean per-frame IoU over its annotated '
+                'frames, 0 outside the tube), whatever its score or class.\n\n' + table + '\n')
+        write_block(args.doc, args.block, body)
+        print(f'wrote block {args.block} of {args.doc}')
+
+
+if __name__ == '__main__':
+    main()
