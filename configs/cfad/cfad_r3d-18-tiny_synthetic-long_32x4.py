@@ -16,7 +16,11 @@ span = (clip_len - 1) * frame_interval + 1  # 125
 model = dict(
     frame_interval=frame_interval,
     coarse_head=dict(
-        tube_coder=dict(_delete_=True, type='SplineTubeCoder', max_frames=span, knot_interval=16)))
+        tube_coder=dict(_delete_=True, type='SplineTubeCoder', max_frames=span, knot_interval=16)),
+    # each coarse tube is moved onto the actor peaks of every feature step before the refine stage
+    # (docs/model.md, StepActorHead): on 61-frame windows of this preset it raised frame-mAP@0.5 from 0.129 to
+    # 0.215 (span_sweep.py, tables actor-snap in docs/results.md)
+    roi_head=dict(actor_head=dict(type='StepActorHead')))
 
 train_dataloader = dict(
     dataset=dict(clip_len=clip_len, frame_interval=frame_interval, train_stride=31, temporal_jitter=8))

@@ -223,8 +223,10 @@ def report(rows, args, cfg, ann_file, cmd) -> tuple:
         f'B-spline tube coder with a knot at most every {args.knot_interval} frames. One training run per '
         'span: the spread between runs is not measured here.', '',
         *accuracy_table(rows), '',
-        f'Each longer span against {base} (frames/s with decoding excluded, from docs/benchmarks.md):', '',
-        *acceptance_lines(rows, base), '',
+        *((f'Each longer span against {base} (frames/s with decoding excluded, from docs/benchmarks.md):', '',
+           *acceptance_lines(rows, base), '') if len(rows) > 1 else
+          ('No baseline row in this sweep (one span, no `--baseline-run`): the acceptance checks against the '
+           '16-frame windows are not computed here.', '')),
         'Where the video-mAP@0.5 of each run is lost (`tools/analysis/analyze_errors.py` on its test '
         'predictions; docs/analysis.md): AP points gained if every error of a type were fixed, with the '
         'number of detections of that type in brackets (cls: wrong class, loc_spatial / loc_temporal: right '

@@ -44,6 +44,7 @@ def parse_args(argv=None):
     p.add_argument('--json', default=None, help='write the summary as JSON here')
     p.add_argument('--doc', default=None, help='markdown file to write the table into (block --block)')
     p.add_argument('--block', default='stage-reach', help='block name in --doc [stage-reach]')
+    p.add_argument('--title', default=None, help="the block's heading [the config's file name]")
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                    help='config overrides (as tools/test.py), e.g. model.test_cfg.topk=20')
     p.add_argument('--unsafe-load', action='store_true',
@@ -93,7 +94,8 @@ def main(argv=None):
     if args.doc:
         command = 'python tools/analysis/stage_reach.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
         ds = cfg.test_dataloader.dataset
-        body = (f'Produced by `{command}` on {datetime.date.today()} ({platform.machine()}, torch '
+        body = (f'## Reach of each stage: {args.title or osp.basename(args.config)}\n\n'
+                f'Produced by `{command}` on {datetime.date.today()} ({platform.machine()}, torch '
                 f'{torch.__version__}): {seen} test windows of `{ds.ann_file}` (windows of '
                 f"{ds.get('clip_len')} frames every {ds.get('frame_interval', 1)}), the model's top "
                 f"{model.test_cfg['topk']} coarse tubes per window and what each stage makes of them; per GT "
