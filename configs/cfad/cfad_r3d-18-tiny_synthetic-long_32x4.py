@@ -18,8 +18,8 @@ model = dict(
     coarse_head=dict(
         tube_coder=dict(_delete_=True, type='SplineTubeCoder', max_frames=span, knot_interval=16)),
     # each coarse tube is moved onto the actor peaks of every feature step before the refine stage
-    # (docs/model.md, StepActorHead): on 61-frame windows of this preset it raised frame-mAP@0.5 from 0.129 to
-    # 0.215 (span_sweep.py, tables actor-snap in docs/results.md)
+    # (docs/model.md, StepActorHead); measured on 61-frame windows (16x4) built from the 16x1 config by
+    # tools/analysis/span_sweep.py (tables actor-snap in docs/results.md), not on these 125-frame ones
     roi_head=dict(actor_head=dict(type='StepActorHead')))
 
 train_dataloader = dict(

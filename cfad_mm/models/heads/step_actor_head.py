@@ -49,7 +49,9 @@ class StepActorHead(BaseModule):
         search_radius (int): Cells searched around the tube's centre in each direction. Defaults to 2.
         distance_sigma (float): Scale (cells) of the distance penalty of a peak. Defaults to 1.5.
         min_score (float): Peaks with a lower heat are not used (the step keeps the coarse box).
-            Defaults to 0.1.
+            Defaults to 0.1, the heatmap's initial prior: early in training nearly every peak passes it, so
+            the refine stage first sees tubes snapped to weak peaks (the measured runs of docs/model.md
+            trained so).
         prior_strength (float): ``lambda`` of the re-fit (each snapped box weighs its heat). Defaults to 0.01.
         loss_heatmap, loss_size, loss_offset (dict): loss configs.
         init_cfg (dict, optional): Initialisation config.
@@ -67,6 +69,9 @@ class StepActorHead(BaseModule):
         if int(search_radius) < 0 or distance_sigma <= 0 or not 0 < prior_size <= 1:
             raise ValueError(f'StepActorHead: search_radius must be >= 0, distance_sigma > 0 and prior_size '
                              f'in (0, 1], got {search_radius}, {distance_sigma} and {prior_size}')
+        if not 0 <= min_score < 1 or not 0 < min_overlap < 1 or int(min_radius) < 0:
+            raise ValueError(f'StepActorHead: min_score must be in [0, 1), min_overlap in (0, 1) and '
+                             f'min_radius >= 0, got {min_score}, {min_overlap} and {min_radius}')
         if prior_strength <= 0:
             raise ValueError(f'StepActorHead: prior_strength must be > 0, got {prior_strength}')
         self.prior_size = float(prior_size)
@@ -128,8 +133,9 @@ class StepActorHead(BaseModule):
         for b, gt in enumerate(gt_instances):
             if gt.tubes.shape[0] == 0:
                 continue
-            boxes = gt.tubes[:, step_frames].to(heat.dtype)  # (G, T', 4)
-            valid = gt.tube_masks[:, step_frames]
+            # (on the CPU once: the loop reads single values)
+            boxes = gt.tubes[:, step_frames].to(heat.dtype).cpu()  # (G, T', 4)
+            valid = gt.tube_masks[:, step_frames].cpu()
             for g, u in torch.nonzero(valid).tolist():
                 x1, y1, x2, y2 = boxes[g, u].tolist()
                 cx = min(max((x1 + x2) / 2 * w / img_w, 0.0), w - 1e-3)
@@ -211,7 +217,7 @@ class StepActorHead(BaseModule):
         pcx, pcy = (bx.to(off.dtype) + off[..., 0]) / sx, (by.to(off.dtype) + off[..., 1]) / sy
         bw, bh = size[..., 0] * self.prior_size * img_w, size[..., 1] * self.prior_size * img_h
         boxes = torch.stack([pcx - bw / 2, pcy - bh / 2, pcx + bw / 2, pcy + bh / 2], -1)
-        used = step_in & (heat >= self.min_score)
+        used = step_in & (heat > 0) & (heat >= self.min_score)  # heat 0: no peak in the window
         boxes = torch.where(used[..., None], clamp_boxes_to_image(boxes, img_shape), step_boxes)
         return boxes, heat * used.to(heat.dtype)
 

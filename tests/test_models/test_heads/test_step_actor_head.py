@@ -105,6 +105,12 @@ def test_snap_ignores_far_weak_and_outside_extent_peaks():
     step_in = torch.tensor([[True, True, False, True, True]])
     snapped, weights = h.snap(outs, torch.tensor([0]), boxes, step_in, IMG)
     assert torch.equal(snapped, boxes) and float(weights.abs().sum()) == 0
+    # min_score 0: a step whose window has zero heat everywhere (no peak) still keeps its own box
+    empty = maps({})
+    empty[0].fill_(float('-inf'))
+    snapped, weights = head(search_radius=2, min_score=0.0).snap(empty, torch.tensor([0]), boxes, step_in,
+                                                                 IMG)
+    assert torch.equal(snapped, boxes) and float(weights.abs().sum()) == 0
 
 
 def test_snap_prefers_the_nearer_of_two_peaks_and_reads_its_own_clip():
@@ -142,6 +148,10 @@ def test_snapped_refit_follows_a_moving_actor():
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match='search_radius must be >= 0'):
         MODELS.build(dict(type='StepActorHead', in_channels=4, search_radius=-1))
+    with pytest.raises(ValueError, match='min_score must be in'):
+        MODELS.build(dict(type='StepActorHead', in_channels=4, min_score=1.0))
+    with pytest.raises(ValueError, match='min_overlap in'):
+        MODELS.build(dict(type='StepActorHead', in_channels=4, min_overlap=0))
     with pytest.raises(ValueError, match='prior_strength must be > 0'):
         MODELS.build(dict(type='StepActorHead', in_channels=4, prior_strength=0))
 
