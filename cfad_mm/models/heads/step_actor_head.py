@@ -1,15 +1,18 @@
 """StepActorHead: where the actors are at every feature step (class-agnostic), and coarse tubes moved onto
 them."""
 import math
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmaction.registry import MODELS
 from mmdet.models.utils.gaussian_target import gaussian_radius, gen_gaussian_target, get_local_maximum
 from mmengine.model import BaseModule
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from cfad_mm.structures.tube_ops import clamp_boxes_to_image
+from ..roi_heads.key_frame_encoder import KeyFrameEncoder
+from .key_timestamp_selector import feature_step_frames
 
 
 @MODELS.register_module()
@@ -32,6 +35,13 @@ class StepActorHead(BaseModule):
              tube's extent) -> closed-form re-fit of the trajectory (tube coder ``fit_update``, the coarse
              coefficients as prior of weight prior_strength)
 
+    With ``frame_widths`` the maps are finer than the backbone's: a light 2-D branch
+    (``[Conv3x3(stride 2)-BN-ReLU] x len(frame_widths)``) reads the input frame nearest each step's frame,
+    and the step's features, upsampled to its resolution, join it before a 3x3 conv::
+
+        per step: upsample([Conv3x3-ReLU] x num_convs (backbone step)) ++ 2-D branch (input frame)
+                  -> Conv3x3-ReLU -> heatmap / log size / offset at stride 2^len(frame_widths)
+
     Its work per window is one 2-D head over the feature map (no RoI per tube) and a gather of
     ``(2 search_radius + 1)^2`` cells per tube and step. The snap is not differentiable (an argmax); the head
     learns from its own losses (training targets: every annotated GT box at each step's frame), which also
@@ -53,6 +63,14 @@ class StepActorHead(BaseModule):
             the refine stage first sees tubes snapped to weak peaks (the measured runs of docs/model.md
             trained so).
         prior_strength (float): ``lambda`` of the re-fit (each snapped box weighs its heat). Defaults to 0.01.
+        follow (bool): Follow each tube from its best peak step by step (each step searched around the box
+            found at the step before it) instead of searching around the tube's own box at every step; see
+            :meth:`snap`. Defaults to False.
+        coast_weight (float): With ``follow``, the re-fit weight of a step where no peak is found (the box
+            there coasts on the followed velocity). Defaults to 0.05.
+        frame_widths (Sequence[int], optional): Channels of the stride-2 stages of the 2-D branch on the
+            input frames (their number sets the stride of the maps: 2 stages give stride 4, twice as fine as
+            the tiny backbone's 8). Defaults to None (maps at the backbone's resolution, no branch).
         loss_heatmap, loss_size, loss_offset (dict): loss configs.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -60,7 +78,8 @@ class StepActorHead(BaseModule):
     def __init__(self, in_channels: int, feat_channels: int = 64, num_convs: int = 1,
                  prior_size: float = 0.25, min_overlap: float = 0.7, min_radius: int = 1,
                  search_radius: int = 2, distance_sigma: float = 1.5,
-                 min_score: float = 0.1, prior_strength: float = 0.01,
+                 min_score: float = 0.1, prior_strength: float = 0.01, follow: bool = False,
+                 coast_weight: float = 0.05, frame_widths: Optional[Sequence[int]] = None,
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', loss_weight=1.0),
                  loss_size: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
                  loss_offset: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
@@ -72,6 +91,8 @@ class StepActorHead(BaseModule):
         if not 0 <= min_score < 1 or not 0 < min_overlap < 1 or int(min_radius) < 0:
             raise ValueError(f'StepActorHead: min_score must be in [0, 1), min_overlap in (0, 1) and '
                              f'min_radius >= 0, got {min_score}, {min_overlap} and {min_radius}')
+        if coast_weight < 0:
+            raise ValueError(f'StepActorHead: coast_weight must be >= 0, got {coast_weight}')
         if prior_strength <= 0:
             raise ValueError(f'StepActorHead: prior_strength must be > 0, got {prior_strength}')
         self.prior_size = float(prior_size)
@@ -81,11 +102,23 @@ class StepActorHead(BaseModule):
         self.distance_sigma = float(distance_sigma)
         self.min_score = float(min_score)
         self.prior_strength = float(prior_strength)
+        self.follow = bool(follow)
+        self.coast_weight = float(coast_weight)
         layers, c = [], in_channels
         for _ in range(num_convs):
             layers += [nn.Conv2d(c, feat_channels, 3, padding=1), nn.ReLU(inplace=True)]
             c = feat_channels
         self.shared = nn.Sequential(*layers)
+        self.frame_branch = None
+        if frame_widths:
+            branch, fc = [], 3
+            for fw in frame_widths:
+                branch += [nn.Conv2d(fc, fw, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(fw),
+                           nn.ReLU(inplace=True)]
+                fc = fw
+            self.frame_branch = nn.Sequential(*branch)
+            self.fuse = nn.Sequential(nn.Conv2d(c + fc, feat_channels, 3, padding=1), nn.ReLU(inplace=True))
+            c = feat_channels
         self.heatmap = nn.Conv2d(c, 1, 1)
         self.size = nn.Conv2d(c, 2, 1)
         self.offset = nn.Conv2d(c, 2, 1)
@@ -105,12 +138,26 @@ class StepActorHead(BaseModule):
             nn.init.constant_(m.bias, 0)
         nn.init.constant_(self.offset.bias, 0.5)
 
-    def forward(self, feats: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """Heatmap logits ``(N, T', H', W')``, log sizes ``(N, T', 2, H', W')`` (relative to ``prior_size``
-        x the clip size) and sub-cell centre offsets ``(N, T', 2, H', W')`` (x, y; cells) of features
-        ``(N, C, T', H', W')``."""
+    def forward(self, feats: Tensor, frames: Optional[Tensor] = None,
+                span: Optional[int] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        """Heatmap logits ``(N, T', h, w)``, log sizes ``(N, T', 2, h, w)`` (relative to ``prior_size``
+        x the clip size) and sub-cell centre offsets ``(N, T', 2, h, w)`` (x, y; cells) of features
+        ``(N, C, T', H', W')``; ``(h, w) = (H', W')``, or with ``frame_widths`` the resolution of the 2-D
+        branch on ``frames`` (the network input ``(N, 3, T, H, W)`` sampled evenly over ``span`` frames)."""
         n, c, t, h, w = feats.shape
         x = self.shared(feats.transpose(1, 2).reshape(n * t, c, h, w))
+        if self.frame_branch is not None:
+            if frames is None or span is None:
+                raise ValueError('StepActorHead with frame_widths needs the input frames and the span '
+                                 '(forward(feats, frames, span))')
+            nt = frames.shape[2]
+            j = KeyFrameEncoder.nearest_input_frames(
+                feature_step_frames(t, span / t, span, frames.device), nt, span)  # (T',)
+            images = frames[:, :, j].transpose(1, 2).reshape(n * t, frames.shape[1], *frames.shape[-2:])
+            fine = self.frame_branch(images)
+            x = F.interpolate(x, size=fine.shape[-2:], mode='bilinear', align_corners=False)
+            x = self.fuse(torch.cat([x, fine], 1))
+            h, w = fine.shape[-2:]
         return (self.heatmap(x).reshape(n, t, h, w), self.size(x).reshape(n, t, 2, h, w),
                 self.offset(x).reshape(n, t, 2, h, w))
 
@@ -175,9 +222,55 @@ class StepActorHead(BaseModule):
         return losses
 
     # ------------------------------------------------------------------ the snap
+    def _peaks_near(self, peaks: Tensor, size_map: Tensor, offset_map: Tensor, tube_batch: Tensor,
+                    steps: Tensor, cx: Tensor, cy: Tensor, img_shape: Tuple[int, int]
+                    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """The best peak within ``search_radius`` cells of each centre.
+
+        Args:
+            peaks (Tensor): ``(N, T', H', W')`` heat at the 3x3 local maxima, 0 elsewhere.
+            size_map, offset_map (Tensor): :meth:`forward` outputs.
+            tube_batch (Tensor): ``(R,)`` clip of each tube.
+            steps (Tensor): ``(R, S)`` feature steps searched.
+            cx, cy (Tensor): ``(R, S)`` search centres (cells).
+            img_shape (tuple[int, int]): ``(H, W)`` of the input.
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: the box at the best peak ``(R, S, 4)`` (input pixels, clipped), its
+            heat ``(R, S)`` (0: no peak in the window) and its score (heat x distance penalty) ``(R, S)``.
+        """
+        _, _, h, w = peaks.shape
+        img_h, img_w = img_shape
+        sx, sy = w / img_w, h / img_h
+        ys = cy.floor().long()[..., None] + self.window[:, 0]  # (R, S, K)
+        xs = cx.floor().long()[..., None] + self.window[:, 1]
+        inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+        ys, xs = ys.clamp(0, h - 1), xs.clamp(0, w - 1)
+        bb = tube_batch[:, None, None].expand_as(ys)
+        uu = steps[..., None].expand_as(ys)
+        score = peaks[bb, uu, ys, xs] * inside.to(peaks.dtype)  # (R, S, K)
+        dist2 = (xs.to(cx.dtype) + 0.5 - cx[..., None]) ** 2 + (ys.to(cy.dtype) + 0.5 - cy[..., None]) ** 2
+        weighted = score * torch.exp(-dist2 / (2 * self.distance_sigma ** 2))
+        best = weighted.argmax(-1, keepdim=True)
+        by, bx = ys.gather(-1, best)[..., 0], xs.gather(-1, best)[..., 0]  # (R, S)
+        heat = score.gather(-1, best)[..., 0]
+        b2, u2 = bb[..., 0], uu[..., 0]
+        off = offset_map[b2, u2, :, by, bx]  # (R, S, 2)
+        size = size_map[b2, u2, :, by, bx].clamp(max=math.log(1 / self.prior_size) + 1).exp()
+        pcx, pcy = (bx.to(off.dtype) + off[..., 0]) / sx, (by.to(off.dtype) + off[..., 1]) / sy
+        bw, bh = size[..., 0] * self.prior_size * img_w, size[..., 1] * self.prior_size * img_h
+        boxes = torch.stack([pcx - bw / 2, pcy - bh / 2, pcx + bw / 2, pcy + bh / 2], -1)
+        return clamp_boxes_to_image(boxes, img_shape), heat, weighted.gather(-1, best)[..., 0]
+
     def snap(self, outs: Tuple[Tensor, Tensor, Tensor], tube_batch: Tensor, step_boxes: Tensor,
              step_in: Tensor, img_shape: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
         """The actor box each tube is moved onto at every feature step, and its weight.
+
+        Without ``follow`` every step searches around the tube's own box at that step. With ``follow`` the
+        tube is anchored at the step of its best-scoring peak and followed from there, step by step in both
+        directions: each step searches around the box of the step before it (moved by the tube's velocity),
+        so that an actor the coarse trajectory lags behind is still found; a step without a peak coasts on
+        the velocity (weight ``coast_weight``).
 
         Args:
             outs (tuple[Tensor]): :meth:`forward` outputs.
@@ -192,34 +285,64 @@ class StepActorHead(BaseModule):
         """
         heat_logits, size_map, offset_map = outs
         _, t, h, w = heat_logits.shape
-        img_h, img_w = img_shape
-        peaks = get_local_maximum(heat_logits.sigmoid())  # (N, T', H', W'), 0 off the 3x3 maxima
         r = step_boxes.shape[0]
         if r == 0:
             return step_boxes, step_boxes.new_zeros((0, t))
-        sx, sy = w / img_w, h / img_h
+        peaks = get_local_maximum(heat_logits.sigmoid())  # (N, T', H', W'), 0 off the 3x3 maxima
+        sx, sy = w / img_shape[1], h / img_shape[0]
         cx = (step_boxes[..., 0] + step_boxes[..., 2]) / 2 * sx  # (R, T') in cells
         cy = (step_boxes[..., 1] + step_boxes[..., 3]) / 2 * sy
-        ys = cy.floor().long()[..., None] + self.window[:, 0]  # (R, T', K)
-        xs = cx.floor().long()[..., None] + self.window[:, 1]
-        inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-        ys, xs = ys.clamp(0, h - 1), xs.clamp(0, w - 1)
-        bb = tube_batch[:, None, None].expand_as(ys)
-        uu = torch.arange(t, device=ys.device)[None, :, None].expand_as(ys)
-        score = peaks[bb, uu, ys, xs] * inside.to(peaks.dtype)  # (R, T', K)
-        dist2 = (xs.to(cx.dtype) + 0.5 - cx[..., None]) ** 2 + (ys.to(cy.dtype) + 0.5 - cy[..., None]) ** 2
-        best = (score * torch.exp(-dist2 / (2 * self.distance_sigma ** 2))).argmax(-1, keepdim=True)
-        by, bx = ys.gather(-1, best)[..., 0], xs.gather(-1, best)[..., 0]  # (R, T')
-        heat = score.gather(-1, best)[..., 0]
-        b2, u2 = bb[..., 0], uu[..., 0]
-        off = offset_map[b2, u2, :, by, bx]  # (R, T', 2)
-        size = size_map[b2, u2, :, by, bx].clamp(max=math.log(1 / self.prior_size) + 1).exp()
-        pcx, pcy = (bx.to(off.dtype) + off[..., 0]) / sx, (by.to(off.dtype) + off[..., 1]) / sy
-        bw, bh = size[..., 0] * self.prior_size * img_w, size[..., 1] * self.prior_size * img_h
-        boxes = torch.stack([pcx - bw / 2, pcy - bh / 2, pcx + bw / 2, pcy + bh / 2], -1)
+        steps = torch.arange(t, device=step_boxes.device)[None].expand(r, t)
+        boxes, heat, score = self._peaks_near(peaks, size_map, offset_map, tube_batch, steps, cx, cy,
+                                              img_shape)
         used = step_in & (heat > 0) & (heat >= self.min_score)  # heat 0: no peak in the window
-        boxes = torch.where(used[..., None], clamp_boxes_to_image(boxes, img_shape), step_boxes)
-        return boxes, heat * used.to(heat.dtype)
+        if not self.follow:
+            return torch.where(used[..., None], boxes, step_boxes), heat * used.to(heat.dtype)
+        return self._follow(peaks, size_map, offset_map, tube_batch, step_boxes, step_in, img_shape,
+                            boxes, heat, score, used)
+
+    def _follow(self, peaks, size_map, offset_map, tube_batch, step_boxes, step_in, img_shape, boxes, heat,
+                score, used) -> Tuple[Tensor, Tensor]:
+        """:meth:`snap` with ``follow``: from the anchor step outward (see :meth:`snap`)."""
+        r, t = step_in.shape
+        rows = torch.arange(r, device=step_in.device)
+        sx, sy = peaks.shape[-1] / img_shape[1], peaks.shape[-2] / img_shape[0]
+        scale = step_boxes.new_tensor([sx, sy])
+
+        def centre(b):  # (..., 4) input pixels -> (..., 2) cells
+            return torch.stack([(b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2], -1) * scale
+
+        own = centre(step_boxes)  # (R, T', 2)
+        anchor = torch.where(used, score, score.new_full(score.shape, -1.0)).argmax(1)  # (R,)
+        found = used.any(1)
+        out = step_boxes.clone()
+        weights = heat.new_zeros((r, t))
+        out[rows[found], anchor[found]] = boxes[rows[found], anchor[found]]
+        weights[rows[found], anchor[found]] = heat[rows[found], anchor[found]]
+        for direction in (1, -1):
+            vel = torch.zeros_like(own[:, 0])  # (R, 2) followed motion in cells per step along ``direction``
+            has_vel = torch.zeros_like(found)
+            for u in (range(1, t) if direction == 1 else range(t - 2, -1, -1)):
+                prev = u - direction
+                active = found & step_in[:, u] & ((u - anchor) * direction > 0)
+                # the followed motion once known, the tube's own before
+                step_vel = torch.where(has_vel[:, None], vel, own[:, u] - own[:, prev])
+                pred = centre(out[:, prev]) + step_vel
+                b, hh, _ = self._peaks_near(peaks, size_map, offset_map, tube_batch,
+                                            torch.full((r, 1), u, dtype=torch.long, device=rows.device),
+                                            pred[:, 0:1], pred[:, 1:2], img_shape)
+                b, hh = b[:, 0], hh[:, 0]
+                ok = active & (hh > 0) & (hh >= self.min_score)
+                shift = (step_vel / scale).repeat(1, 2)  # coast: the previous box moved by the velocity
+                coast = clamp_boxes_to_image(out[:, prev] + shift, img_shape)
+                out[:, u] = torch.where(active[:, None], torch.where(ok[:, None], b, coast), out[:, u])
+                weights[:, u] = torch.where(ok, hh, torch.where(active, heat.new_tensor(self.coast_weight),
+                                                                weights[:, u]))
+                moved = centre(out[:, u]) - centre(out[:, prev])
+                vel = torch.where(ok[:, None], torch.where(has_vel[:, None], 0.5 * vel + 0.5 * moved, moved),
+                                  step_vel)
+                has_vel = has_vel | ok
+        return out, weights
 
     def refit(self, coder, coeffs: Tensor, extents: Tensor, step_frames: Tensor, boxes: Tensor,
               weights: Tensor, img_shape: Tuple[int, int]) -> Tensor:

@@ -208,8 +208,8 @@ class TubeRefineRoIHead(BaseModule):
         """
         stages = {} if stages is None else stages
         if self.actor_head is not None:
-            coeffs = stages['snapped'] = self.snap_to_actors(self.actor_head(feats), tube_batch, coeffs,
-                                                             extents, geom)
+            actor_outs = self.actor_head(feats, frames, geom.num_frames)
+            coeffs = stages['snapped'] = self.snap_to_actors(actor_outs, tube_batch, coeffs, extents, geom)
         if self.track_head is not None:
             coeffs = stages['tracked'] = self.track(feats, tube_batch, coeffs, extents, geom)['coeffs']
         iters = int(self.test_cfg['refine_iters'])
@@ -243,7 +243,7 @@ class TubeRefineRoIHead(BaseModule):
         if self.actor_head is not None:
             # the head learns from its own targets; the detector's tubes reach the refine stage snapped, as
             # at test time
-            actor_outs = self.actor_head(feats)
+            actor_outs = self.actor_head(feats, frames, geom.num_frames)
             step_frames = feature_step_frames(feats.shape[2], geom.stride_t, geom.num_frames, feats.device)
             losses.update(self.actor_head.loss(actor_outs, batch_gt_instances, step_frames, geom.img_shape))
             with torch.no_grad():
