@@ -145,6 +145,60 @@ def test_snapped_refit_follows_a_moving_actor():
     assert sides.tolist() == pytest.approx([0.5 * 0.25 * IMG[1]] * TF, rel=1e-3)  # 16 px, from the size map
 
 
+def centres_x(boxes):
+    return ((boxes[..., 0] + boxes[..., 2]) / 2 / STRIDE - 0.5).tolist()
+
+
+def test_follow_keeps_an_actor_the_tube_lags_behind():
+    """A static tube at cell x = 6 and an actor moving 1 cell right per step from x = 6: searched around the
+    tube's own box (radius 1) it is lost from step 2 on; followed from the anchor step it is kept."""
+    actor = {(0, u, 6, 6 + u): 0.9 for u in range(TF)}
+    boxes = cell_box(6, 6)[None, None].expand(1, TF, 4).clone()
+    step_in = torch.ones(1, TF, dtype=torch.bool)
+    own, _ = head(search_radius=1).snap(maps(actor), torch.tensor([0]), boxes, step_in, IMG)
+    assert centres_x(own[0]) == pytest.approx([6, 7, 6, 6, 6])
+    followed, weights = head(search_radius=1, follow=True).snap(maps(actor), torch.tensor([0]), boxes,
+                                                                step_in, IMG)
+    assert centres_x(followed[0]) == pytest.approx([6, 7, 8, 9, 10])
+    assert weights[0].tolist() == pytest.approx([0.9] * TF, abs=1e-5)
+
+
+def test_follow_starts_at_the_best_peak_and_coasts_over_a_gap():
+    """The anchor is the step with the best score (step 3: the strongest peak on the tube); backwards from it
+    the actor moves 1 cell left per step, with no peak at step 1 (an occlusion): the box there coasts on the
+    followed velocity with weight coast_weight, and step 0 is found again."""
+    peaks = {(0, 0, 6, 3): 0.5, (0, 2, 6, 5): 0.5, (0, 3, 6, 6): 0.9, (0, 4, 6, 7): 0.5}
+    boxes = cell_box(6, 6)[None, None].expand(1, TF, 4).clone()
+    step_in = torch.ones(1, TF, dtype=torch.bool)
+    h = head(search_radius=1, follow=True, coast_weight=0.02)
+    followed, weights = h.snap(maps(peaks), torch.tensor([0]), boxes, step_in, IMG)
+    assert centres_x(followed[0]) == pytest.approx([3, 4, 5, 6, 7])
+    assert weights[0].tolist() == pytest.approx([0.5, 0.02, 0.5, 0.9, 0.5], abs=1e-5)
+    # steps outside the extent are left alone, and a tube without any peak keeps its boxes
+    step_in = torch.tensor([[False, True, True, True, True]])
+    followed, weights = h.snap(maps(peaks), torch.tensor([0]), boxes, step_in, IMG)
+    assert torch.equal(followed[0, 0], boxes[0, 0]) and float(weights[0, 0]) == 0
+    followed, weights = h.snap(maps({}), torch.tensor([0]), boxes, step_in, IMG)
+    assert torch.equal(followed, boxes) and float(weights.abs().sum()) == 0
+
+
+def test_frame_branch_reads_the_input_frame_of_each_step():
+    """With frame_widths the maps are at stride 4 of the input, and step u reads the sampled input frame
+    nearest its span frame."""
+    h = head(frame_widths=(4, 6))
+    t, span = 9, 33  # 9 frames sampled every 4 of a 33-frame span; 5 feature steps
+    frames = torch.arange(t, dtype=torch.float32)[None, None, :, None, None].expand(1, 3, t, *IMG).clone()
+    seen = []
+    h.frame_branch.register_forward_pre_hook(lambda _, args: seen.append(args[0][:, 0, 0, 0].tolist()))
+    outs = h(torch.randn(1, 4, TF, H, W), frames, span)
+    assert [tuple(o.shape) for o in outs] == [(1, TF, 2 * H, 2 * W), (1, TF, 2, 2 * H, 2 * W),
+                                              (1, TF, 2, 2 * H, 2 * W)]
+    # step frames floor((u + 0.5) * 33 / 5) = 3, 9, 16, 23, 29 -> nearest of 0, 4, ..., 32: 4, 8, 16, 24, 28
+    assert seen == [[1.0, 2.0, 4.0, 6.0, 7.0]]
+    with pytest.raises(ValueError, match='needs the input frames'):
+        h(torch.randn(1, 4, TF, H, W))
+
+
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match='search_radius must be >= 0'):
         MODELS.build(dict(type='StepActorHead', in_channels=4, search_radius=-1))
@@ -152,6 +206,8 @@ def test_invalid_settings_are_refused():
         MODELS.build(dict(type='StepActorHead', in_channels=4, min_score=1.0))
     with pytest.raises(ValueError, match='min_overlap in'):
         MODELS.build(dict(type='StepActorHead', in_channels=4, min_overlap=0))
+    with pytest.raises(ValueError, match='coast_weight must be >= 0'):
+        MODELS.build(dict(type='StepActorHead', in_channels=4, coast_weight=-0.1))
     with pytest.raises(ValueError, match='prior_strength must be > 0'):
         MODELS.build(dict(type='StepActorHead', in_channels=4, prior_strength=0))
 
@@ -161,7 +217,8 @@ def test_long_window_cfad_with_an_actor_head_trains_and_predicts():
     from test_long_span import S, long_span_cfg, long_span_sample
     torch.manual_seed(0)
     cfg = long_span_cfg(dict(type='SplineTubeCoder', max_frames=S, knot_interval=25))
-    cfg['roi_head']['actor_head'] = dict(type='StepActorHead', feat_channels=16)
+    cfg['roi_head']['actor_head'] = dict(type='StepActorHead', feat_channels=16, follow=True,
+                                         frame_widths=(8, 16))
     model = MODELS.build(cfg)
     model.init_weights()
     clip, ds = long_span_sample()
