@@ -8,6 +8,8 @@ gives the mean of those per-frame IoUs and the share at IoU >= 0.5 over all GT f
 measures whether some tube of a stage covers each actor, whatever its score or class: an upper bound of what
 the scoring and the post-processing can keep. The reference row ``static`` holds each GT tube at its box of
 its middle annotated frame of the window (a detector that finds the actor at one time and does not follow it).
+With an ``actor_head``, the row ``actor_peaks`` is the bound of the snap: on the GT frames at the feature
+steps only, the best IoU of any box the head finds at that step (its 3x3 peaks at or above ``min_score``).
 IoU without the ACT ``+1`` (:func:`cfad_mm.structures.tube_ops.box_iou_aligned`), boxes in network-input
 pixels.
 """
@@ -16,11 +18,12 @@ from typing import Dict, List
 import torch
 from torch import Tensor
 
-from cfad_mm.structures.tube_ops import box_iou_aligned, clamp_boxes_to_image
+from cfad_mm.models.heads.key_timestamp_selector import feature_step_frames
+from cfad_mm.structures.tube_ops import box_iou, box_iou_aligned, clamp_boxes_to_image
 from cfad_mm.utils.markdown import markdown_table
 
 #: Order of the stages in the table (those a model does not have are absent).
-STAGE_ORDER = ('static', 'coarse', 'snapped', 'tracked')
+STAGE_ORDER = ('static', 'actor_peaks', 'coarse', 'snapped', 'tracked')
 
 
 def best_tube_frame_iou(tubes: Tensor, masks: Tensor, gt_tube: Tensor, gt_mask: Tensor) -> Tensor:
@@ -42,6 +45,20 @@ def static_frame_iou(gt_tube: Tensor, gt_mask: Tensor) -> Tensor:
     return box_iou_aligned(held, gt_tube[frames])
 
 
+def peak_frame_iou(where: Tensor, boxes: Tensor, step_frames: Tensor, clip: int, gt_tube: Tensor,
+                   gt_mask: Tensor) -> Tensor:
+    """Per annotated step frame of ``gt_tube (S, 4)`` / ``gt_mask (S,)``: the best IoU of a peak box of clip
+    ``clip`` at that step (0 without one); ``where (P, 2)`` (clip, step) and ``boxes (P, 4)`` of every peak,
+    ``step_frames (T',)`` the span frame of each step."""
+    ious = []
+    for u, f in enumerate(step_frames.tolist()):
+        if not bool(gt_mask[f]):
+            continue
+        sel = (where[:, 0] == clip) & (where[:, 1] == u)
+        ious.append(box_iou(gt_tube[f][None], boxes[sel]).max() if bool(sel.any()) else gt_tube.new_zeros(()))
+    return torch.stack(ious) if ious else gt_tube.new_zeros(0)
+
+
 def window_stage_reach(model, inputs: Tensor, data_samples: list) -> Dict[str, List[Tensor]]:
     """Per stage, the per-frame IoUs of the best tube of each GT tube of each clip (see the module doc).
 
@@ -52,17 +69,32 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list) -> Dict[str, L
 
     Returns:
         dict[str, list[Tensor]]: stage -> one ``(F,)`` tensor per GT tube with annotated frames
-        (``'static'``, ``'coarse'`` and the stages of :meth:`CFAD.predict_raw`).
+        (``'static'``, ``'coarse'`` and the stages of :meth:`CFAD.predict_raw`); with an actor head also
+        ``'actor_peaks'``, one tensor per GT tube of its annotated frames at the feature steps.
     """
     stages: Dict[str, Tensor] = {}
-    with torch.no_grad():
-        raw = model.predict_raw(inputs, data_samples, stages)
+    actor_head = getattr(model.roi_head, 'actor_head', None) if model.refine else None
+    actor_outs = []
+    hook = actor_head.register_forward_hook(lambda m, a, o: actor_outs.append(o)) if actor_head else None
+    try:
+        with torch.no_grad():
+            raw = model.predict_raw(inputs, data_samples, stages)
+    finally:
+        if hook is not None:
+            hook.remove()
     geom = raw['geom']
+    peaks = None
+    if actor_outs:
+        where, peak_boxes, _ = actor_head.peak_boxes(actor_outs[0], geom.img_shape)
+        steps = feature_step_frames(actor_outs[0][0].shape[1], geom.stride_t, geom.num_frames)
+        peaks = (where.cpu(), peak_boxes.float().cpu(), steps.cpu())
     decoded = {}
     for name, coeffs in stages.items():
         boxes, masks = model.coder.decode(coeffs, raw['extents'], geom.img_shape, num_frames=geom.num_frames)
         decoded[name] = (clamp_boxes_to_image(boxes, geom.img_shape), masks)
     out: Dict[str, List[Tensor]] = {name: [] for name in ['static', *stages]}
+    if peaks is not None:
+        out['actor_peaks'] = []
     for i, ds in enumerate(data_samples):
         gt = ds.gt_instances
         sel = raw['tube_batch'] == i
@@ -71,6 +103,8 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list) -> Dict[str, L
             if not bool(gt_mask.any()):
                 continue
             out['static'].append(static_frame_iou(gt_tube, gt_mask))
+            if peaks is not None:
+                out['actor_peaks'].append(peak_frame_iou(*peaks, i, gt_tube.cpu(), gt_mask.cpu()))
             for name, (boxes, masks) in decoded.items():
                 out[name].append(best_tube_frame_iou(boxes[sel].float(), masks[sel], gt_tube, gt_mask))
     return out
@@ -94,6 +128,7 @@ def summarize_reach(per_stage: Dict[str, List[Tensor]]) -> Dict[str, dict]:
 
 STAGE_TEXT = {
     'static': 'reference: the GT box of the middle annotated frame, held',
+    'actor_peaks': 'bound of the snap: any actor peak of the step (GT frames at the feature steps only)',
     'coarse': 'coarse tubes (top-k of the coarse head)',
     'snapped': 'moved onto the actor peaks (actor_head)',
     'tracked': 'followed through the steps (track_head)',

@@ -13,10 +13,12 @@ import cfad_mm  # noqa: F401
 from cfad_mm.analysis.stage_reach import (
     best_tube_frame_iou,
     format_reach_table,
+    peak_frame_iou,
     static_frame_iou,
     summarize_reach,
     window_stage_reach,
 )
+from cfad_mm.models.heads.key_timestamp_selector import feature_step_frames
 
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -44,6 +46,17 @@ def test_static_reference_holds_the_middle_annotated_box():
     gt = torch.stack([box(5.0 * t) for t in range(7)])
     mask = torch.tensor([True] * 5 + [False] * 2)
     assert static_frame_iou(gt, mask).tolist() == pytest.approx([0.0, 1 / 3, 1.0, 1 / 3, 0.0])
+
+
+def test_peak_reach_takes_the_best_peak_of_the_clip_and_step_on_annotated_step_frames():
+    gt = torch.stack([box(0.0)] * 9)
+    gt_mask = torch.tensor([True] * 7 + [False] * 2)
+    step_frames = torch.tensor([1, 4, 7])  # step 2 is not annotated
+    where = torch.tensor([[0, 0], [0, 0], [1, 1], [0, 2]])
+    boxes = torch.stack([box(5.0), box(0.0, 2.0), box(0.0), box(0.0)])
+    # step 0: the better of 1/3 and 80/120; step 1: its only peak is another clip's -> 0
+    assert peak_frame_iou(where, boxes, step_frames, 0, gt, gt_mask).tolist() == pytest.approx([2 / 3, 0.0])
+    assert peak_frame_iou(where, boxes, step_frames, 1, gt, gt_mask).tolist() == pytest.approx([0.0, 1.0])
 
 
 def test_summary_orders_the_stages_and_counts_frames():
@@ -74,10 +87,14 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
     data = model.data_preprocessor(dict(inputs=[clip], data_samples=[ds]), False)
     out = window_stage_reach(model, data['inputs'], data['data_samples'])
     num_gt = int(ds.gt_instances.tube_masks.any(1).sum())
-    assert set(out) == {'static', 'coarse', 'snapped', 'refined_1', 'refined_2'}
-    frames = [int(m.sum()) for m in ds.gt_instances.tube_masks if m.any()]
+    assert set(out) == {'static', 'actor_peaks', 'coarse', 'snapped', 'refined_1', 'refined_2'}
+    masks = [m for m in ds.gt_instances.tube_masks if m.any()]
+    frames = [int(m.sum()) for m in masks]
+    t_feat = model.extract_feat(data['inputs']).shape[2]
+    steps = feature_step_frames(t_feat, S / t_feat, S)  # the actor bound counts the step frames only
     for name, ious in out.items():
-        assert len(ious) == num_gt and [len(i) for i in ious] == frames, name
+        expected = [int(m[steps].sum()) for m in masks] if name == 'actor_peaks' else frames
+        assert len(ious) == num_gt and [len(i) for i in ious] == expected, name
         assert all(((i >= 0) & (i <= 1)).all() for i in ious)
 
 

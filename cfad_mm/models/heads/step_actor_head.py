@@ -240,8 +240,6 @@ class StepActorHead(BaseModule):
             heat ``(R, S)`` (0: no peak in the window) and its score (heat x distance penalty) ``(R, S)``.
         """
         _, _, h, w = peaks.shape
-        img_h, img_w = img_shape
-        sx, sy = w / img_w, h / img_h
         ys = cy.floor().long()[..., None] + self.window[:, 0]  # (R, S, K)
         xs = cx.floor().long()[..., None] + self.window[:, 1]
         inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
@@ -254,13 +252,37 @@ class StepActorHead(BaseModule):
         best = weighted.argmax(-1, keepdim=True)
         by, bx = ys.gather(-1, best)[..., 0], xs.gather(-1, best)[..., 0]  # (R, S)
         heat = score.gather(-1, best)[..., 0]
-        b2, u2 = bb[..., 0], uu[..., 0]
-        off = offset_map[b2, u2, :, by, bx]  # (R, S, 2)
-        size = size_map[b2, u2, :, by, bx].clamp(max=math.log(1 / self.prior_size) + 1).exp()
-        pcx, pcy = (bx.to(off.dtype) + off[..., 0]) / sx, (by.to(off.dtype) + off[..., 1]) / sy
+        boxes = self.box_at(size_map, offset_map, bb[..., 0], uu[..., 0], by, bx, img_shape)
+        return boxes, heat, weighted.gather(-1, best)[..., 0]
+
+    def box_at(self, size_map: Tensor, offset_map: Tensor, b: Tensor, u: Tensor, y: Tensor, x: Tensor,
+               img_shape: Tuple[int, int]) -> Tensor:
+        """The box ``(..., 4)`` (input pixels, clipped) the head predicts at cells ``(b, u, y, x)`` (clip,
+        step, row, column; int64 tensors of one shape): the cell plus its offset as centre, its size."""
+        h, w = size_map.shape[-2:]
+        img_h, img_w = img_shape
+        off = offset_map[b, u, :, y, x]  # (..., 2)
+        size = size_map[b, u, :, y, x].clamp(max=math.log(1 / self.prior_size) + 1).exp()
+        pcx = (x.to(off.dtype) + off[..., 0]) * img_w / w
+        pcy = (y.to(off.dtype) + off[..., 1]) * img_h / h
         bw, bh = size[..., 0] * self.prior_size * img_w, size[..., 1] * self.prior_size * img_h
         boxes = torch.stack([pcx - bw / 2, pcy - bh / 2, pcx + bw / 2, pcy + bh / 2], -1)
-        return clamp_boxes_to_image(boxes, img_shape), heat, weighted.gather(-1, best)[..., 0]
+        return clamp_boxes_to_image(boxes, img_shape)
+
+    def peak_boxes(self, outs: Tuple[Tensor, Tensor, Tensor], img_shape: Tuple[int, int]
+                   ) -> Tuple[Tensor, Tensor, Tensor]:
+        """Every actor the head finds: the boxes at the 3x3 local maxima of the heatmap with heat >=
+        ``min_score`` (and > 0).
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: ``where (P, 2)`` (clip, step; int64), ``boxes (P, 4)`` (input
+            pixels) and ``heat (P,)``.
+        """
+        heat_logits, size_map, offset_map = outs
+        peaks = get_local_maximum(heat_logits.sigmoid())
+        b, u, y, x = torch.nonzero((peaks > 0) & (peaks >= self.min_score), as_tuple=True)
+        return (torch.stack([b, u], 1), self.box_at(size_map, offset_map, b, u, y, x, img_shape),
+                peaks[b, u, y, x])
 
     def snap(self, outs: Tuple[Tensor, Tensor, Tensor], tube_batch: Tensor, step_boxes: Tensor,
              step_in: Tensor, img_shape: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
