@@ -115,7 +115,8 @@ def test_tool_writes_its_table_json_and_doc_block(tiny_synth, tmp_path, capsys):
     doc = tmp_path / 'doc.md'
     doc.write_text('# results\n')
     tool.main([config, ckpt, '--max-windows', '1', '--batch-size', '2', '--json', str(tmp_path / 'r.json'),
-               '--doc', str(doc), '--block', 'reach-test', '--cfg-options'] + opts)
+               '--doc', str(doc), '--block', 'reach-test', '--title', 'a run, seed 0',
+               '--cfg-options'] + opts)
     printed = capsys.readouterr().out
     assert '| reference: the GT box of the middle annotated frame, held |' in printed
     summary = json.loads((tmp_path / 'r.json').read_text())
@@ -126,3 +127,5 @@ def test_tool_writes_its_table_json_and_doc_block(tiny_synth, tmp_path, capsys):
     text = doc.read_text()
     assert text.startswith('# results\n') and '<!-- reach-test:start -->' in text
     assert 'tools/analysis/stage_reach.py' in text and '1 test windows' in text
+    assert "--title 'a run, seed 0'" in text  # the command as written can be run again
+    assert '## Reach of each stage: a run, seed 0' in text

@@ -18,6 +18,7 @@ import datetime
 import json
 import os.path as osp
 import platform
+import shlex
 import sys
 import time
 
@@ -92,7 +93,7 @@ def main(argv=None):
             json.dump(dict(config=args.config, checkpoint=args.checkpoint, windows=seen, stages=summary), f,
                       indent=2)
     if args.doc:
-        command = 'python tools/analysis/stage_reach.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
+        command = 'python tools/analysis/stage_reach.py ' + shlex.join(sys.argv[1:] if argv is None else argv)
         ds = cfg.test_dataloader.dataset
         body = (f'## Reach of each stage: {args.title or osp.basename(args.config)}\n\n'
                 f'Produced by `{command}` on {datetime.date.today()} ({platform.machine()}, torch '
