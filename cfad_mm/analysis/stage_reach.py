@@ -8,8 +8,11 @@ gives the mean of those per-frame IoUs and the share at IoU >= 0.5 over all GT f
 measures whether some tube of a stage covers each actor, whatever its score or class: an upper bound of what
 the scoring and the post-processing can keep. The reference row ``static`` holds each GT tube at its box of
 its middle annotated frame of the window (a detector that finds the actor at one time and does not follow it).
-With an ``actor_head``, the row ``actor_peaks`` is the bound of the snap: on the GT frames at the feature
-steps only, the best IoU of any box the head finds at that step (its 3x3 peaks at or above ``min_score``).
+With an ``actor_head``, the row ``actor_peaks`` shows how often the head finds the actor at all: on the GT
+frames at the feature steps only, the best IoU of any box the head finds at that step (its 3x3 peaks at or
+above ``min_score``), whichever tube is near it. It is measured on other frames and per frame, not per tube,
+so it is no strict bound of the ``snapped`` row (where no peak is used a tube keeps its coarse box, and the
+re-fit interpolates between the steps), but it tells finding the actors from the snap's choice of peaks.
 IoU without the ACT ``+1`` (:func:`cfad_mm.structures.tube_ops.box_iou_aligned`), boxes in network-input
 pixels.
 """
@@ -128,7 +131,8 @@ def summarize_reach(per_stage: Dict[str, List[Tensor]]) -> Dict[str, dict]:
 
 STAGE_TEXT = {
     'static': 'reference: the GT box of the middle annotated frame, held',
-    'actor_peaks': 'bound of the snap: any actor peak of the step (GT frames at the feature steps only)',
+    'actor_peaks': ('best actor peak of the step, whichever tube is near (GT frames at the feature steps '
+                    'only)'),
     'coarse': 'coarse tubes (top-k of the coarse head)',
     'snapped': 'moved onto the actor peaks (actor_head)',
     'tracked': 'followed through the steps (track_head)',

@@ -70,7 +70,8 @@ class StepActorHead(BaseModule):
             there coasts on the followed velocity). Defaults to 0.05.
         frame_widths (Sequence[int], optional): Channels of the stride-2 stages of the 2-D branch on the
             input frames (their number sets the stride of the maps: 2 stages give stride 4, twice as fine as
-            the tiny backbone's 8). Defaults to None (maps at the backbone's resolution, no branch).
+            the tiny backbone's 8; exactly so when the input's H and W divide by it, the stride-2 convs
+            round up). Defaults to None (maps at the backbone's resolution, no branch).
         loss_heatmap, loss_size, loss_offset (dict): loss configs.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -274,6 +275,10 @@ class StepActorHead(BaseModule):
         """Every actor the head finds: the boxes at the 3x3 local maxima of the heatmap with heat >=
         ``min_score`` (and > 0).
 
+        Args:
+            outs (tuple[Tensor]): :meth:`forward` outputs (maps ``(N, T', h, w)``).
+            img_shape (tuple[int, int]): ``(H, W)`` of the input.
+
         Returns:
             tuple[Tensor, Tensor, Tensor]: ``where (P, 2)`` (clip, step; int64), ``boxes (P, 4)`` (input
             pixels) and ``heat (P,)``.
@@ -303,7 +308,8 @@ class StepActorHead(BaseModule):
 
         Returns:
             tuple[Tensor, Tensor]: boxes ``(R, T', 4)`` (input pixels; the tube's own box where no peak is
-            used) and weights ``(R, T')`` (the heat of the peak; 0 where none is used).
+            used, with ``follow`` the coasted box inside the extent) and weights ``(R, T')`` (the heat of the
+            peak; 0 where none is used, with ``follow`` ``coast_weight`` at the coasted steps).
         """
         heat_logits, size_map, offset_map = outs
         _, t, h, w = heat_logits.shape
@@ -323,11 +329,27 @@ class StepActorHead(BaseModule):
         return self._follow(peaks, size_map, offset_map, tube_batch, step_boxes, step_in, img_shape,
                             boxes, heat, score, used)
 
-    def _follow(self, peaks, size_map, offset_map, tube_batch, step_boxes, step_in, img_shape, boxes, heat,
-                score, used) -> Tuple[Tensor, Tensor]:
-        """:meth:`snap` with ``follow``: from the anchor step outward (see :meth:`snap`)."""
+    def _follow(self, peaks: Tensor, size_map: Tensor, offset_map: Tensor, tube_batch: Tensor,
+                step_boxes: Tensor, step_in: Tensor, img_shape: Tuple[int, int], boxes: Tensor, heat: Tensor,
+                score: Tensor, used: Tensor) -> Tuple[Tensor, Tensor]:
+        """:meth:`snap` with ``follow``: from the anchor step outward (see :meth:`snap`).
+
+        Args:
+            peaks (Tensor): ``(N, T', h, w)`` heat at the 3x3 local maxima, 0 elsewhere.
+            size_map, offset_map (Tensor): :meth:`forward` outputs.
+            tube_batch (Tensor): ``(R,)`` clip of each tube.
+            step_boxes (Tensor): ``(R, T', 4)`` the tubes' own boxes at the step frames (input pixels).
+            step_in (Tensor): ``(R, T')`` bool, the steps inside each tube's extent.
+            img_shape (tuple[int, int]): ``(H, W)`` of the input.
+            boxes, heat, score, used (Tensor): ``(R, T', 4)``, ``(R, T')`` x 3: the best peak around the
+                tube's own box at every step, its heat, its score and whether it passes ``min_score``
+                (the anchor is the used step of highest score).
+
+        Returns:
+            tuple[Tensor, Tensor]: as :meth:`snap`.
+        """
         r, t = step_in.shape
-        rows = torch.arange(r, device=step_in.device)
+        dtype = step_boxes.dtype
         sx, sy = peaks.shape[-1] / img_shape[1], peaks.shape[-2] / img_shape[0]
         scale = step_boxes.new_tensor([sx, sy])
 
@@ -337,10 +359,11 @@ class StepActorHead(BaseModule):
         own = centre(step_boxes)  # (R, T', 2)
         anchor = torch.where(used, score, score.new_full(score.shape, -1.0)).argmax(1)  # (R,)
         found = used.any(1)
-        out = step_boxes.clone()
-        weights = heat.new_zeros((r, t))
-        out[rows[found], anchor[found]] = boxes[rows[found], anchor[found]]
-        weights[rows[found], anchor[found]] = heat[rows[found], anchor[found]]
+        is_anchor = F.one_hot(anchor, t).bool() & found[:, None]  # (R, T')
+        out = torch.where(is_anchor[..., None], boxes.to(dtype), step_boxes)
+        weights = torch.where(is_anchor, heat.to(dtype), step_boxes.new_zeros(()))
+        coast_weight = step_boxes.new_tensor(self.coast_weight)
+        step_index = torch.zeros((r, 1), dtype=torch.long, device=step_in.device)
         for direction in (1, -1):
             vel = torch.zeros_like(own[:, 0])  # (R, 2) followed motion in cells per step along ``direction``
             has_vel = torch.zeros_like(found)
@@ -350,16 +373,14 @@ class StepActorHead(BaseModule):
                 # the followed motion once known, the tube's own before
                 step_vel = torch.where(has_vel[:, None], vel, own[:, u] - own[:, prev])
                 pred = centre(out[:, prev]) + step_vel
-                b, hh, _ = self._peaks_near(peaks, size_map, offset_map, tube_batch,
-                                            torch.full((r, 1), u, dtype=torch.long, device=rows.device),
+                b, hh, _ = self._peaks_near(peaks, size_map, offset_map, tube_batch, step_index + u,
                                             pred[:, 0:1], pred[:, 1:2], img_shape)
-                b, hh = b[:, 0], hh[:, 0]
+                b, hh = b[:, 0].to(dtype), hh[:, 0].to(dtype)
                 ok = active & (hh > 0) & (hh >= self.min_score)
                 shift = (step_vel / scale).repeat(1, 2)  # coast: the previous box moved by the velocity
                 coast = clamp_boxes_to_image(out[:, prev] + shift, img_shape)
                 out[:, u] = torch.where(active[:, None], torch.where(ok[:, None], b, coast), out[:, u])
-                weights[:, u] = torch.where(ok, hh, torch.where(active, heat.new_tensor(self.coast_weight),
-                                                                weights[:, u]))
+                weights[:, u] = torch.where(ok, hh, torch.where(active, coast_weight, weights[:, u]))
                 moved = centre(out[:, u]) - centre(out[:, prev])
                 vel = torch.where(ok[:, None], torch.where(has_vel[:, None], 0.5 * vel + 0.5 * moved, moved),
                                   step_vel)

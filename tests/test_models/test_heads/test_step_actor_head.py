@@ -182,6 +182,34 @@ def test_follow_starts_at_the_best_peak_and_coasts_over_a_gap():
     assert torch.equal(followed, boxes) and float(weights.abs().sum()) == 0
 
 
+def test_follow_of_many_tubes_equals_each_tube_alone():
+    """Rows with different anchors, clips, own velocities and gaps: the batched follow gives each row what it
+    gives that row alone; a moving own tube sets the first predicted step (its velocity, backwards too), an
+    accelerating actor is kept, coasting also forwards; float64 tube boxes with float32 maps."""
+    peaks = {(0, 0, 3, 2): 0.6, (0, 1, 3, 5): 0.7, (0, 2, 3, 7): 0.9, (0, 4, 3, 9): 0.6,  # gap at step 3
+             (1, 0, 8, 12): 0.5, (1, 1, 8, 10): 0.8, (1, 2, 8, 8): 0.5, (1, 3, 8, 6): 0.5, (1, 4, 8, 4): 0.5}
+    outs = maps(peaks, n=2)
+    own = torch.stack([
+        torch.stack([cell_box(3, 7)] * TF),  # clip 0, static at the anchor
+        torch.stack([cell_box(8, 11.0 - 2 * u) for u in range(TF)]),  # clip 1, moving with the actor
+        torch.stack([cell_box(0, 0)] * TF)]).double()  # clip 1, far from any peak
+    batch, step_in = torch.tensor([0, 1, 1]), torch.ones(3, TF, dtype=torch.bool)
+    h = head(search_radius=2, follow=True)
+    together, w_together = h.snap(outs, batch, own, step_in, IMG)
+    assert together.dtype == torch.float64
+    for r in range(3):
+        alone, w_alone = h.snap(outs, batch[r:r + 1], own[r:r + 1], step_in[r:r + 1], IMG)
+        assert torch.allclose(together[r], alone[0]) and torch.allclose(w_together[r], w_alone[0])
+    # clip 0: anchor at step 2 (0.9); backwards the own velocity 0 predicts 7 and finds 5, the followed
+    # velocity -2 predicts 3 and finds 2 (the actor speeds up); forwards (own velocity 0 again) step 3 has no
+    # peak and coasts at 7, step 4 finds 9 around 7
+    assert centres_x(together[0]) == pytest.approx([2, 5, 7, 7, 9])
+    # clip 1: anchor at step 1 (0.8), the own velocity -2 per step predicts the actor both ways
+    assert w_together[0].tolist() == pytest.approx([0.6, 0.7, 0.9, 0.05, 0.6], abs=1e-5)
+    assert centres_x(together[1]) == pytest.approx([12, 10, 8, 6, 4])
+    assert torch.equal(together[2], own[2]) and float(w_together[2].abs().sum()) == 0
+
+
 def test_frame_branch_reads_the_input_frame_of_each_step():
     """With frame_widths the maps are at stride 4 of the input, and step u reads the sampled input frame
     nearest its span frame."""
@@ -212,13 +240,13 @@ def test_invalid_settings_are_refused():
         MODELS.build(dict(type='StepActorHead', in_channels=4, prior_strength=0))
 
 
-def test_long_window_cfad_with_an_actor_head_trains_and_predicts():
+@pytest.mark.parametrize('options', [{}, dict(follow=True, frame_widths=(8, 16))])
+def test_long_window_cfad_with_an_actor_head_trains_and_predicts(options):
     sys.path.insert(0, osp.dirname(osp.dirname(__file__)))
     from test_long_span import S, long_span_cfg, long_span_sample
     torch.manual_seed(0)
     cfg = long_span_cfg(dict(type='SplineTubeCoder', max_frames=S, knot_interval=25))
-    cfg['roi_head']['actor_head'] = dict(type='StepActorHead', feat_channels=16, follow=True,
-                                         frame_widths=(8, 16))
+    cfg['roi_head']['actor_head'] = dict(type='StepActorHead', feat_channels=16, **options)
     model = MODELS.build(cfg)
     model.init_weights()
     clip, ds = long_span_sample()
@@ -227,6 +255,8 @@ def test_long_window_cfad_with_an_actor_head_trains_and_predicts():
     assert {'loss_actor_heatmap', 'loss_actor_size', 'loss_actor_offset'} <= set(losses)
     sum(losses.values()).backward()
     assert model.roi_head.actor_head.heatmap.weight.grad.abs().sum() > 0
+    if options:
+        assert model.roi_head.actor_head.frame_branch[0].weight.grad.abs().sum() > 0
     model.eval()
     data = model.data_preprocessor(dict(inputs=[clip], data_samples=[ds]), False)
     with torch.no_grad():
