@@ -15,6 +15,11 @@ from ..roi_heads.key_frame_encoder import KeyFrameEncoder
 from .key_timestamp_selector import feature_step_frames
 
 
+def box_centres(boxes: Tensor) -> Tensor:
+    """Centres ``(..., 2)`` (x, y) of boxes ``(..., 4)`` (x1, y1, x2, y2)."""
+    return torch.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], -1)
+
+
 @MODELS.register_module()
 class StepActorHead(BaseModule):
     """A class-agnostic actor heatmap with box sizes at every feature step, and the snap of coarse tubes onto
@@ -317,21 +322,25 @@ class StepActorHead(BaseModule):
         if r == 0:
             return step_boxes, step_boxes.new_zeros((0, t))
         peaks = get_local_maximum(heat_logits.sigmoid())  # (N, T', H', W'), 0 off the 3x3 maxima
-        sx, sy = w / img_shape[1], h / img_shape[0]
-        cx = (step_boxes[..., 0] + step_boxes[..., 2]) / 2 * sx  # (R, T') in cells
-        cy = (step_boxes[..., 1] + step_boxes[..., 3]) / 2 * sy
+        scale = step_boxes.new_tensor([w / img_shape[1], h / img_shape[0]])  # cells per input pixel (x, y)
+        own = box_centres(step_boxes) * scale  # (R, T', 2) in cells
         steps = torch.arange(t, device=step_boxes.device)[None].expand(r, t)
-        boxes, heat, score = self._peaks_near(peaks, size_map, offset_map, tube_batch, steps, cx, cy,
-                                              img_shape)
-        used = step_in & (heat > 0) & (heat >= self.min_score)  # heat 0: no peak in the window
+        boxes, heat, score = self._peaks_near(peaks, size_map, offset_map, tube_batch, steps, own[..., 0],
+                                              own[..., 1], img_shape)
+        used = step_in & self._usable(heat)
         if not self.follow:
             return torch.where(used[..., None], boxes, step_boxes), heat * used.to(heat.dtype)
         return self._follow(peaks, size_map, offset_map, tube_batch, step_boxes, step_in, img_shape,
-                            boxes, heat, score, used)
+                            boxes, heat, score, used, own, scale)
+
+    def _usable(self, heat: Tensor) -> Tensor:
+        """Whether a best peak of heat ``heat`` is used: there is one (heat 0: no peak in the search window)
+        and it reaches ``min_score``."""
+        return (heat > 0) & (heat >= self.min_score)
 
     def _follow(self, peaks: Tensor, size_map: Tensor, offset_map: Tensor, tube_batch: Tensor,
                 step_boxes: Tensor, step_in: Tensor, img_shape: Tuple[int, int], boxes: Tensor, heat: Tensor,
-                score: Tensor, used: Tensor) -> Tuple[Tensor, Tensor]:
+                score: Tensor, used: Tensor, own: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
         """:meth:`snap` with ``follow``: from the anchor step outward (see :meth:`snap`).
 
         Args:
@@ -344,19 +353,18 @@ class StepActorHead(BaseModule):
             boxes, heat, score, used (Tensor): ``(R, T', 4)``, ``(R, T')`` x 3: the best peak around the
                 tube's own box at every step, its heat, its score and whether it passes ``min_score``
                 (the anchor is the used step of highest score).
+            own (Tensor): ``(R, T', 2)`` centres of ``step_boxes`` in cells (x, y).
+            scale (Tensor): ``(2,)`` cells per input pixel (x, y).
 
         Returns:
             tuple[Tensor, Tensor]: as :meth:`snap`.
         """
         r, t = step_in.shape
         dtype = step_boxes.dtype
-        sx, sy = peaks.shape[-1] / img_shape[1], peaks.shape[-2] / img_shape[0]
-        scale = step_boxes.new_tensor([sx, sy])
 
         def centre(b):  # (..., 4) input pixels -> (..., 2) cells
-            return torch.stack([(b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2], -1) * scale
+            return box_centres(b) * scale
 
-        own = centre(step_boxes)  # (R, T', 2)
         anchor = torch.where(used, score, score.new_full(score.shape, -1.0)).argmax(1)  # (R,)
         found = used.any(1)
         is_anchor = F.one_hot(anchor, t).bool() & found[:, None]  # (R, T')
@@ -376,7 +384,7 @@ class StepActorHead(BaseModule):
                 b, hh, _ = self._peaks_near(peaks, size_map, offset_map, tube_batch, step_index + u,
                                             pred[:, 0:1], pred[:, 1:2], img_shape)
                 b, hh = b[:, 0].to(dtype), hh[:, 0].to(dtype)
-                ok = active & (hh > 0) & (hh >= self.min_score)
+                ok = active & self._usable(hh)
                 shift = (step_vel / scale).repeat(1, 2)  # coast: the previous box moved by the velocity
                 coast = clamp_boxes_to_image(out[:, prev] + shift, img_shape)
                 out[:, u] = torch.where(active[:, None], torch.where(ok[:, None], b, coast), out[:, u])
