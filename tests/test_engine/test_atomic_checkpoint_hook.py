@@ -1,5 +1,6 @@
 """AtomicCheckpointHook: a save interrupted at any point leaves complete checkpoints and a valid
 last_checkpoint."""
+import itertools
 import os
 import os.path as osp
 from types import SimpleNamespace
@@ -17,11 +18,18 @@ class Killed(BaseException):
 
 
 class FakeRunner:
-    """What the hook uses of a Runner; ``save_checkpoint`` writes ``payload`` and can die half-way."""
+    """What the hook uses of a Runner; ``save_checkpoint`` writes ``payload`` and can die half-way.
+
+    Each runner gets a message hub of its own, as a new run does. (Naming the hub by ``id(self)`` was
+    flaky: a garbage-collected runner's id is reused, so a new runner inherited an earlier test's
+    ``keep_ckpt_ids`` and mmengine's ``before_train`` pruned checkpoints by them.)
+    """
+
+    _serial = itertools.count()
 
     def __init__(self, work_dir):
         self.work_dir = str(work_dir)
-        self.message_hub = MessageHub.get_instance(f'atomic_ckpt_{id(self)}')
+        self.message_hub = MessageHub.get_instance(f'atomic_ckpt_runner_{next(self._serial)}')
         self.logger = SimpleNamespace(info=lambda *a, **k: None, warning=lambda *a, **k: None)
         self.epoch = 0
         self.iter = 0
@@ -144,3 +152,15 @@ def test_cleanup_touches_only_files_this_hook_marked(tmp_path):
     for name in user_files + ['other.cfad-partial1', 'other.cfad-partial1.cfad-marker']:
         assert name in left and (tmp_path / name).read_text() in ('user data', 'not json'), name
     assert 'epoch_1.pth' in left and 'last_checkpoint' in left
+
+
+def test_a_stale_keep_list_never_removes_the_checkpoint_just_written(tmp_path):
+    """A message hub that already lists the step being saved (carried over from another run) must not make
+    the hook delete the file it has just written."""
+    runner = FakeRunner(tmp_path)
+    runner.message_hub.update_info('keep_ckpt_ids', [1, 2])
+    hook = AtomicCheckpointHook(interval=1, max_keep_ckpts=2)
+    hook.before_train(runner)
+    _train_epochs(hook, runner, [0])
+    assert sorted(os.listdir(tmp_path)) == ['epoch_1.pth', 'last_checkpoint']
+    assert _last(tmp_path) == osp.join(str(tmp_path), 'epoch_1.pth')

@@ -224,6 +224,10 @@ class AtomicCheckpointHook(CheckpointHook):
                 f.write(self.last_ckpt)
         for old in outdated:
             path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
+            if path == self.last_ckpt:
+                # a stale ``keep_ckpt_ids`` (e.g. a message hub carried over from another run) can hold the
+                # step just saved: never remove the checkpoint that was just written
+                continue
             if self.file_backend.isfile(path):
                 self.file_backend.remove(path)
             elif self.file_backend.isdir(path):  # checkpoints saved by deepspeed are directories
