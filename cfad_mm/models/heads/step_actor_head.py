@@ -33,6 +33,7 @@ class StepActorHead(BaseModule):
         feats (N, C, T', H', W') -> per step: [Conv3x3-ReLU] x num_convs -> heatmap (N, T', H', W')
                                                                     -> log size (N, T', 2, H', W')
                                                                     -> offset   (N, T', 2, H', W')
+                                                    [with motion] -> motion   (N, T', 4, H', W')
         coarse tube at the step frames (R, T', 4)
           -> the 3x3 peaks of the heatmap within search_radius cells of the tube's centre at each step,
              each scored heat x exp(-d^2 / (2 sigma^2)) (d in cells, sigma = distance_sigma) -> best peak
@@ -46,6 +47,12 @@ class StepActorHead(BaseModule):
 
         per step: upsample([Conv3x3-ReLU] x num_convs (backbone step)) ++ 2-D branch (input frame)
                   -> Conv3x3-ReLU -> heatmap / log size / offset at stride 2^len(frame_widths)
+
+    With ``motion`` (and ``follow``) the head also learns where each actor goes: at an actor's centre cell of
+    step u, the displacement (cells) of its centre to steps u - 1 and u + 1 (CenterTrack-style tracking
+    offsets, trained at the GT centres only). Following then predicts the next step's search centre from
+    the learned displacement at the box found at the step before, instead of the followed velocity, so a
+    tube keeps its own actor where look-alikes cross.
 
     Its work per window is one 2-D head over the feature map (no RoI per tube) and a gather of
     ``(2 search_radius + 1)^2`` cells per tube and step. The snap is not differentiable (an argmax); the head
@@ -73,11 +80,14 @@ class StepActorHead(BaseModule):
             :meth:`snap`. Defaults to False.
         coast_weight (float): With ``follow``, the re-fit weight of a step where no peak is found (the box
             there coasts on the followed velocity). Defaults to 0.05.
+        motion (bool): Learn the step-to-step displacement of every actor and follow with it (needs
+            ``follow``). Defaults to False.
         frame_widths (Sequence[int], optional): Channels of the stride-2 stages of the 2-D branch on the
             input frames (their number sets the stride of the maps: 2 stages give stride 4, twice as fine as
             the tiny backbone's 8; exactly so when the input's H and W divide by it, the stride-2 convs
             round up). Defaults to None (maps at the backbone's resolution, no branch).
-        loss_heatmap, loss_size, loss_offset (dict): loss configs.
+        loss_heatmap, loss_size, loss_offset, loss_motion (dict): loss configs (``loss_motion``: only with
+            ``motion``).
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -85,10 +95,12 @@ class StepActorHead(BaseModule):
                  prior_size: float = 0.25, min_overlap: float = 0.7, min_radius: int = 1,
                  search_radius: int = 2, distance_sigma: float = 1.5,
                  min_score: float = 0.1, prior_strength: float = 0.01, follow: bool = False,
-                 coast_weight: float = 0.05, frame_widths: Optional[Sequence[int]] = None,
+                 coast_weight: float = 0.05, motion: bool = False,
+                 frame_widths: Optional[Sequence[int]] = None,
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', loss_weight=1.0),
                  loss_size: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
                  loss_offset: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
+                 loss_motion: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if int(search_radius) < 0 or distance_sigma <= 0 or not 0 < prior_size <= 1:
@@ -99,6 +111,8 @@ class StepActorHead(BaseModule):
                              f'min_radius >= 0, got {min_score}, {min_overlap} and {min_radius}')
         if coast_weight < 0:
             raise ValueError(f'StepActorHead: coast_weight must be >= 0, got {coast_weight}')
+        if motion and not follow:
+            raise ValueError('StepActorHead: motion=True is used only when following; set follow=True too')
         if prior_strength <= 0:
             raise ValueError(f'StepActorHead: prior_strength must be > 0, got {prior_strength}')
         self.prior_size = float(prior_size)
@@ -128,9 +142,11 @@ class StepActorHead(BaseModule):
         self.heatmap = nn.Conv2d(c, 1, 1)
         self.size = nn.Conv2d(c, 2, 1)
         self.offset = nn.Conv2d(c, 2, 1)
+        self.motion = nn.Conv2d(c, 4, 1) if motion else None
         self.loss_heatmap = MODELS.build(loss_heatmap)
         self.loss_size = MODELS.build(loss_size)
         self.loss_offset = MODELS.build(loss_offset)
+        self.loss_motion = MODELS.build(loss_motion) if motion else None
         r = self.search_radius
         d = torch.arange(-r, r + 1)
         dy, dx = torch.meshgrid(d, d, indexing='ij')
@@ -139,17 +155,21 @@ class StepActorHead(BaseModule):
     def init_weights(self):
         super().init_weights()
         nn.init.constant_(self.heatmap.bias, -math.log((1 - 0.1) / 0.1))
-        for m in (self.size, self.offset):
+        for m in (self.size, self.offset, self.motion):
+            if m is None:
+                continue
             nn.init.normal_(m.weight, std=0.001)
             nn.init.constant_(m.bias, 0)
         nn.init.constant_(self.offset.bias, 0.5)
 
     def forward(self, feats: Tensor, frames: Optional[Tensor] = None,
-                span: Optional[int] = None) -> Tuple[Tensor, Tensor, Tensor]:
+                span: Optional[int] = None) -> Tuple[Tensor, ...]:
         """Heatmap logits ``(N, T', h, w)``, log sizes ``(N, T', 2, h, w)`` (relative to ``prior_size``
-        x the clip size) and sub-cell centre offsets ``(N, T', 2, h, w)`` (x, y; cells) of features
-        ``(N, C, T', H', W')``; ``(h, w) = (H', W')``, or with ``frame_widths`` the resolution of the 2-D
-        branch on ``frames`` (the network input ``(N, 3, T, H, W)`` sampled evenly over ``span`` frames)."""
+        x the clip size), sub-cell centre offsets ``(N, T', 2, h, w)`` (x, y; cells) and, with ``motion``,
+        displacements ``(N, T', 4, h, w)`` (cells: x, y to the step before, x, y to the step after) of
+        features ``(N, C, T', H', W')``; ``(h, w) = (H', W')``, or with ``frame_widths`` the resolution of
+        the 2-D branch on ``frames`` (the network input ``(N, 3, T, H, W)`` sampled evenly over ``span``
+        frames)."""
         n, c, t, h, w = feats.shape
         x = self.shared(feats.transpose(1, 2).reshape(n * t, c, h, w))
         if self.frame_branch is not None:
@@ -164,25 +184,34 @@ class StepActorHead(BaseModule):
             x = F.interpolate(x, size=fine.shape[-2:], mode='bilinear', align_corners=False)
             x = self.fuse(torch.cat([x, fine], 1))
             h, w = fine.shape[-2:]
-        return (self.heatmap(x).reshape(n, t, h, w), self.size(x).reshape(n, t, 2, h, w),
+        outs = (self.heatmap(x).reshape(n, t, h, w), self.size(x).reshape(n, t, 2, h, w),
                 self.offset(x).reshape(n, t, 2, h, w))
+        if self.motion is not None:
+            outs += (self.motion(x).reshape(n, t, 4, h, w),)
+        return outs
 
     # ------------------------------------------------------------------ training
     def get_targets(self, gt_instances: List, step_frames: Tensor, feat_shape: Tuple[int, int],
                     img_shape: Tuple[int, int]) -> Tuple[Tensor, Dict[str, Tensor]]:
         """Heatmap targets ``(N, T', H', W')`` and, at the centre cell of every GT box annotated at a step's
-        frame, its size and offset targets.
+        frame, its size and offset targets and the displacement of its centre to the steps before and after.
 
         Returns:
             tuple: ``heat (N, T', H', W')``; dict of ``inds (P, 4)`` (clip, step, y, x; int64),
-            ``size (P, 2)``, ``offset (P, 2)``.
+            ``size (P, 2)``, ``offset (P, 2)``, ``motion (P, 4)`` (cells: x, y to step u - 1, x, y to step
+            u + 1) and ``motion_weight (P, 4)`` (1 where the tube is annotated at that neighbouring step).
         """
         h, w = feat_shape
         img_h, img_w = img_shape
         n, t = len(gt_instances), step_frames.numel()
         ref = gt_instances[0].tubes if n else step_frames.float()
         heat = ref.new_zeros((n, t, h, w))
-        inds, sizes, offsets = [], [], []
+        inds, sizes, offsets, motions, motion_weights = [], [], [], [], []
+
+        def centre_cell(box):  # (x1, y1, x2, y2) input pixels -> centre (x, y) in cells, inside the map
+            return (min(max((box[0] + box[2]) / 2 * w / img_w, 0.0), w - 1e-3),
+                    min(max((box[1] + box[3]) / 2 * h / img_h, 0.0), h - 1e-3))
+
         for b, gt in enumerate(gt_instances):
             if gt.tubes.shape[0] == 0:
                 continue
@@ -191,8 +220,14 @@ class StepActorHead(BaseModule):
             valid = gt.tube_masks[:, step_frames].cpu()
             for g, u in torch.nonzero(valid).tolist():
                 x1, y1, x2, y2 = boxes[g, u].tolist()
-                cx = min(max((x1 + x2) / 2 * w / img_w, 0.0), w - 1e-3)
-                cy = min(max((y1 + y2) / 2 * h / img_h, 0.0), h - 1e-3)
+                cx, cy = centre_cell((x1, y1, x2, y2))
+                move, move_w = [0.0] * 4, [0.0] * 4
+                for k, v in enumerate((u - 1, u + 1)):
+                    if 0 <= v < t and valid[g, v]:
+                        nx, ny = centre_cell(boxes[g, v].tolist())
+                        move[2 * k:2 * k + 2], move_w[2 * k:2 * k + 2] = [nx - cx, ny - cy], [1.0, 1.0]
+                motions.append(move)
+                motion_weights.append(move_w)
                 bw, bh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
                 radius = max(self.min_radius,
                              int(gaussian_radius((bh * h / img_h, bw * w / img_w), self.min_overlap)))
@@ -205,13 +240,18 @@ class StepActorHead(BaseModule):
         dev = heat.device
         return heat, dict(inds=torch.tensor(inds, dtype=torch.long, device=dev).reshape(-1, 4),
                           size=torch.tensor(sizes, dtype=heat.dtype, device=dev).reshape(-1, 2),
-                          offset=torch.tensor(offsets, dtype=heat.dtype, device=dev).reshape(-1, 2))
+                          offset=torch.tensor(offsets, dtype=heat.dtype, device=dev).reshape(-1, 2),
+                          motion=torch.tensor(motions, dtype=heat.dtype, device=dev).reshape(-1, 4),
+                          motion_weight=torch.tensor(motion_weights, dtype=heat.dtype,
+                                                     device=dev).reshape(-1, 4))
 
-    def loss(self, outs: Tuple[Tensor, Tensor, Tensor], gt_instances: List, step_frames: Tensor,
+    def loss(self, outs: Tuple[Tensor, ...], gt_instances: List, step_frames: Tensor,
              img_shape: Tuple[int, int]) -> Dict[str, Tensor]:
         """``loss_actor_heatmap`` (Gaussian focal), ``loss_actor_size`` and ``loss_actor_offset`` (L1 at the
-        GT centre cells) of :meth:`forward` outputs against the GT boxes at the step frames ``(T',)``."""
-        heat_logits, size_map, offset_map = outs
+        GT centre cells) and, with ``motion``, ``loss_actor_motion`` (L1 at the GT centre cells, where the
+        tube is annotated at the neighbouring step) of :meth:`forward` outputs against the GT boxes at the
+        step frames ``(T',)``."""
+        heat_logits, size_map, offset_map = outs[:3]
         heat, tgt = self.get_targets(gt_instances, step_frames, heat_logits.shape[-2:], img_shape)
         num_pos = max(1, tgt['inds'].shape[0])
         losses = dict(loss_actor_heatmap=self.loss_heatmap(heat_logits.sigmoid().clamp(1e-4, 1 - 1e-4), heat,
@@ -225,6 +265,15 @@ class StepActorHead(BaseModule):
         else:
             losses.update(loss_actor_size=self.loss_size(size, tgt['size'], avg_factor=num_pos * 2),
                           loss_actor_offset=self.loss_offset(offset, tgt['offset'], avg_factor=num_pos * 2))
+        if self.motion is not None:
+            motion_map = outs[3]
+            motion = motion_map.permute(0, 1, 3, 4, 2)[b, u, y, x]  # (P, 4)
+            weight = tgt['motion_weight']
+            if float(weight.sum()) == 0:
+                losses['loss_actor_motion'] = motion_map.sum() * 0
+            else:
+                losses['loss_actor_motion'] = self.loss_motion(motion, tgt['motion'], weight,
+                                                               avg_factor=float(weight.sum()))
         return losses
 
     # ------------------------------------------------------------------ the snap
@@ -288,13 +337,13 @@ class StepActorHead(BaseModule):
             tuple[Tensor, Tensor, Tensor]: ``where (P, 2)`` (clip, step; int64), ``boxes (P, 4)`` (input
             pixels) and ``heat (P,)``.
         """
-        heat_logits, size_map, offset_map = outs
+        heat_logits, size_map, offset_map = outs[:3]
         peaks = get_local_maximum(heat_logits.sigmoid())
         b, u, y, x = torch.nonzero((peaks > 0) & (peaks >= self.min_score), as_tuple=True)
         return (torch.stack([b, u], 1), self.box_at(size_map, offset_map, b, u, y, x, img_shape),
                 peaks[b, u, y, x])
 
-    def snap(self, outs: Tuple[Tensor, Tensor, Tensor], tube_batch: Tensor, step_boxes: Tensor,
+    def snap(self, outs: Tuple[Tensor, ...], tube_batch: Tensor, step_boxes: Tensor,
              step_in: Tensor, img_shape: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
         """The actor box each tube is moved onto at every feature step, and its weight.
 
@@ -302,7 +351,8 @@ class StepActorHead(BaseModule):
         tube is anchored at the step of its best-scoring peak and followed from there, step by step in both
         directions: each step searches around the box of the step before it (moved by the tube's velocity),
         so that an actor the coarse trajectory lags behind is still found; a step without a peak coasts on
-        the velocity (weight ``coast_weight``).
+        the velocity (weight ``coast_weight``). With ``motion`` the move from a step where a peak was found
+        is the learned displacement at that peak, not the velocity.
 
         Args:
             outs (tuple[Tensor]): :meth:`forward` outputs.
@@ -316,7 +366,7 @@ class StepActorHead(BaseModule):
             used, with ``follow`` the coasted box inside the extent) and weights ``(R, T')`` (the heat of the
             peak; 0 where none is used, with ``follow`` ``coast_weight`` at the coasted steps).
         """
-        heat_logits, size_map, offset_map = outs
+        heat_logits, size_map, offset_map = outs[:3]
         _, t, h, w = heat_logits.shape
         r = step_boxes.shape[0]
         if r == 0:
@@ -330,8 +380,9 @@ class StepActorHead(BaseModule):
         used = step_in & self._usable(heat)
         if not self.follow:
             return torch.where(used[..., None], boxes, step_boxes), heat * used.to(heat.dtype)
+        motion_map = outs[3] if self.motion is not None else None
         return self._follow(peaks, size_map, offset_map, tube_batch, step_boxes, step_in, img_shape,
-                            boxes, heat, score, used, own, scale)
+                            boxes, heat, score, used, own, scale, motion_map)
 
     def _usable(self, heat: Tensor) -> Tensor:
         """Whether a best peak of heat ``heat`` is used: there is one (heat 0: no peak in the search window)
@@ -340,7 +391,8 @@ class StepActorHead(BaseModule):
 
     def _follow(self, peaks: Tensor, size_map: Tensor, offset_map: Tensor, tube_batch: Tensor,
                 step_boxes: Tensor, step_in: Tensor, img_shape: Tuple[int, int], boxes: Tensor, heat: Tensor,
-                score: Tensor, used: Tensor, own: Tensor, scale: Tensor) -> Tuple[Tensor, Tensor]:
+                score: Tensor, used: Tensor, own: Tensor, scale: Tensor,
+                motion_map: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """:meth:`snap` with ``follow``: from the anchor step outward (see :meth:`snap`).
 
         Args:
@@ -355,6 +407,8 @@ class StepActorHead(BaseModule):
                 (the anchor is the used step of highest score).
             own (Tensor): ``(R, T', 2)`` centres of ``step_boxes`` in cells (x, y).
             scale (Tensor): ``(2,)`` cells per input pixel (x, y).
+            motion_map (Tensor, optional): ``(N, T', 4, h, w)`` learned displacements (:meth:`forward`
+                with ``motion``): the move from a step whose box is a peak.
 
         Returns:
             tuple[Tensor, Tensor]: as :meth:`snap`.
@@ -372,14 +426,22 @@ class StepActorHead(BaseModule):
         weights = torch.where(is_anchor, heat.to(dtype), step_boxes.new_zeros(()))
         coast_weight = step_boxes.new_tensor(self.coast_weight)
         step_index = torch.zeros((r, 1), dtype=torch.long, device=step_in.device)
+        h, w = peaks.shape[-2:]
         for direction in (1, -1):
             vel = torch.zeros_like(own[:, 0])  # (R, 2) followed motion in cells per step along ``direction``
             has_vel = torch.zeros_like(found)
+            prev_peak = found.clone()  # whether the box at the step before is a peak (the anchor is)
+            channels = slice(2, 4) if direction == 1 else slice(0, 2)  # displacement to the step after/before
             for u in (range(1, t) if direction == 1 else range(t - 2, -1, -1)):
                 prev = u - direction
                 active = found & step_in[:, u] & ((u - anchor) * direction > 0)
                 # the followed motion once known, the tube's own before
                 step_vel = torch.where(has_vel[:, None], vel, own[:, u] - own[:, prev])
+                if motion_map is not None:  # from a peak: the displacement learned there
+                    cell = centre(out[:, prev]).floor().long()
+                    cx, cy = cell[:, 0].clamp(0, w - 1), cell[:, 1].clamp(0, h - 1)
+                    learned = motion_map[tube_batch, prev, channels, cy, cx].to(dtype)  # (R, 2)
+                    step_vel = torch.where(prev_peak[:, None], learned, step_vel)
                 pred = centre(out[:, prev]) + step_vel
                 b, hh, _ = self._peaks_near(peaks, size_map, offset_map, tube_batch, step_index + u,
                                             pred[:, 0:1], pred[:, 1:2], img_shape)
@@ -393,6 +455,9 @@ class StepActorHead(BaseModule):
                 vel = torch.where(ok[:, None], torch.where(has_vel[:, None], 0.5 * vel + 0.5 * moved, moved),
                                   step_vel)
                 has_vel = has_vel | ok
+                if motion_map is not None:  # a coasted step goes on with the learned move
+                    has_vel = has_vel | (active & prev_peak)
+                prev_peak = torch.where(active, ok, prev_peak)
         return out, weights
 
     def refit(self, coder, coeffs: Tensor, extents: Tensor, step_frames: Tensor, boxes: Tensor,

@@ -29,21 +29,52 @@ def cell_box(y, x, side=16.0):
     return torch.tensor([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
 
 
-def maps(peaks, n=1, size=(0.0, 0.0), offset=(0.5, 0.5)):
+def maps(peaks, n=1, size=(0.0, 0.0), offset=(0.5, 0.5), motion=None):
     """Head outputs with heat ``p`` at ``peaks[(b, u, y, x)] = p`` (logits: -20 elsewhere), one log size and
-    one offset everywhere."""
+    one offset everywhere, and with ``motion`` (4 values: x, y to the step before and after) one learned
+    displacement everywhere."""
     heat = torch.full((n, TF, H, W), -20.0)
     for (b, u, y, x), p in peaks.items():
         heat[b, u, y, x] = math.log(p / (1 - p))
     sz = torch.tensor(size)[None, None, :, None, None].expand(n, TF, 2, H, W).clone()
     off = torch.tensor(offset)[None, None, :, None, None].expand(n, TF, 2, H, W).clone()
-    return heat, sz, off
+    if motion is None:
+        return heat, sz, off
+    return heat, sz, off, torch.tensor(motion)[None, None, :, None, None].expand(n, TF, 4, H, W).clone()
 
 
 def test_forward_shapes():
     h = head()
     outs = h(torch.randn(2, 4, TF, H, W))
     assert [tuple(o.shape) for o in outs] == [(2, TF, H, W), (2, TF, 2, H, W), (2, TF, 2, H, W)]
+
+
+def test_motion_output_and_targets_by_hand():
+    """With motion: a 4th map, and at each GT centre the displacement (cells) to the centre at the steps
+    before / after, weighted 1 only where the tube is annotated there."""
+    h = head(follow=True, motion=True)
+    outs = h(torch.randn(2, 4, TF, H, W))
+    assert [tuple(o.shape) for o in outs][3] == (2, TF, 4, H, W)
+    tubes = torch.zeros(1, 20, 4)
+    masks = torch.zeros(1, 20, dtype=torch.bool)
+    # step frames 3, 7, 11: centres (x, y) in cells (3.0, 2.0), (5.5, 3.75); frame 11 not annotated
+    tubes[0, 3] = torch.tensor([16.0, 8.0, 32.0, 24.0])
+    tubes[0, 7] = torch.tensor([12.0, 6.0, 76.0, 54.0])
+    masks[0, [3, 7]] = True
+    gt = InstanceData(tubes=tubes, tube_masks=masks, labels=torch.tensor([1]))
+    _, tgt = h.get_targets([gt], torch.tensor([3, 7, 11]), (H, W), IMG)
+    assert tgt['inds'].tolist() == [[0, 0, 2, 3], [0, 1, 3, 5]]
+    assert torch.allclose(tgt['motion'], torch.tensor([[0.0, 0.0, 2.5, 1.75], [-2.5, -1.75, 0.0, 0.0]]))
+    assert tgt['motion_weight'].tolist() == [[0, 0, 1, 1], [1, 1, 0, 0]]
+    losses = h.loss(h(torch.randn(1, 4, 3, H, W)), [gt], torch.tensor([3, 7, 11]), IMG)
+    assert float(losses['loss_actor_motion']) > 0
+    losses['loss_actor_motion'].backward()
+    assert h.motion.weight.grad.abs().sum() > 0
+    # a tube annotated at one step only: no displacement to learn, a zero loss that still has a graph
+    masks[0, 7] = False
+    gt = InstanceData(tubes=tubes, tube_masks=masks, labels=torch.tensor([1]))
+    losses = h.loss(h(torch.randn(1, 4, 3, H, W)), [gt], torch.tensor([3, 7, 11]), IMG)
+    assert float(losses['loss_actor_motion']) == 0 and losses['loss_actor_motion'].requires_grad
 
 
 def test_targets_at_the_step_frames_by_hand():
@@ -182,6 +213,32 @@ def test_follow_starts_at_the_best_peak_and_coasts_over_a_gap():
     assert torch.equal(followed, boxes) and float(weights.abs().sum()) == 0
 
 
+def test_follow_with_learned_motion_keeps_the_actor_past_a_static_look_alike():
+    """An actor moving 2 cells right per step (x = 2, 4, 6, 8, 10) passes a static look-alike at x = 6 (one
+    peak where they meet, step 2, the anchor). Followed on the static tube's velocity (0) the tube takes the
+    look-alike at every other step; with the learned displacement (+2 forwards, -2 backwards) it keeps the
+    actor both ways."""
+    peaks = {(0, 2, 6, 6): 0.9}
+    for u, x in ((0, 2), (1, 4), (3, 8), (4, 10)):
+        peaks[(0, u, 6, x)] = peaks[(0, u, 6, 6)] = 0.5
+    boxes = cell_box(6, 6)[None, None].expand(1, TF, 4).clone()
+    step_in = torch.ones(1, TF, dtype=torch.bool)
+    by_velocity, _ = head(search_radius=2, follow=True).snap(maps(peaks), torch.tensor([0]), boxes, step_in,
+                                                             IMG)
+    assert centres_x(by_velocity[0]) == pytest.approx([6, 6, 6, 6, 6])
+    h = head(search_radius=2, follow=True, motion=True)
+    learned, weights = h.snap(maps(peaks, motion=(-2.0, 0.0, 2.0, 0.0)), torch.tensor([0]), boxes, step_in,
+                              IMG)
+    assert centres_x(learned[0]) == pytest.approx([2, 4, 6, 8, 10])
+    assert weights[0].tolist() == pytest.approx([0.5, 0.5, 0.9, 0.5, 0.5], abs=1e-5)
+    # a step without a peak coasts on the followed velocity, not on the displacement read at a coasted box
+    del peaks[(0, 3, 6, 8)], peaks[(0, 3, 6, 6)]
+    learned, weights = h.snap(maps(peaks, motion=(-2.0, 0.0, 2.0, 0.0)), torch.tensor([0]), boxes, step_in,
+                              IMG)
+    assert centres_x(learned[0]) == pytest.approx([2, 4, 6, 8, 10])
+    assert weights[0].tolist() == pytest.approx([0.5, 0.5, 0.9, 0.05, 0.5], abs=1e-5)
+
+
 def test_follow_of_many_tubes_equals_each_tube_alone():
     """Rows with different anchors, clips, own velocities and gaps: the batched follow gives each row what it
     gives that row alone; a moving own tube sets the first predicted step (its velocity, backwards too), an
@@ -236,11 +293,14 @@ def test_invalid_settings_are_refused():
         MODELS.build(dict(type='StepActorHead', in_channels=4, min_overlap=0))
     with pytest.raises(ValueError, match='coast_weight must be >= 0'):
         MODELS.build(dict(type='StepActorHead', in_channels=4, coast_weight=-0.1))
+    with pytest.raises(ValueError, match='motion=True is used only when following'):
+        MODELS.build(dict(type='StepActorHead', in_channels=4, motion=True))
     with pytest.raises(ValueError, match='prior_strength must be > 0'):
         MODELS.build(dict(type='StepActorHead', in_channels=4, prior_strength=0))
 
 
-@pytest.mark.parametrize('options', [{}, dict(follow=True, frame_widths=(8, 16))])
+@pytest.mark.parametrize('options', [{}, dict(follow=True, frame_widths=(8, 16)),
+                                     dict(follow=True, motion=True)])
 def test_long_window_cfad_with_an_actor_head_trains_and_predicts(options):
     sys.path.insert(0, osp.dirname(osp.dirname(__file__)))
     from test_long_span import S, long_span_cfg, long_span_sample
@@ -255,8 +315,11 @@ def test_long_window_cfad_with_an_actor_head_trains_and_predicts(options):
     assert {'loss_actor_heatmap', 'loss_actor_size', 'loss_actor_offset'} <= set(losses)
     sum(losses.values()).backward()
     assert model.roi_head.actor_head.heatmap.weight.grad.abs().sum() > 0
-    if options:
+    if 'frame_widths' in options:
         assert model.roi_head.actor_head.frame_branch[0].weight.grad.abs().sum() > 0
+    if options.get('motion'):
+        assert float(losses['loss_actor_motion']) > 0
+        assert model.roi_head.actor_head.motion.weight.grad.abs().sum() > 0
     model.eval()
     data = model.data_preprocessor(dict(inputs=[clip], data_samples=[ds]), False)
     with torch.no_grad():
