@@ -21,7 +21,7 @@ from typing import Dict, List
 import torch
 from torch import Tensor
 
-from cfad_mm.models.heads.key_timestamp_selector import feature_step_frames
+from cfad_mm.models.utils import feature_step_frames
 from cfad_mm.structures.tube_ops import box_iou, box_iou_aligned, clamp_boxes_to_image
 from cfad_mm.utils.markdown import markdown_table
 

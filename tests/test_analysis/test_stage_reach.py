@@ -18,7 +18,7 @@ from cfad_mm.analysis.stage_reach import (
     summarize_reach,
     window_stage_reach,
 )
-from cfad_mm.models.heads.key_timestamp_selector import feature_step_frames
+from cfad_mm.models.utils import feature_step_frames
 
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

@@ -8,15 +8,15 @@ import torch
 from mmaction.registry import MODELS
 
 import cfad_mm  # noqa: F401
-from cfad_mm.models.roi_heads import KeyFrameEncoder
+from cfad_mm.models.utils import nearest_input_frames
 
 
 def test_nearest_input_frame_of_span_frames():
     # 16 frames sampled every 4 of a 61-frame span: frame f is input f / 4
     key = torch.tensor([[0, 1, 3, 5, 7, 30, 59, 60]])
-    assert KeyFrameEncoder.nearest_input_frames(key, 16, 61).tolist() == [[0, 0, 1, 1, 2, 8, 15, 15]]
+    assert nearest_input_frames(key, 16, 61).tolist() == [[0, 0, 1, 1, 2, 8, 15, 15]]
     # dense windows: every frame is an input
-    assert KeyFrameEncoder.nearest_input_frames(torch.arange(16)[None], 16, 16).tolist() == [list(range(16))]
+    assert nearest_input_frames(torch.arange(16)[None], 16, 16).tolist() == [list(range(16))]
 
 
 def test_key_frame_maps_run_each_distinct_frame_once():

@@ -10,19 +10,6 @@ from cfad_mm.structures.tube_ops import box_iou_aligned, mask_extents
 from ..utils import sample_tube_rois
 
 
-def feature_step_frames(num_steps: int, stride_t: float, num_frames: int, device=None) -> Tensor:
-    """The integer clip frame represented by each feature step: ``floor((u + 0.5) * stride_t)``, ``(T',)``."""
-    u = torch.arange(num_steps, device=device, dtype=torch.float32)
-    return torch.floor((u + 0.5) * stride_t).long().clamp(max=num_frames - 1)
-
-
-def nearest_step(extents: Tensor, step_frames: Tensor) -> Tensor:
-    """The feature step whose frame is nearest the middle of each extent ``(R, 2)`` -> ``(R,)`` int64 (the
-    anchor step of a tube)."""
-    mid = extents.mean(1, keepdim=True)
-    return (mid - step_frames[None].to(extents.dtype)).abs().argmin(1)
-
-
 @MODELS.register_module()
 class KeyTimestampSelector(BaseModule):
     """Score every feature time step of each coarse tube by its expected error, pick the top ``num_keys``.

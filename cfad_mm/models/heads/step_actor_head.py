@@ -11,8 +11,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from cfad_mm.structures.tube_ops import clamp_boxes_to_image
-from ..roi_heads.key_frame_encoder import KeyFrameEncoder
-from .key_timestamp_selector import feature_step_frames
+from ..utils import feature_step_frames, nearest_input_frames
 
 
 def box_centres(boxes: Tensor) -> Tensor:
@@ -177,8 +176,7 @@ class StepActorHead(BaseModule):
                 raise ValueError('StepActorHead with frame_widths needs the input frames and the span '
                                  '(forward(feats, frames, span))')
             nt = frames.shape[2]
-            j = KeyFrameEncoder.nearest_input_frames(
-                feature_step_frames(t, span / t, span, frames.device), nt, span)  # (T',)
+            j = nearest_input_frames(feature_step_frames(t, span / t, span, frames.device), nt, span)  # (T',)
             images = frames[:, :, j].transpose(1, 2).reshape(n * t, frames.shape[1], *frames.shape[-2:])
             fine = self.frame_branch(images)
             x = F.interpolate(x, size=fine.shape[-2:], mode='bilinear', align_corners=False)

@@ -6,6 +6,8 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from ..utils import nearest_input_frames
+
 
 @MODELS.register_module()
 class KeyFrameEncoder(BaseModule):
@@ -48,13 +50,6 @@ class KeyFrameEncoder(BaseModule):
         """Features ``(U, C, H', W')`` of images ``(U, 3, H, W)``."""
         return self.net(images)
 
-    @staticmethod
-    def nearest_input_frames(key_frames: Tensor, num_inputs: int, span: int) -> Tensor:
-        """Index ``(R, M)`` of the sampled input frame nearest each key frame (span frames ``(R, M)``) when
-        ``num_inputs`` frames are sampled evenly over a span of ``span`` frames."""
-        k = (span - 1) / max(num_inputs - 1, 1)
-        return torch.round(key_frames.float() / k).long().clamp(0, num_inputs - 1)
-
     def key_frame_maps(self, frames: Tensor, tube_batch: Tensor, key_frames: Tensor,
                        span: int) -> Tuple[Tensor, Tensor, float, Tensor]:
         """Features of the distinct input frames nearest the key frames.
@@ -72,7 +67,7 @@ class KeyFrameEncoder(BaseModule):
             refines and re-fits there).
         """
         n, _, t, h, w = frames.shape
-        j = self.nearest_input_frames(key_frames, t, span)
+        j = nearest_input_frames(key_frames, t, span)
         snapped = (j.to(key_frames.dtype) * ((span - 1) / max(t - 1, 1))).round()
         ids = tube_batch[:, None] * t + j  # (R, M)
         uniq, inverse = torch.unique(ids.reshape(-1), return_inverse=True)

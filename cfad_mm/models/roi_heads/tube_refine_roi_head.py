@@ -9,7 +9,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from cfad_mm.structures.tube_ops import clamp_boxes_to_image
-from ..heads.key_timestamp_selector import feature_step_frames, nearest_step
+from ..utils import feature_step_frames, nearest_step
 from ..utils.cfg_keys import merge_known_keys
 from ..utils.clip_geometry import ClipGeometry
 

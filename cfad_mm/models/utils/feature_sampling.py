@@ -13,6 +13,26 @@ from torch import Tensor
 from .roi_align import roi_align
 
 
+def feature_step_frames(num_steps: int, stride_t: float, num_frames: int, device=None) -> Tensor:
+    """The integer clip frame represented by each feature step: ``floor((u + 0.5) * stride_t)``, ``(T',)``."""
+    u = torch.arange(num_steps, device=device, dtype=torch.float32)
+    return torch.floor((u + 0.5) * stride_t).long().clamp(max=num_frames - 1)
+
+
+def nearest_step(extents: Tensor, step_frames: Tensor) -> Tensor:
+    """The feature step whose frame is nearest the middle of each extent ``(R, 2)`` -> ``(R,)`` int64 (the
+    anchor step of a tube)."""
+    mid = extents.mean(1, keepdim=True)
+    return (mid - step_frames[None].to(extents.dtype)).abs().argmin(1)
+
+
+def nearest_input_frames(span_frames: Tensor, num_inputs: int, span: int) -> Tensor:
+    """Index (int64, the shape of ``span_frames``) of the sampled input frame nearest each span frame when
+    ``num_inputs`` frames are sampled evenly over a span of ``span`` frames."""
+    k = (span - 1) / max(num_inputs - 1, 1)
+    return torch.round(span_frames.float() / k).long().clamp(0, num_inputs - 1)
+
+
 def feature_time_to_clip(u: Tensor, stride_t: float) -> Tensor:
     """Centre of feature step(s) ``u`` in clip-frame time."""
     return (u + 0.5) * stride_t - 0.5
