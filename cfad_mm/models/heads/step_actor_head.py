@@ -260,24 +260,23 @@ class StepActorHead(BaseModule):
         if tgt['inds'].shape[0] == 0:
             zero = size_map.sum() * 0 + offset_map.sum() * 0
             losses.update(loss_actor_size=zero, loss_actor_offset=zero)
+            if self.motion is not None:
+                losses['loss_actor_motion'] = outs[3].sum() * 0
+            return losses
         else:
             losses.update(loss_actor_size=self.loss_size(size, tgt['size'], avg_factor=num_pos * 2),
                           loss_actor_offset=self.loss_offset(offset, tgt['offset'], avg_factor=num_pos * 2))
         if self.motion is not None:
-            motion_map = outs[3]
-            motion = motion_map.permute(0, 1, 3, 4, 2)[b, u, y, x]  # (P, 4)
-            weight = tgt['motion_weight']
-            if float(weight.sum()) == 0:
-                losses['loss_actor_motion'] = motion_map.sum() * 0
-            else:
-                losses['loss_actor_motion'] = self.loss_motion(motion, tgt['motion'], weight,
-                                                               avg_factor=float(weight.sum()))
+            motion = outs[3].permute(0, 1, 3, 4, 2)[b, u, y, x]  # (P, 4)
+            weight = tgt['motion_weight']  # (all 0: a zero loss, still with a graph)
+            losses['loss_actor_motion'] = self.loss_motion(motion, tgt['motion'], weight,
+                                                           avg_factor=weight.sum().clamp(min=1))
         return losses
 
     # ------------------------------------------------------------------ the snap
     def _peaks_near(self, peaks: Tensor, size_map: Tensor, offset_map: Tensor, tube_batch: Tensor,
                     steps: Tensor, cx: Tensor, cy: Tensor, img_shape: Tuple[int, int]
-                    ) -> Tuple[Tensor, Tensor, Tensor]:
+                    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """The best peak within ``search_radius`` cells of each centre.
 
         Args:
@@ -289,8 +288,9 @@ class StepActorHead(BaseModule):
             img_shape (tuple[int, int]): ``(H, W)`` of the input.
 
         Returns:
-            tuple[Tensor, Tensor, Tensor]: the box at the best peak ``(R, S, 4)`` (input pixels, clipped), its
-            heat ``(R, S)`` (0: no peak in the window) and its score (heat x distance penalty) ``(R, S)``.
+            tuple[Tensor, Tensor, Tensor, Tensor]: the box at the best peak ``(R, S, 4)`` (input pixels,
+            clipped), its heat ``(R, S)`` (0: no peak in the window), its score (heat x distance penalty)
+            ``(R, S)`` and its cell ``(R, S, 2)`` (row, column; int64).
         """
         _, _, h, w = peaks.shape
         ys = cy.floor().long()[..., None] + self.window[:, 0]  # (R, S, K)
@@ -306,7 +306,7 @@ class StepActorHead(BaseModule):
         by, bx = ys.gather(-1, best)[..., 0], xs.gather(-1, best)[..., 0]  # (R, S)
         heat = score.gather(-1, best)[..., 0]
         boxes = self.box_at(size_map, offset_map, bb[..., 0], uu[..., 0], by, bx, img_shape)
-        return boxes, heat, weighted.gather(-1, best)[..., 0]
+        return boxes, heat, weighted.gather(-1, best)[..., 0], torch.stack([by, bx], -1)
 
     def box_at(self, size_map: Tensor, offset_map: Tensor, b: Tensor, u: Tensor, y: Tensor, x: Tensor,
                img_shape: Tuple[int, int]) -> Tensor:
@@ -322,7 +322,7 @@ class StepActorHead(BaseModule):
         boxes = torch.stack([pcx - bw / 2, pcy - bh / 2, pcx + bw / 2, pcy + bh / 2], -1)
         return clamp_boxes_to_image(boxes, img_shape)
 
-    def peak_boxes(self, outs: Tuple[Tensor, Tensor, Tensor], img_shape: Tuple[int, int]
+    def peak_boxes(self, outs: Tuple[Tensor, ...], img_shape: Tuple[int, int]
                    ) -> Tuple[Tensor, Tensor, Tensor]:
         """Every actor the head finds: the boxes at the 3x3 local maxima of the heatmap with heat >=
         ``min_score`` (and > 0).
@@ -373,14 +373,14 @@ class StepActorHead(BaseModule):
         scale = step_boxes.new_tensor([w / img_shape[1], h / img_shape[0]])  # cells per input pixel (x, y)
         own = box_centres(step_boxes) * scale  # (R, T', 2) in cells
         steps = torch.arange(t, device=step_boxes.device)[None].expand(r, t)
-        boxes, heat, score = self._peaks_near(peaks, size_map, offset_map, tube_batch, steps, own[..., 0],
-                                              own[..., 1], img_shape)
+        boxes, heat, score, cells = self._peaks_near(peaks, size_map, offset_map, tube_batch, steps,
+                                                     own[..., 0], own[..., 1], img_shape)
         used = step_in & self._usable(heat)
         if not self.follow:
             return torch.where(used[..., None], boxes, step_boxes), heat * used.to(heat.dtype)
         motion_map = outs[3] if self.motion is not None else None
         return self._follow(peaks, size_map, offset_map, tube_batch, step_boxes, step_in, img_shape,
-                            boxes, heat, score, used, own, scale, motion_map)
+                            boxes, heat, score, used, own, scale, motion_map, cells)
 
     def _usable(self, heat: Tensor) -> Tensor:
         """Whether a best peak of heat ``heat`` is used: there is one (heat 0: no peak in the search window)
@@ -390,7 +390,8 @@ class StepActorHead(BaseModule):
     def _follow(self, peaks: Tensor, size_map: Tensor, offset_map: Tensor, tube_batch: Tensor,
                 step_boxes: Tensor, step_in: Tensor, img_shape: Tuple[int, int], boxes: Tensor, heat: Tensor,
                 score: Tensor, used: Tensor, own: Tensor, scale: Tensor,
-                motion_map: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+                motion_map: Optional[Tensor] = None, cells: Optional[Tensor] = None
+                ) -> Tuple[Tensor, Tensor]:
         """:meth:`snap` with ``follow``: from the anchor step outward (see :meth:`snap`).
 
         Args:
@@ -406,7 +407,9 @@ class StepActorHead(BaseModule):
             own (Tensor): ``(R, T', 2)`` centres of ``step_boxes`` in cells (x, y).
             scale (Tensor): ``(2,)`` cells per input pixel (x, y).
             motion_map (Tensor, optional): ``(N, T', 4, h, w)`` learned displacements (:meth:`forward`
-                with ``motion``): the move from a step whose box is a peak.
+                with ``motion``): the move from a step whose box is a peak, read at the peak's cell.
+            cells (Tensor, optional): ``(R, T', 2)`` the cells (row, column) of ``boxes`` (needed with
+                ``motion_map``).
 
         Returns:
             tuple[Tensor, Tensor]: as :meth:`snap`.
@@ -424,25 +427,26 @@ class StepActorHead(BaseModule):
         weights = torch.where(is_anchor, heat.to(dtype), step_boxes.new_zeros(()))
         coast_weight = step_boxes.new_tensor(self.coast_weight)
         step_index = torch.zeros((r, 1), dtype=torch.long, device=step_in.device)
-        h, w = peaks.shape[-2:]
+        if motion_map is not None:
+            anchor_cell = cells.gather(1, anchor[:, None, None].expand(r, 1, 2))[:, 0]  # (R, 2) row, column
         for direction in (1, -1):
             vel = torch.zeros_like(own[:, 0])  # (R, 2) followed motion in cells per step along ``direction``
             has_vel = torch.zeros_like(found)
             prev_peak = found.clone()  # whether the box at the step before is a peak (the anchor is)
+            if motion_map is not None:
+                prev_cell = anchor_cell.clone()  # (R, 2) its cell
             channels = slice(2, 4) if direction == 1 else slice(0, 2)  # displacement to the step after/before
             for u in (range(1, t) if direction == 1 else range(t - 2, -1, -1)):
                 prev = u - direction
                 active = found & step_in[:, u] & ((u - anchor) * direction > 0)
                 # the followed motion once known, the tube's own before
                 step_vel = torch.where(has_vel[:, None], vel, own[:, u] - own[:, prev])
-                if motion_map is not None:  # from a peak: the displacement learned there
-                    cell = centre(out[:, prev]).floor().long()
-                    cx, cy = cell[:, 0].clamp(0, w - 1), cell[:, 1].clamp(0, h - 1)
-                    learned = motion_map[tube_batch, prev, channels, cy, cx].to(dtype)  # (R, 2)
-                    step_vel = torch.where(prev_peak[:, None], learned, step_vel)
+                if motion_map is not None:  # from a peak: the displacement learned at its cell
+                    learned = motion_map[tube_batch, prev, channels, prev_cell[:, 0], prev_cell[:, 1]]
+                    step_vel = torch.where(prev_peak[:, None], learned.to(dtype), step_vel)  # (R, 2)
                 pred = centre(out[:, prev]) + step_vel
-                b, hh, _ = self._peaks_near(peaks, size_map, offset_map, tube_batch, step_index + u,
-                                            pred[:, 0:1], pred[:, 1:2], img_shape)
+                b, hh, _, c = self._peaks_near(peaks, size_map, offset_map, tube_batch, step_index + u,
+                                               pred[:, 0:1], pred[:, 1:2], img_shape)
                 b, hh = b[:, 0].to(dtype), hh[:, 0].to(dtype)
                 ok = active & self._usable(hh)
                 shift = (step_vel / scale).repeat(1, 2)  # coast: the previous box moved by the velocity
@@ -456,6 +460,8 @@ class StepActorHead(BaseModule):
                 if motion_map is not None:  # a coasted step goes on with the learned move
                     has_vel = has_vel | (active & prev_peak)
                 prev_peak = torch.where(active, ok, prev_peak)
+                if motion_map is not None:
+                    prev_cell = torch.where(ok[:, None], c[:, 0], prev_cell)
         return out, weights
 
     def refit(self, coder, coeffs: Tensor, extents: Tensor, step_frames: Tensor, boxes: Tensor,

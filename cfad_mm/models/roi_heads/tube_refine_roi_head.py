@@ -91,7 +91,7 @@ class TubeRefineRoIHead(BaseModule):
         self.actor_head = MODELS.build(dict(actor_head, in_channels=in_channels)) if actor_head else None
 
     # ------------------------------------------------------------------ tubes moved onto the actors
-    def snap_to_actors(self, actor_outs: Tuple[Tensor, Tensor, Tensor], tube_batch: Tensor, coeffs: Tensor,
+    def snap_to_actors(self, actor_outs: Tuple[Tensor, ...], tube_batch: Tensor, coeffs: Tensor,
                        extents: Tensor, geom: ClipGeometry) -> Tensor:
         """The tubes re-fitted to the actor peaks nearest them at every feature step (see
         :class:`StepActorHead`); ``actor_outs`` are the actor head's outputs on the features.

@@ -66,8 +66,11 @@ def test_motion_output_and_targets_by_hand():
     assert tgt['inds'].tolist() == [[0, 0, 2, 3], [0, 1, 3, 5]]
     assert torch.allclose(tgt['motion'], torch.tensor([[0.0, 0.0, 2.5, 1.75], [-2.5, -1.75, 0.0, 0.0]]))
     assert tgt['motion_weight'].tolist() == [[0, 0, 1, 1], [1, 1, 0, 0]]
+    # a zero motion map: the loss is the mean absolute target over the weighted entries
+    torch.nn.init.zeros_(h.motion.weight)
+    torch.nn.init.zeros_(h.motion.bias)
     losses = h.loss(h(torch.randn(1, 4, 3, H, W)), [gt], torch.tensor([3, 7, 11]), IMG)
-    assert float(losses['loss_actor_motion']) > 0
+    assert float(losses['loss_actor_motion']) == pytest.approx((2.5 + 1.75 + 2.5 + 1.75) / 4)
     losses['loss_actor_motion'].backward()
     assert h.motion.weight.grad.abs().sum() > 0
     # a tube annotated at one step only: no displacement to learn, a zero loss that still has a graph
@@ -214,27 +217,40 @@ def test_follow_starts_at_the_best_peak_and_coasts_over_a_gap():
 
 
 def test_follow_with_learned_motion_keeps_the_actor_past_a_static_look_alike():
-    """An actor moving 2 cells right per step (x = 2, 4, 6, 8, 10) passes a static look-alike at x = 6 (one
-    peak where they meet, step 2, the anchor). Followed on the static tube's velocity (0) the tube takes the
-    look-alike at every other step; with the learned displacement (+2 forwards, -2 backwards) it keeps the
-    actor both ways."""
-    peaks = {(0, 2, 6, 6): 0.9}
-    for u, x in ((0, 2), (1, 4), (3, 8), (4, 10)):
-        peaks[(0, u, 6, x)] = peaks[(0, u, 6, 6)] = 0.5
-    boxes = cell_box(6, 6)[None, None].expand(1, TF, 4).clone()
-    step_in = torch.ones(1, TF, dtype=torch.bool)
-    by_velocity, _ = head(search_radius=2, follow=True).snap(maps(peaks), torch.tensor([0]), boxes, step_in,
-                                                             IMG)
-    assert centres_x(by_velocity[0]) == pytest.approx([6, 6, 6, 6, 6])
+    """Clip 0: an actor moving 2 cells right per step (x = 2, 4, 6, 8, 10) passes a static look-alike at
+    x = 6 (one peak where they meet, step 2, the anchor). Followed on the static tube's velocity (0) the tube
+    takes the look-alike at every step; with the displacement learned at the actor's cells it keeps the actor
+    both ways. Clip 1 (a second tube): the mirror image, an actor moving 2 cells left on row 3, whose
+    displacements are written only in clip 1: each tube reads its own clip, step and cell."""
+    moving = {0: [(6, x) for x in (2, 4, 6, 8, 10)], 1: [(3, x) for x in (10, 8, 6, 4, 2)]}
+    peaks = {}
+    motion = torch.zeros(2, TF, 4, H, W)
+    for b, cells in moving.items():
+        for u, (y, x) in enumerate(cells):
+            peaks[(b, u, y, x)] = peaks[(b, u, y, 6)] = 0.9 if u == 2 else 0.5
+            step = 2.0 if b == 0 else -2.0
+            motion[b, u, :, y, x] = torch.tensor([-step, 0.0, step, 0.0])  # to the step before, after
+    heat, size, offset = maps(peaks, n=2)
+    outs = (heat, size, offset, motion)
+    boxes = torch.stack([cell_box(6, 6)[None].expand(TF, 4), cell_box(3, 6)[None].expand(TF, 4)])
+    batch, step_in = torch.tensor([0, 1]), torch.ones(2, TF, dtype=torch.bool)
+    by_velocity, _ = head(search_radius=2, follow=True).snap(outs[:3], batch, boxes, step_in, IMG)
+    assert centres_x(by_velocity[0]) == centres_x(by_velocity[1]) == pytest.approx([6] * TF)
     h = head(search_radius=2, follow=True, motion=True)
-    learned, weights = h.snap(maps(peaks, motion=(-2.0, 0.0, 2.0, 0.0)), torch.tensor([0]), boxes, step_in,
-                              IMG)
+    learned, weights = h.snap(outs, batch, boxes, step_in, IMG)
     assert centres_x(learned[0]) == pytest.approx([2, 4, 6, 8, 10])
-    assert weights[0].tolist() == pytest.approx([0.5, 0.5, 0.9, 0.5, 0.5], abs=1e-5)
-    # a step without a peak coasts on the followed velocity, not on the displacement read at a coasted box
-    del peaks[(0, 3, 6, 8)], peaks[(0, 3, 6, 6)]
-    learned, weights = h.snap(maps(peaks, motion=(-2.0, 0.0, 2.0, 0.0)), torch.tensor([0]), boxes, step_in,
-                              IMG)
+    assert centres_x(learned[1]) == pytest.approx([10, 8, 6, 4, 2])
+    assert weights.flatten().tolist() == pytest.approx([0.5, 0.5, 0.9, 0.5, 0.5] * 2, abs=1e-5)
+    for r in range(2):  # many tubes at once give what each gives alone
+        alone, w_alone = h.snap(outs, batch[r:r + 1], boxes[r:r + 1], step_in[r:r + 1], IMG)
+        assert torch.equal(alone[0], learned[r]) and torch.equal(w_alone[0], weights[r])
+    # clip 0, no peak at step 3 (the actor hidden): the box coasts on the last learned move (+2, to x = 8)
+    # and step 4 goes on with it (x = 10); a move of -4 written at the coasted cell is NOT read
+    for x in (8, 6):
+        del peaks[(0, 3, 6, x)]
+    motion[0, 3, :, 6, 8] = torch.tensor([4.0, 0.0, -4.0, 0.0])
+    outs = maps(peaks, n=2)[:3] + (motion,)
+    learned, weights = h.snap(outs, batch, boxes, step_in, IMG)
     assert centres_x(learned[0]) == pytest.approx([2, 4, 6, 8, 10])
     assert weights[0].tolist() == pytest.approx([0.5, 0.5, 0.9, 0.05, 0.5], abs=1e-5)
 
