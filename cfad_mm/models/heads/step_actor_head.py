@@ -50,8 +50,9 @@ class StepActorHead(BaseModule):
     With ``motion`` (and ``follow``) the head also learns where each actor goes: at an actor's centre cell of
     step u, the displacement (cells) of its centre to steps u - 1 and u + 1 (CenterTrack-style tracking
     offsets, trained at the GT centres only). Following then predicts the next step's search centre from
-    the learned displacement at the box found at the step before, instead of the followed velocity, so a
-    tube keeps its own actor where look-alikes cross.
+    the displacement learned at the peak found at the step before, instead of the followed velocity: right
+    where that velocity is wrong (the first move from the anchor, an actor that turns or changes speed);
+    actors that share one peak share its displacement.
 
     Its work per window is one 2-D head over the feature map (no RoI per tube) and a gather of
     ``(2 search_radius + 1)^2`` cells per tube and step. The snap is not differentiable (an argmax); the head
@@ -205,24 +206,23 @@ class StepActorHead(BaseModule):
         ref = gt_instances[0].tubes if n else step_frames.float()
         heat = ref.new_zeros((n, t, h, w))
         inds, sizes, offsets, motions, motion_weights = [], [], [], [], []
-
-        def centre_cell(box):  # (x1, y1, x2, y2) input pixels -> centre (x, y) in cells, inside the map
-            return (min(max((box[0] + box[2]) / 2 * w / img_w, 0.0), w - 1e-3),
-                    min(max((box[1] + box[3]) / 2 * h / img_h, 0.0), h - 1e-3))
-
         for b, gt in enumerate(gt_instances):
             if gt.tubes.shape[0] == 0:
                 continue
             # (on the CPU once: the loop reads single values)
             boxes = gt.tubes[:, step_frames].to(heat.dtype).cpu()  # (G, T', 4)
             valid = gt.tube_masks[:, step_frames].cpu()
+            # centres (x, y) in cells, inside the map, (G, T', 2); in double, as the loop reads them
+            c = box_centres(boxes.double())
+            centres = torch.stack([(c[..., 0] * w / img_w).clamp(0.0, w - 1e-3),
+                                   (c[..., 1] * h / img_h).clamp(0.0, h - 1e-3)], -1).tolist()
             for g, u in torch.nonzero(valid).tolist():
                 x1, y1, x2, y2 = boxes[g, u].tolist()
-                cx, cy = centre_cell((x1, y1, x2, y2))
+                cx, cy = centres[g][u]
                 move, move_w = [0.0] * 4, [0.0] * 4
                 for k, v in enumerate((u - 1, u + 1)):
                     if 0 <= v < t and valid[g, v]:
-                        nx, ny = centre_cell(boxes[g, v].tolist())
+                        nx, ny = centres[g][v]
                         move[2 * k:2 * k + 2], move_w[2 * k:2 * k + 2] = [nx - cx, ny - cy], [1.0, 1.0]
                 motions.append(move)
                 motion_weights.append(move_w)
@@ -263,9 +263,8 @@ class StepActorHead(BaseModule):
             if self.motion is not None:
                 losses['loss_actor_motion'] = outs[3].sum() * 0
             return losses
-        else:
-            losses.update(loss_actor_size=self.loss_size(size, tgt['size'], avg_factor=num_pos * 2),
-                          loss_actor_offset=self.loss_offset(offset, tgt['offset'], avg_factor=num_pos * 2))
+        losses.update(loss_actor_size=self.loss_size(size, tgt['size'], avg_factor=num_pos * 2),
+                      loss_actor_offset=self.loss_offset(offset, tgt['offset'], avg_factor=num_pos * 2))
         if self.motion is not None:
             motion = outs[3].permute(0, 1, 3, 4, 2)[b, u, y, x]  # (P, 4)
             weight = tgt['motion_weight']  # (all 0: a zero loss, still with a graph)
@@ -457,11 +456,10 @@ class StepActorHead(BaseModule):
                 vel = torch.where(ok[:, None], torch.where(has_vel[:, None], 0.5 * vel + 0.5 * moved, moved),
                                   step_vel)
                 has_vel = has_vel | ok
-                if motion_map is not None:  # a coasted step goes on with the learned move
-                    has_vel = has_vel | (active & prev_peak)
-                prev_peak = torch.where(active, ok, prev_peak)
                 if motion_map is not None:
+                    has_vel = has_vel | (active & prev_peak)  # a coasted step goes on with the learned move
                     prev_cell = torch.where(ok[:, None], c[:, 0], prev_cell)
+                prev_peak = torch.where(active, ok, prev_peak)
         return out, weights
 
     def refit(self, coder, coeffs: Tensor, extents: Tensor, step_frames: Tensor, boxes: Tensor,
