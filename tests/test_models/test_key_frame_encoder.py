@@ -8,7 +8,7 @@ import torch
 from mmaction.registry import MODELS
 
 import cfad_mm  # noqa: F401
-from cfad_mm.models.utils import nearest_input_frames
+from cfad_mm.models.utils import input_frame_spacing, input_span_frames, nearest_input_frames
 
 
 def test_nearest_input_frame_of_span_frames():
@@ -17,6 +17,16 @@ def test_nearest_input_frame_of_span_frames():
     assert nearest_input_frames(key, 16, 61).tolist() == [[0, 0, 1, 1, 2, 8, 15, 15]]
     # dense windows: every frame is an input
     assert nearest_input_frames(torch.arange(16)[None], 16, 16).tolist() == [list(range(16))]
+
+
+def test_input_span_frames_invert_the_sampling():
+    # T x k windows: the spacing is k and input j is span frame j k, for every T and k
+    for t, k in [(16, 4), (32, 4), (8, 3), (14, 3), (16, 1), (1, 1)]:
+        span = (t - 1) * k + 1
+        assert input_frame_spacing(t, span) == k
+        j = torch.arange(t)
+        assert input_span_frames(j, t, span).tolist() == (j * k).tolist()
+        assert nearest_input_frames(input_span_frames(j, t, span), t, span).tolist() == j.tolist()
 
 
 def test_key_frame_maps_run_each_distinct_frame_once():

@@ -6,7 +6,7 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ..utils import nearest_input_frames
+from ..utils import input_span_frames, nearest_input_frames
 
 
 @MODELS.register_module()
@@ -68,7 +68,7 @@ class KeyFrameEncoder(BaseModule):
         """
         n, _, t, h, w = frames.shape
         j = nearest_input_frames(key_frames, t, span)
-        snapped = (j.to(key_frames.dtype) * ((span - 1) / max(t - 1, 1))).round()
+        snapped = input_span_frames(j, t, span).to(key_frames.dtype)
         ids = tube_batch[:, None] * t + j  # (R, M)
         uniq, inverse = torch.unique(ids.reshape(-1), return_inverse=True)
         images = frames.permute(0, 2, 1, 3, 4).reshape(n * t, frames.shape[1], h, w)[uniq]

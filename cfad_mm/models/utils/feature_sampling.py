@@ -26,11 +26,24 @@ def nearest_step(extents: Tensor, step_frames: Tensor) -> Tensor:
     return (mid - step_frames[None].to(extents.dtype)).abs().argmin(1)
 
 
+def input_frame_spacing(num_inputs: int, span: int) -> float:
+    """Span frames between two consecutive sampled input frames when ``num_inputs`` frames are sampled evenly
+    over a span of ``span`` frames (the first and the last frame of the span are inputs): ``k`` of a
+    ``T x k`` window, whose span is ``(T - 1) k + 1``; 1 for a single input frame."""
+    return (span - 1) / (num_inputs - 1) if num_inputs > 1 else 1.0
+
+
 def nearest_input_frames(span_frames: Tensor, num_inputs: int, span: int) -> Tensor:
     """Index (int64, the shape of ``span_frames``) of the sampled input frame nearest each span frame when
     ``num_inputs`` frames are sampled evenly over a span of ``span`` frames."""
-    k = (span - 1) / max(num_inputs - 1, 1)
+    k = input_frame_spacing(num_inputs, span)
     return torch.round(span_frames.float() / k).long().clamp(0, num_inputs - 1)
+
+
+def input_span_frames(inputs: Tensor, num_inputs: int, span: int) -> Tensor:
+    """The span frame (int64, the shape of ``inputs``) of each sampled input frame index ``inputs``: the
+    inverse of :func:`nearest_input_frames` on the input frames."""
+    return torch.round(inputs.double() * input_frame_spacing(num_inputs, span)).long()
 
 
 def feature_time_to_clip(u: Tensor, stride_t: float) -> Tensor:
