@@ -18,9 +18,14 @@ model = dict(
     coarse_head=dict(
         tube_coder=dict(_delete_=True, type='SplineTubeCoder', max_frames=span, knot_interval=16)),
     # each coarse tube is moved onto the actor peaks of every feature step before the refine stage
-    # (docs/model.md, StepActorHead); measured on 61-frame windows (16x4) built from the 16x1 config by
-    # tools/analysis/span_sweep.py (tables actor-snap in docs/results.md), not on these 125-frame ones
-    roi_head=dict(actor_head=dict(type='StepActorHead')))
+    # (docs/model.md, StepActorHead): maps at stride 4 (a 2-D branch on the input frames), each tube
+    # followed from its best peak with the displacement the head learns at every peak. These settings are
+    # the best of the actor-head runs measured on 61-frame windows (16x4) built from the 16x1 config by
+    # tools/analysis/span_sweep.py, two seeds each (tables actor-snap, actor-fine and actor-motion of
+    # docs/results.md), not on these 125-frame windows
+    roi_head=dict(
+        actor_head=dict(type='StepActorHead', frame_widths=(16, 32), search_radius=3, distance_sigma=2.0,
+                        follow=True, motion=True)))
 
 train_dataloader = dict(
     dataset=dict(clip_len=clip_len, frame_interval=frame_interval, train_stride=31, temporal_jitter=8))
