@@ -13,20 +13,31 @@ frames at the feature steps only, the best IoU of any box the head finds at that
 above ``min_score``), whichever tube is near it. It is measured on other frames and per frame, not per tube,
 so it is no strict bound of the ``snapped`` row (where no peak is used a tube keeps its coarse box, and the
 re-fit interpolates between the steps), but it tells finding the actors from the snap's choice of peaks.
+
+Three ceiling rows tell what the model's representation of a tube can reach at all, whatever it learns: the
+GT tube itself as a trajectory of the model's tube coder (``fit_ceiling``: least squares over its annotated
+frames of the window, as the coder encodes GT), and the GT tube known only at some frames and linearly
+interpolated between them (held before the first and after the last of them): at the frames of the feature
+steps (``step_ceiling``, a perfect box at every step, e.g. a perfect actor head) and at the sampled input
+frames (``input_ceiling``, a perfect box on every frame the network sees). Where the GT is annotated at none
+of those frames the middle annotated box is held.
+
 IoU without the ACT ``+1`` (:func:`cfad_mm.structures.tube_ops.box_iou_aligned`), boxes in network-input
-pixels.
+pixels. Per-class shares (:func:`summarize_reach` with the GT labels) count the GT frames of each class.
 """
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor
 
-from cfad_mm.models.utils import feature_step_frames
+from cfad_mm.models.utils import feature_step_frames, input_span_frames
+from cfad_mm.models.utils.clip_geometry import ClipGeometry
 from cfad_mm.structures.tube_ops import box_iou, box_iou_aligned, clamp_boxes_to_image
 from cfad_mm.utils.markdown import markdown_table
 
 #: Order of the stages in the table (those a model does not have are absent).
-STAGE_ORDER = ('static', 'actor_peaks', 'coarse', 'snapped', 'tracked')
+STAGE_ORDER = ('static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'actor_peaks', 'coarse', 'snapped',
+               'tracked')
 
 
 def best_tube_frame_iou(tubes: Tensor, masks: Tensor, gt_tube: Tensor, gt_mask: Tensor) -> Tensor:
@@ -48,6 +59,39 @@ def static_frame_iou(gt_tube: Tensor, gt_mask: Tensor) -> Tensor:
     return box_iou_aligned(held, gt_tube[frames])
 
 
+def interpolated_frame_iou(gt_tube: Tensor, gt_mask: Tensor, known_frames: Tensor) -> Tensor:
+    """Per-frame IoU ``(F,)`` on the annotated frames of ``gt_tube (S, 4)`` / ``gt_mask (S,)`` of the tube
+    rebuilt from its boxes at ``known_frames (K,)`` (span frames; those annotated are used), linearly
+    interpolated between them and held before the first and after the last; the middle annotated box held
+    when none of them is annotated (as :func:`static_frame_iou`)."""
+    frames = torch.nonzero(gt_mask).flatten()
+    known = known_frames[gt_mask[known_frames]].sort().values
+    if known.numel() == 0:
+        return static_frame_iou(gt_tube, gt_mask)
+    if known.numel() == 1:
+        return box_iou_aligned(gt_tube[known[0]].expand(frames.numel(), 4), gt_tube[frames])
+    f, kf = frames.to(gt_tube.dtype), known.to(gt_tube.dtype)
+    right = torch.searchsorted(kf, f).clamp(1, known.numel() - 1)  # the known frames around each frame
+    left = right - 1
+    a = ((f - kf[left]) / (kf[right] - kf[left])).clamp(0, 1)[:, None]  # (held outside the known frames)
+    boxes = gt_tube[known[left]] * (1 - a) + gt_tube[known[right]] * a
+    return box_iou_aligned(boxes, gt_tube[frames])
+
+
+def coder_fit_frame_iou(coder, gt_tubes: Tensor, gt_masks: Tensor, img_shape) -> List[Tensor]:
+    """Per GT tube with annotated frames (of ``gt_tubes (G, S, 4)`` / ``gt_masks (G, S)``), the per-frame
+    IoU ``(F,)`` on its annotated frames of the tube coder's fit of it (``encode`` over those frames, then
+    ``decode``; boxes clipped to ``img_shape``)."""
+    keep = gt_masks.any(1)
+    if not bool(keep.any()):
+        return []
+    tubes, masks = gt_tubes[keep], gt_masks[keep]
+    coeffs, extents = coder.encode(tubes, masks, img_shape)
+    fitted, _ = coder.decode(coeffs, extents, img_shape, num_frames=tubes.shape[1])
+    fitted = clamp_boxes_to_image(fitted, img_shape)
+    return [box_iou_aligned(fitted[g][masks[g]], tubes[g][masks[g]]) for g in range(tubes.shape[0])]
+
+
 def peak_frame_iou(where: Tensor, boxes: Tensor, step_frames: Tensor, clip: int, gt_tube: Tensor,
                    gt_mask: Tensor) -> Tensor:
     """Per annotated step frame of ``gt_tube (S, 4)`` / ``gt_mask (S,)``: the best IoU of a peak box of clip
@@ -62,30 +106,41 @@ def peak_frame_iou(where: Tensor, boxes: Tensor, step_frames: Tensor, clip: int,
     return torch.stack(ious) if ious else gt_tube.new_zeros(0)
 
 
-def window_stage_reach(model, inputs: Tensor, data_samples: list) -> Dict[str, List[Tensor]]:
+def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Optional[List[int]] = None,
+                       with_stages: bool = True) -> Dict[str, List[Tensor]]:
     """Per stage, the per-frame IoUs of the best tube of each GT tube of each clip (see the module doc).
 
     Args:
         model (CFAD): The detector (eval mode).
         inputs (Tensor): Preprocessed clips ``(N, C, T, H, W)``.
         data_samples (list): Their data samples with ``gt_instances`` (``tubes`` in input pixels).
+        labels (list[int], optional): Receives the class of each GT tube, in the order of every stage's
+            list.
+        with_stages (bool): Run the model's stages. False: only the reference and the ceiling rows, which
+            need the model's tube coder and the number of its feature steps, not trained weights.
 
     Returns:
         dict[str, list[Tensor]]: stage -> one ``(F,)`` tensor per GT tube with annotated frames
-        (``'static'``, ``'coarse'`` and the stages of :meth:`CFAD.predict_raw`); with an actor head also
-        ``'actor_peaks'``, one tensor per GT tube of its annotated frames at the feature steps.
+        (``'static'``, the three ceilings, ``'coarse'`` and the stages of :meth:`CFAD.predict_raw`); with an
+        actor head also ``'actor_peaks'``, one tensor per GT tube of its annotated frames at the feature
+        steps.
     """
     stages: Dict[str, Tensor] = {}
-    actor_head = getattr(model.roi_head, 'actor_head', None) if model.refine else None
+    actor_head = getattr(model.roi_head, 'actor_head', None) if model.refine and with_stages else None
     actor_outs = []
     hook = actor_head.register_forward_hook(lambda m, a, o: actor_outs.append(o)) if actor_head else None
     try:
         with torch.no_grad():
-            raw = model.predict_raw(inputs, data_samples, stages)
+            if with_stages:
+                raw = model.predict_raw(inputs, data_samples, stages)
+                geom, num_steps, tube_batch = raw['geom'], raw['actionness'].shape[1], raw['tube_batch']
+            else:
+                feats = model.extract_feat(inputs)
+                geom = ClipGeometry.of(inputs, feats, model.frame_interval)
+                num_steps, tube_batch = feats.shape[2], None
     finally:
         if hook is not None:
             hook.remove()
-    geom = raw['geom']
     peaks = None
     if actor_outs:
         where, peak_boxes, _ = actor_head.peak_boxes(actor_outs[0], geom.img_shape)
@@ -95,17 +150,27 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list) -> Dict[str, L
     for name, coeffs in stages.items():
         boxes, masks = model.coder.decode(coeffs, raw['extents'], geom.img_shape, num_frames=geom.num_frames)
         decoded[name] = (clamp_boxes_to_image(boxes, geom.img_shape), masks)
-    out: Dict[str, List[Tensor]] = {name: [] for name in ['static', *stages]}
+    step_frames = feature_step_frames(num_steps, geom.stride_t, geom.num_frames, inputs.device)
+    input_frames = input_span_frames(torch.arange(inputs.shape[2], device=inputs.device), inputs.shape[2],
+                                     geom.num_frames)
+    out: Dict[str, List[Tensor]] = {name: [] for name in ['static', 'fit_ceiling', 'step_ceiling',
+                                                          'input_ceiling', *stages]}
     if peaks is not None:
         out['actor_peaks'] = []
     for i, ds in enumerate(data_samples):
         gt = ds.gt_instances
-        sel = raw['tube_batch'] == i
+        sel = tube_batch == i if with_stages else None
+        out['fit_ceiling'] += coder_fit_frame_iou(model.coder, gt.tubes.float(), gt.tube_masks.bool(),
+                                                  geom.img_shape)
         for g in range(gt.tubes.shape[0]):
             gt_tube, gt_mask = gt.tubes[g].float(), gt.tube_masks[g].bool()
             if not bool(gt_mask.any()):
                 continue
+            if labels is not None:
+                labels.append(int(gt.labels[g]))
             out['static'].append(static_frame_iou(gt_tube, gt_mask))
+            out['step_ceiling'].append(interpolated_frame_iou(gt_tube, gt_mask, step_frames))
+            out['input_ceiling'].append(interpolated_frame_iou(gt_tube, gt_mask, input_frames))
             if peaks is not None:
                 out['actor_peaks'].append(peak_frame_iou(*peaks, i, gt_tube.cpu(), gt_mask.cpu()))
             for name, (boxes, masks) in decoded.items():
@@ -113,24 +178,39 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list) -> Dict[str, L
     return out
 
 
-def summarize_reach(per_stage: Dict[str, List[Tensor]]) -> Dict[str, dict]:
+def summarize_reach(per_stage: Dict[str, List[Tensor]],
+                    labels: Optional[Sequence[int]] = None) -> Dict[str, dict]:
     """Per stage: ``gt_tubes``, ``frames``, ``mean_iou`` and ``share_iou_05`` (share of GT frames whose
-    best-tube IoU is >= 0.5), in the order of :data:`STAGE_ORDER` then ``refined_1``, ``refined_2``, ..."""
+    best-tube IoU is >= 0.5), in the order of :data:`STAGE_ORDER` then ``refined_1``, ``refined_2``, ...;
+    with ``labels`` (the class of each GT tube, as :func:`window_stage_reach` gives them) also
+    ``share_iou_05_per_class``: ``{class: share}`` over the GT frames of each class."""
     def order(name):
         return (STAGE_ORDER.index(name), 0) if name in STAGE_ORDER else (len(STAGE_ORDER), name)
+
+    def share(ious):
+        return float('nan') if ious.numel() == 0 else float((ious >= 0.5).float().mean())
 
     summary = {}
     for name in sorted(per_stage, key=order):
         ious = torch.cat(per_stage[name]) if per_stage[name] else torch.zeros(0)
-        empty = ious.numel() == 0
         summary[name] = dict(gt_tubes=len(per_stage[name]), frames=int(ious.numel()),
-                             mean_iou=float('nan') if empty else float(ious.mean()),
-                             share_iou_05=float('nan') if empty else float((ious >= 0.5).float().mean()))
+                             mean_iou=float('nan') if ious.numel() == 0 else float(ious.mean()),
+                             share_iou_05=share(ious))
+        if labels is not None:
+            if len(labels) != len(per_stage[name]):
+                raise ValueError(f'summarize_reach: {len(labels)} labels for {len(per_stage[name])} GT tubes '
+                                 f'of stage {name!r}')
+            summary[name]['share_iou_05_per_class'] = {
+                c: share(torch.cat([i for i, lab in zip(per_stage[name], labels) if lab == c]))
+                for c in sorted(set(labels))}
     return summary
 
 
 STAGE_TEXT = {
     'static': 'reference: the GT box of the middle annotated frame, held',
+    'fit_ceiling': "ceiling: the GT tube as a trajectory of the model's tube coder",
+    'step_ceiling': 'ceiling: the GT boxes at the feature steps, interpolated',
+    'input_ceiling': 'ceiling: the GT boxes at the sampled input frames, interpolated',
     'actor_peaks': ('best actor peak of the step, whichever tube is near (GT frames at the feature steps '
                     'only)'),
     'coarse': 'coarse tubes (top-k of the coarse head)',
@@ -143,9 +223,25 @@ def format_reach_table(summary: Dict[str, dict]) -> str:
     """A markdown table of :func:`summarize_reach`."""
     rows = []
     for name, s in summary.items():
-        text = STAGE_TEXT.get(name, f'after refine pass {name.split("_")[-1]}' if name.startswith('refined_')
-                              else name)
-        rows.append([text, str(s['gt_tubes']), str(s['frames']), f"{s['mean_iou']:.3f}",
+        rows.append([_stage_text(name), str(s['gt_tubes']), str(s['frames']), f"{s['mean_iou']:.3f}",
                      f"{s['share_iou_05']:.3f}"])
     return markdown_table(['stage', 'GT tubes (windows)', 'GT frames', 'mean IoU of the best tube',
                            'share of GT frames at IoU >= 0.5'], rows)
+
+
+def _stage_text(name: str) -> str:
+    return STAGE_TEXT.get(name, f'after refine pass {name.split("_")[-1]}' if name.startswith('refined_')
+                          else name)
+
+
+def format_class_reach_table(summary: Dict[str, dict], class_names: Optional[Sequence[str]] = None) -> str:
+    """A markdown table of the per-class shares of :func:`summarize_reach` (with labels): one row per stage,
+    one column per class (named by ``class_names[c]`` when given)."""
+    classes = sorted({c for s in summary.values() for c in s.get('share_iou_05_per_class', {})})
+    if not classes:
+        raise ValueError('format_class_reach_table: the summary has no per-class shares '
+                         '(summarize_reach(per_stage, labels))')
+    names = [class_names[c] if class_names is not None and c < len(class_names) else str(c) for c in classes]
+    rows = [[_stage_text(name)] + [f"{s['share_iou_05_per_class'].get(c, float('nan')):.3f}" for c in classes]
+            for name, s in summary.items()]
+    return markdown_table(['stage (share of GT frames at IoU >= 0.5)'] + names, rows)

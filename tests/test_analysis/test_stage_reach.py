@@ -12,7 +12,10 @@ from tool_scripts import load_tool
 import cfad_mm  # noqa: F401
 from cfad_mm.analysis.stage_reach import (
     best_tube_frame_iou,
+    coder_fit_frame_iou,
+    format_class_reach_table,
     format_reach_table,
+    interpolated_frame_iou,
     peak_frame_iou,
     static_frame_iou,
     summarize_reach,
@@ -48,6 +51,43 @@ def test_static_reference_holds_the_middle_annotated_box():
     assert static_frame_iou(gt, mask).tolist() == pytest.approx([0.0, 1 / 3, 1.0, 1 / 3, 0.0])
 
 
+def test_interpolated_ceiling_uses_the_annotated_known_frames_and_holds_outside_them():
+    # 10 px boxes moving 5 px per frame over frames 0..6, all annotated
+    gt = torch.stack([box(5.0 * t) for t in range(7)])
+    mask = torch.ones(7, dtype=torch.bool)
+    # known at 0 and 4: exact in between (linear motion), held at frame 4's box after it (5 and 10 px off)
+    assert interpolated_frame_iou(gt, mask, torch.tensor([4, 0])).tolist() == pytest.approx(
+        [1, 1, 1, 1, 1, 1 / 3, 0])
+    # a known frame that is not annotated is not used: known 0 and 6, but 6 unannotated -> frame 0 held
+    mask6 = torch.tensor([True] * 6 + [False])
+    assert interpolated_frame_iou(gt, mask6, torch.tensor([0, 6])).tolist() == pytest.approx(
+        [1, 1 / 3, 0, 0, 0, 0])
+    # none annotated: the middle annotated box held, as the static reference
+    mask_mid = torch.tensor([False, True, True, True, False, False, False])
+    assert interpolated_frame_iou(gt, mask_mid, torch.tensor([0, 5])).tolist() == pytest.approx(
+        static_frame_iou(gt, mask_mid).tolist())
+    # a turn between two known frames is lost: out and back (0, 5, 10, 5, 0) known at 0 and 4 only
+    turn = torch.stack([box(x) for x in (0.0, 5.0, 10.0, 5.0, 0.0)])
+    assert interpolated_frame_iou(turn, torch.ones(5, dtype=torch.bool), torch.tensor([0, 4])).tolist() == \
+        pytest.approx([1, 1 / 3, 0, 1 / 3, 1])
+
+
+def test_coder_fit_ceiling_is_exact_in_the_coders_space_and_not_outside_it():
+    from mmaction.registry import TASK_UTILS
+    coder = TASK_UTILS.build(dict(type='PolyTubeCoder', degree=1))
+    t = torch.arange(12, dtype=torch.float32)
+    moving = torch.stack([torch.stack([box(20 + 3.0 * f, 30.0, 12.0) for f in t])])  # linear motion
+    there_and_back = torch.stack([torch.stack([box(20 + 30.0 - 5.0 * abs(f - 6), 30.0, 12.0) for f in t])])
+    tubes = torch.cat([moving, there_and_back, moving])
+    masks = torch.ones(3, 12, dtype=torch.bool)
+    masks[1, :2] = False
+    masks[2] = False  # no annotated frame: skipped
+    ious = coder_fit_frame_iou(coder, tubes, masks, (120, 160))
+    assert len(ious) == 2 and [len(i) for i in ious] == [12, 10]
+    assert ious[0].tolist() == pytest.approx([1.0] * 12, abs=1e-4)  # a line is a degree-1 trajectory
+    assert float(ious[1].mean()) < 0.6  # a turn is not
+
+
 def test_peak_reach_takes_the_best_peak_of_the_clip_and_step_on_annotated_step_frames():
     gt = torch.stack([box(0.0)] * 9)
     gt_mask = torch.tensor([True] * 7 + [False] * 2)
@@ -57,6 +97,23 @@ def test_peak_reach_takes_the_best_peak_of_the_clip_and_step_on_annotated_step_f
     # step 0: the better of 1/3 and 80/120; step 1: its only peak is another clip's -> 0
     assert peak_frame_iou(where, boxes, step_frames, 0, gt, gt_mask).tolist() == pytest.approx([2 / 3, 0.0])
     assert peak_frame_iou(where, boxes, step_frames, 1, gt, gt_mask).tolist() == pytest.approx([0.0, 1.0])
+
+
+def test_summary_per_class_counts_the_frames_of_each_class():
+    per_stage = {'coarse': [torch.tensor([0.6, 0.2]), torch.tensor([0.5]), torch.tensor([0.1, 0.9, 0.9])],
+                 'fit_ceiling': [torch.tensor([1.0, 1.0]), torch.tensor([0.0]),
+                                 torch.tensor([1.0, 0.4, 0.4])]}
+    s = summarize_reach(per_stage, labels=[2, 0, 2])
+    assert list(s) == ['fit_ceiling', 'coarse']
+    assert s['coarse']['share_iou_05_per_class'] == {0: 1.0, 2: pytest.approx(3 / 5)}
+    assert s['fit_ceiling']['share_iou_05_per_class'] == {0: 0.0, 2: pytest.approx(3 / 5)}
+    table = format_class_reach_table(s, ['a', 'b', 'c'])
+    assert table.splitlines()[0] == '| stage (share of GT frames at IoU >= 0.5) | a | c |'
+    assert "| ceiling: the GT tube as a trajectory of the model's tube coder | 0.000 | 0.600 |" in table
+    with pytest.raises(ValueError, match='2 labels for 3 GT tubes'):
+        summarize_reach(per_stage, labels=[0, 1])
+    with pytest.raises(ValueError, match='no per-class shares'):
+        format_class_reach_table(summarize_reach(per_stage))
 
 
 def test_summary_orders_the_stages_and_counts_frames():
@@ -85,9 +142,17 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
     model.eval()
     clip, ds = long_span_sample()
     data = model.data_preprocessor(dict(inputs=[clip], data_samples=[ds]), False)
-    out = window_stage_reach(model, data['inputs'], data['data_samples'])
+    labels = []
+    out = window_stage_reach(model, data['inputs'], data['data_samples'], labels)
     num_gt = int(ds.gt_instances.tube_masks.any(1).sum())
-    assert set(out) == {'static', 'actor_peaks', 'coarse', 'snapped', 'refined_1', 'refined_2'}
+    assert set(out) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'actor_peaks', 'coarse',
+                        'snapped', 'refined_1', 'refined_2'}
+    assert labels == [int(c) for c, m in zip(ds.gt_instances.labels, ds.gt_instances.tube_masks) if m.any()]
+    # without the stages: the same reference and ceilings, nothing else
+    only = window_stage_reach(model, data['inputs'], data['data_samples'], with_stages=False)
+    assert set(only) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling'}
+    for name in only:
+        assert all(torch.equal(a, b) for a, b in zip(only[name], out[name])), name
     masks = [m for m in ds.gt_instances.tube_masks if m.any()]
     frames = [int(m.sum()) for m in masks]
     t_feat = model.extract_feat(data['inputs']).shape[2]
@@ -122,10 +187,22 @@ def test_tool_writes_its_table_json_and_doc_block(tiny_synth, tmp_path, capsys):
     summary = json.loads((tmp_path / 'r.json').read_text())
     assert summary['windows'] == 1  # cut inside the first batch
     stages = summary['stages']
-    assert list(stages) == ['static', 'coarse', 'refined_1', 'refined_2']  # two refine passes at test time
+    assert list(stages) == ['static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'coarse', 'refined_1',
+                            'refined_2']  # two refine passes at test time
     assert len({s['frames'] for s in stages.values()}) == 1 and stages['static']['frames'] > 0
     text = doc.read_text()
     assert text.startswith('# results\n') and '<!-- reach-test:start -->' in text
     assert 'tools/analysis/stage_reach.py' in text and '1 test windows' in text
     assert "--title 'a run, seed 0'" in text  # the command as written can be run again
     assert '## Reach of each stage: a run, seed 0' in text
+    # windows of consecutive frames: every annotated frame is an input frame, so that ceiling is exact
+    assert stages['input_ceiling']['share_iou_05'] == 1.0 and stages['input_ceiling']['mean_iou'] == 1.0
+    assert 'Share of GT frames at IoU >= 0.5 per class of the GT tube' in printed
+    # without a checkpoint: the reference and the ceilings only, the same numbers
+    tool.main([config, '--max-windows', '1', '--batch-size', '2', '--json', str(tmp_path / 'c.json'),
+               '--doc', str(doc), '--block', 'ceilings', '--cfg-options'] + opts)
+    ceilings = json.loads((tmp_path / 'c.json').read_text())
+    assert ceilings['checkpoint'] is None
+    assert list(ceilings['stages']) == ['static', 'fit_ceiling', 'step_ceiling', 'input_ceiling']
+    assert all(ceilings['stages'][k] == stages[k] for k in ceilings['stages'])
+    assert 'no checkpoint: the reference and ceiling rows only' in doc.read_text()
