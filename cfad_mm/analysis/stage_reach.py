@@ -9,8 +9,9 @@ measures whether some tube of a stage covers each actor, whatever its score or c
 the scoring and the post-processing can keep. The reference row ``static`` holds each GT tube at its box of
 its middle annotated frame of the window (a detector that finds the actor at one time and does not follow it).
 With an ``actor_head``, the row ``actor_peaks`` shows how often the head finds the actor at all: on the GT
-frames at the feature steps only, the best IoU of any box the head finds at that step (its 3x3 peaks at or
-above ``min_score``), whichever tube is near it. It is measured on other frames and per frame, not per tube,
+frames of the head's maps only (the feature steps, or the input frames with ``at_input_frames``), the best
+IoU of any box the head finds at that step (its 3x3 peaks at or above ``min_score``), whichever tube is near
+it. It is measured on other frames and per frame, not per tube,
 so it is no strict bound of the ``snapped`` row (where no peak is used a tube keeps its coarse box, and the
 re-fit interpolates between the steps), but it tells finding the actors from the snap's choice of peaks.
 
@@ -144,7 +145,7 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
     peaks = None
     if actor_outs:
         where, peak_boxes, _ = actor_head.peak_boxes(actor_outs[0], geom.img_shape)
-        steps = feature_step_frames(actor_outs[0][0].shape[1], geom.stride_t, geom.num_frames)
+        steps = actor_head.map_frames(actor_outs[0][0].shape[1], geom.num_frames)
         peaks = (where.cpu(), peak_boxes.float().cpu(), steps.cpu())
     decoded = {}
     for name, coeffs in stages.items():
@@ -211,8 +212,8 @@ STAGE_TEXT = {
     'fit_ceiling': "ceiling: the GT tube as a trajectory of the model's tube coder",
     'step_ceiling': 'ceiling: the GT boxes at the feature steps, interpolated',
     'input_ceiling': 'ceiling: the GT boxes at the sampled input frames, interpolated',
-    'actor_peaks': ('best actor peak of the step, whichever tube is near (GT frames at the feature steps '
-                    'only)'),
+    'actor_peaks': ("best actor peak of the step, whichever tube is near (GT frames at the head's map frames "
+                    'only: the feature steps, or the input frames with at_input_frames)'),
     'coarse': 'coarse tubes (top-k of the coarse head)',
     'snapped': 'moved onto the actor peaks (actor_head)',
     'tracked': 'followed through the steps (track_head)',

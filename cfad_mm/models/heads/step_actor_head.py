@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from cfad_mm.structures.tube_ops import clamp_boxes_to_image
-from ..utils import feature_step_frames, nearest_input_frames
+from ..utils import feature_step_frames, input_span_frames, nearest_input_frames
 
 
 def box_centres(boxes: Tensor) -> Tensor:
@@ -86,6 +86,11 @@ class StepActorHead(BaseModule):
             input frames (their number sets the stride of the maps: 2 stages give stride 4, twice as fine as
             the tiny backbone's 8; exactly so when the input's H and W divide by it, the stride-2 convs
             round up). Defaults to None (maps at the backbone's resolution, no branch).
+        at_input_frames (bool): Maps at every sampled input frame instead of every feature step (needs
+            ``frame_widths``): each input frame goes through the 2-D branch and joins the features of the
+            step nearest it, so that the snap, the follow and the re-fit get a box every ``k`` frames of a
+            ``T x k`` window instead of every ``S / T'`` (twice as often with the tiny backbone's temporal
+            stride 2). Every "step" above is then an input frame (:meth:`map_frames`). Defaults to False.
         loss_heatmap, loss_size, loss_offset, loss_motion (dict): loss configs (``loss_motion``: only with
             ``motion``).
         init_cfg (dict, optional): Initialisation config.
@@ -96,7 +101,7 @@ class StepActorHead(BaseModule):
                  search_radius: int = 2, distance_sigma: float = 1.5,
                  min_score: float = 0.1, prior_strength: float = 0.01, follow: bool = False,
                  coast_weight: float = 0.05, motion: bool = False,
-                 frame_widths: Optional[Sequence[int]] = None,
+                 frame_widths: Optional[Sequence[int]] = None, at_input_frames: bool = False,
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', loss_weight=1.0),
                  loss_size: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
                  loss_offset: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
@@ -113,6 +118,9 @@ class StepActorHead(BaseModule):
             raise ValueError(f'StepActorHead: coast_weight must be >= 0, got {coast_weight}')
         if motion and not follow:
             raise ValueError('StepActorHead: motion=True is used only when following; set follow=True too')
+        if at_input_frames and not frame_widths:
+            raise ValueError('StepActorHead: at_input_frames=True needs frame_widths (without the 2-D branch '
+                             'the maps of the input frames of one step would be copies of each other)')
         if prior_strength <= 0:
             raise ValueError(f'StepActorHead: prior_strength must be > 0, got {prior_strength}')
         self.prior_size = float(prior_size)
@@ -124,6 +132,7 @@ class StepActorHead(BaseModule):
         self.prior_strength = float(prior_strength)
         self.follow = bool(follow)
         self.coast_weight = float(coast_weight)
+        self.at_input_frames = bool(at_input_frames)
         layers, c = [], in_channels
         for _ in range(num_convs):
             layers += [nn.Conv2d(c, feat_channels, 3, padding=1), nn.ReLU(inplace=True)]
@@ -162,14 +171,24 @@ class StepActorHead(BaseModule):
             nn.init.constant_(m.bias, 0)
         nn.init.constant_(self.offset.bias, 0.5)
 
+    def map_frames(self, num_maps: int, span: int, device=None) -> Tensor:
+        """The span frame ``(M,)`` (int64) of each of the ``M = num_maps`` maps of :meth:`forward` over a
+        span of ``span`` frames: the frame of each feature step (:func:`feature_step_frames` with the stride
+        ``span / T'``, ``M = T'``), or with ``at_input_frames`` the frame of each sampled input frame
+        (``M = T``)."""
+        if self.at_input_frames:
+            return input_span_frames(torch.arange(num_maps, device=device), num_maps, span)
+        return feature_step_frames(num_maps, span / num_maps, span, device)
+
     def forward(self, feats: Tensor, frames: Optional[Tensor] = None,
                 span: Optional[int] = None) -> Tuple[Tensor, ...]:
-        """Heatmap logits ``(N, T', h, w)``, log sizes ``(N, T', 2, h, w)`` (relative to ``prior_size``
-        x the clip size), sub-cell centre offsets ``(N, T', 2, h, w)`` (x, y; cells) and, with ``motion``,
-        displacements ``(N, T', 4, h, w)`` (cells: x, y to the step before, x, y to the step after) of
-        features ``(N, C, T', H', W')``; ``(h, w) = (H', W')``, or with ``frame_widths`` the resolution of
+        """Heatmap logits ``(N, M, h, w)``, log sizes ``(N, M, 2, h, w)`` (relative to ``prior_size``
+        x the clip size), sub-cell centre offsets ``(N, M, 2, h, w)`` (x, y; cells) and, with ``motion``,
+        displacements ``(N, M, 4, h, w)`` (cells: x, y to the map before, x, y to the map after) of
+        features ``(N, C, T', H', W')``: ``M = T'`` maps (one per feature step) or with ``at_input_frames``
+        ``M = T`` (one per input frame); ``(h, w) = (H', W')``, or with ``frame_widths`` the resolution of
         the 2-D branch on ``frames`` (the network input ``(N, 3, T, H, W)`` sampled evenly over ``span``
-        frames)."""
+        frames). :meth:`map_frames` gives the span frame of each map."""
         n, c, t, h, w = feats.shape
         x = self.shared(feats.transpose(1, 2).reshape(n * t, c, h, w))
         if self.frame_branch is not None:
@@ -177,7 +196,15 @@ class StepActorHead(BaseModule):
                 raise ValueError('StepActorHead with frame_widths needs the input frames and the span '
                                  '(forward(feats, frames, span))')
             nt = frames.shape[2]
-            j = nearest_input_frames(feature_step_frames(t, span / t, span, frames.device), nt, span)  # (T',)
+            step_frames = feature_step_frames(t, span / t, span, frames.device)  # (T',)
+            if self.at_input_frames:
+                # every input frame, with the features of the step nearest it
+                inputs = self.map_frames(nt, span, frames.device)
+                nearest = (inputs[:, None] - step_frames[None]).abs().argmin(1)  # (T,)
+                x = x.reshape(n, t, *x.shape[1:])[:, nearest].reshape(n * nt, *x.shape[1:])
+                j, t = torch.arange(nt, device=frames.device), nt
+            else:
+                j = nearest_input_frames(step_frames, nt, span)  # (T',) the input frame nearest each step
             images = frames[:, :, j].transpose(1, 2).reshape(n * t, frames.shape[1], *frames.shape[-2:])
             fine = self.frame_branch(images)
             x = F.interpolate(x, size=fine.shape[-2:], mode='bilinear', align_corners=False)

@@ -100,8 +100,7 @@ class TubeRefineRoIHead(BaseModule):
             Tensor: ``(R, 4, D+1)`` coefficients.
         """
         img_shape = geom.img_shape
-        step_frames = feature_step_frames(actor_outs[0].shape[1], geom.stride_t, geom.num_frames,
-                                          coeffs.device)
+        step_frames = self.actor_head.map_frames(actor_outs[0].shape[1], geom.num_frames, coeffs.device)
         step_boxes, step_in = self.coder.decode(coeffs, extents, img_shape,
                                                 times=step_frames.to(coeffs.dtype))
         boxes, weights = self.actor_head.snap(actor_outs, tube_batch,
@@ -244,7 +243,7 @@ class TubeRefineRoIHead(BaseModule):
             # the head learns from its own targets; the detector's tubes reach the refine stage snapped, as
             # at test time
             actor_outs = self.actor_head(feats, frames, geom.num_frames)
-            step_frames = feature_step_frames(feats.shape[2], geom.stride_t, geom.num_frames, feats.device)
+            step_frames = self.actor_head.map_frames(actor_outs[0].shape[1], geom.num_frames, feats.device)
             losses.update(self.actor_head.loss(actor_outs, batch_gt_instances, step_frames, geom.img_shape))
             with torch.no_grad():
                 coeffs = self.snap_to_actors(tuple(o.detach() for o in actor_outs), tube_batch, coeffs,

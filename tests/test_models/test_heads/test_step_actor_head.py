@@ -300,6 +300,38 @@ def test_frame_branch_reads_the_input_frame_of_each_step():
         h(torch.randn(1, 4, TF, H, W))
 
 
+def test_maps_at_every_input_frame_read_that_frame_and_the_nearest_step():
+    """With at_input_frames there is one map per sampled input frame: input j reads frame j through the 2-D
+    branch and the features of the feature step nearest its span frame."""
+    torch.manual_seed(0)
+    h = head(frame_widths=(4, 6), at_input_frames=True).eval()
+    t, span = 9, 33  # 9 frames sampled every 4 of a 33-frame span; 5 feature steps at 3, 9, 16, 23, 29
+    assert h.map_frames(t, span).tolist() == [0, 4, 8, 12, 16, 20, 24, 28, 32]
+    assert head(frame_widths=(4, 6)).map_frames(TF, span).tolist() == [3, 9, 16, 23, 29]
+    frames = torch.randn(1, 3, t, *IMG)
+    feats = torch.randn(1, 4, TF, H, W)
+    seen = []
+    h.frame_branch.register_forward_pre_hook(lambda _, args: seen.append(args[0].shape[0]))
+    with torch.no_grad():
+        outs = h(feats, frames, span)
+    assert seen == [t]  # every input frame once
+    assert [tuple(o.shape) for o in outs] == [(1, t, 2 * H, 2 * W), (1, t, 2, 2 * H, 2 * W),
+                                              (1, t, 2, 2 * H, 2 * W)]
+    # input frame 12 (j = 3) is nearest step 1 (frame 9), frame 20 (j = 5) nearest step 3 (frame 23): the same
+    # heat as the step maps would give with those frames in their place
+    steps = head(frame_widths=(4, 6))
+    steps.load_state_dict(h.state_dict())
+    steps.eval()
+    for j, u in [(3, 1), (5, 3), (0, 0), (8, 4)]:
+        # a window whose step u reads input j: put frame j where step u looks (inputs 1, 2, 4, 6, 7)
+        swapped = frames.clone()
+        swapped[:, :, [1, 2, 4, 6, 7][u]] = frames[:, :, j]
+        with torch.no_grad():
+            ref = steps(feats, swapped, span)
+        assert torch.allclose(outs[0][0, j], ref[0][0, u], atol=1e-5), (j, u)
+        assert torch.allclose(outs[1][0, j], ref[1][0, u], atol=1e-5), (j, u)
+
+
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match='search_radius must be >= 0'):
         MODELS.build(dict(type='StepActorHead', in_channels=4, search_radius=-1))
@@ -313,10 +345,14 @@ def test_invalid_settings_are_refused():
         MODELS.build(dict(type='StepActorHead', in_channels=4, motion=True))
     with pytest.raises(ValueError, match='prior_strength must be > 0'):
         MODELS.build(dict(type='StepActorHead', in_channels=4, prior_strength=0))
+    with pytest.raises(ValueError, match='at_input_frames=True needs frame_widths'):
+        MODELS.build(dict(type='StepActorHead', in_channels=4, at_input_frames=True))
 
 
 @pytest.mark.parametrize('options', [{}, dict(follow=True, frame_widths=(8, 16)),
-                                     dict(follow=True, motion=True)])
+                                     dict(follow=True, motion=True),
+                                     dict(follow=True, motion=True, frame_widths=(8, 16),
+                                          at_input_frames=True)])
 def test_long_window_cfad_with_an_actor_head_trains_and_predicts(options):
     sys.path.insert(0, osp.dirname(osp.dirname(__file__)))
     from test_long_span import S, long_span_cfg, long_span_sample
