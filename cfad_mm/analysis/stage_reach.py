@@ -32,7 +32,6 @@ import torch
 from torch import Tensor
 
 from cfad_mm.models.utils import feature_step_frames, input_span_frames
-from cfad_mm.models.utils.clip_geometry import ClipGeometry
 from cfad_mm.structures.tube_ops import box_iou, box_iou_aligned, clamp_boxes_to_image
 from cfad_mm.utils.markdown import markdown_table
 
@@ -66,7 +65,7 @@ def interpolated_frame_iou(gt_tube: Tensor, gt_mask: Tensor, known_frames: Tenso
     interpolated between them and held before the first and after the last; the middle annotated box held
     when none of them is annotated (as :func:`static_frame_iou`)."""
     frames = torch.nonzero(gt_mask).flatten()
-    known = known_frames[gt_mask[known_frames]].sort().values
+    known = torch.unique(known_frames[gt_mask[known_frames]])  # sorted, each frame once
     if known.numel() == 0:
         return static_frame_iou(gt_tube, gt_mask)
     if known.numel() == 1:
@@ -123,8 +122,8 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
     Returns:
         dict[str, list[Tensor]]: stage -> one ``(F,)`` tensor per GT tube with annotated frames
         (``'static'``, the three ceilings, ``'coarse'`` and the stages of :meth:`CFAD.predict_raw`); with an
-        actor head also ``'actor_peaks'``, one tensor per GT tube of its annotated frames at the feature
-        steps.
+        actor head also ``'actor_peaks'``, one tensor per GT tube of its annotated frames at the frames of
+        the head's maps (the feature steps, or the input frames with ``at_input_frames``).
     """
     stages: Dict[str, Tensor] = {}
     actor_head = getattr(model.roi_head, 'actor_head', None) if model.refine and with_stages else None
@@ -137,7 +136,7 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
                 geom, num_steps, tube_batch = raw['geom'], raw['actionness'].shape[1], raw['tube_batch']
             else:
                 feats = model.extract_feat(inputs)
-                geom = ClipGeometry.of(inputs, feats, model.frame_interval)
+                geom = model._geometry(inputs, feats, data_samples)  # (checks the samples' span and GT)
                 num_steps, tube_batch = feats.shape[2], None
     finally:
         if hook is not None:

@@ -62,6 +62,9 @@ def test_interpolated_ceiling_uses_the_annotated_known_frames_and_holds_outside_
     mask6 = torch.tensor([True] * 6 + [False])
     assert interpolated_frame_iou(gt, mask6, torch.tensor([0, 6])).tolist() == pytest.approx(
         [1, 1 / 3, 0, 0, 0, 0])
+    # unsorted and repeated known frames are the same known frames
+    assert interpolated_frame_iou(gt, mask, torch.tensor([4, 0, 4, 0])).tolist() == pytest.approx(
+        [1, 1, 1, 1, 1, 1 / 3, 0])
     # none annotated: the middle annotated box held, as the static reference
     mask_mid = torch.tensor([False, True, True, True, False, False, False])
     assert interpolated_frame_iou(gt, mask_mid, torch.tensor([0, 5])).tolist() == pytest.approx(
@@ -148,6 +151,15 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
     assert set(out) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'actor_peaks', 'coarse',
                         'snapped', 'refined_1', 'refined_2'}
     assert labels == [int(c) for c, m in zip(ds.gt_instances.labels, ds.gt_instances.tube_masks) if m.any()]
+    # the ceilings at the frames of the model's feature steps and inputs (k > 1)
+    t_in = data['inputs'].shape[2]
+    k = (S - 1) // (t_in - 1)
+    t_feat = model.extract_feat(data['inputs']).shape[2]
+    gts = [(g.float(), m) for g, m in zip(ds.gt_instances.tubes, ds.gt_instances.tube_masks) if m.any()]
+    for i, (g, m) in enumerate(gts):
+        assert torch.equal(out['input_ceiling'][i], interpolated_frame_iou(g, m, torch.arange(t_in) * k))
+        assert torch.equal(out['step_ceiling'][i],
+                           interpolated_frame_iou(g, m, feature_step_frames(t_feat, S / t_feat, S)))
     # without the stages: the same reference and ceilings, nothing else
     only = window_stage_reach(model, data['inputs'], data['data_samples'], with_stages=False)
     assert set(only) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling'}

@@ -43,6 +43,7 @@ def test_key_frame_maps_run_each_distinct_frame_once():
     assert maps.shape == (1, 5, 6, 8, 12) and scale == 12 / 48
     # the keys move to the span frames of those inputs (input j is span frame 3 j)
     assert snapped.tolist() == [[0, 3, 21], [3, 3, 21], [21, 9, 3]]
+    assert snapped.dtype == torch.get_default_dtype()  # times to decode at, also for integer key frames
     with torch.no_grad():
         for r, (b, inputs) in enumerate(zip([0, 1, 1], [[0, 1, 7], [1, 1, 7], [7, 3, 1]])):
             for m, j in enumerate(inputs):

@@ -88,7 +88,7 @@ class StepActorHead(BaseModule):
             round up). Defaults to None (maps at the backbone's resolution, no branch).
         at_input_frames (bool): Maps at every sampled input frame instead of every feature step (needs
             ``frame_widths``): each input frame goes through the 2-D branch and joins the features of the
-            step nearest it, so that the snap, the follow and the re-fit get a box every ``k`` frames of a
+            step that covers it, so that the snap, the follow and the re-fit get a box every ``k`` frames of a
             ``T x k`` window instead of every ``S / T'`` (twice as often with the tiny backbone's temporal
             stride 2). Every "step" above is then an input frame (:meth:`map_frames`). Defaults to False.
         loss_heatmap, loss_size, loss_offset, loss_motion (dict): loss configs (``loss_motion``: only with
@@ -198,10 +198,11 @@ class StepActorHead(BaseModule):
             nt = frames.shape[2]
             step_frames = feature_step_frames(t, span / t, span, frames.device)  # (T',)
             if self.at_input_frames:
-                # every input frame, with the features of the step nearest it
+                # every input frame, with the features of the step that covers it (step u: span frames
+                # [u S / T', (u + 1) S / T'))
                 inputs = self.map_frames(nt, span, frames.device)
-                nearest = (inputs[:, None] - step_frames[None]).abs().argmin(1)  # (T,)
-                x = x.reshape(n, t, *x.shape[1:])[:, nearest].reshape(n * nt, *x.shape[1:])
+                covering = torch.floor(inputs.double() * t / span).long().clamp(max=t - 1)  # (T,)
+                x = x.reshape(n, t, *x.shape[1:])[:, covering].reshape(n * nt, *x.shape[1:])
                 j, t = torch.arange(nt, device=frames.device), nt
             else:
                 j = nearest_input_frames(step_frames, nt, span)  # (T',) the input frame nearest each step

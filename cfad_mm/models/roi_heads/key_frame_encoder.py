@@ -68,7 +68,8 @@ class KeyFrameEncoder(BaseModule):
         """
         n, _, t, h, w = frames.shape
         j = nearest_input_frames(key_frames, t, span)
-        snapped = input_span_frames(j, t, span).to(key_frames.dtype)
+        snapped = input_span_frames(j, t, span).to(
+            key_frames.dtype if key_frames.is_floating_point() else torch.get_default_dtype())
         ids = tube_batch[:, None] * t + j  # (R, M)
         uniq, inverse = torch.unique(ids.reshape(-1), return_inverse=True)
         images = frames.permute(0, 2, 1, 3, 4).reshape(n * t, frames.shape[1], h, w)[uniq]

@@ -58,8 +58,9 @@ class TubeRefineRoIHead(BaseModule):
         key_frame_encoder (dict, optional): :class:`KeyFrameEncoder` config: refine the key boxes on a light
             2-D branch run on the key frames instead of the backbone steps. Defaults to None.
         actor_head (dict, optional): :class:`StepActorHead` config: a class-agnostic actor heatmap at every
-            feature step onto whose peaks each tube is moved before the refine passes (in training the
-            detector's tubes, not the jittered GT ones; its losses ``loss_actor_*`` join the others).
+            feature step (or input frame) onto whose peaks each tube is moved before the refine passes (in
+            training the detector's tubes, not the jittered GT ones; its losses ``loss_actor_*`` join the
+            others).
             Defaults to None.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -93,8 +94,9 @@ class TubeRefineRoIHead(BaseModule):
     # ------------------------------------------------------------------ tubes moved onto the actors
     def snap_to_actors(self, actor_outs: Tuple[Tensor, ...], tube_batch: Tensor, coeffs: Tensor,
                        extents: Tensor, geom: ClipGeometry) -> Tensor:
-        """The tubes re-fitted to the actor peaks nearest them at every feature step (see
-        :class:`StepActorHead`); ``actor_outs`` are the actor head's outputs on the features.
+        """The tubes re-fitted to the actor peaks nearest them at the frame of every map of the actor head
+        (every feature step, or every input frame; :meth:`StepActorHead.map_frames`); ``actor_outs`` are the
+        actor head's outputs on the features.
 
         Returns:
             Tensor: ``(R, 4, D+1)`` coefficients.

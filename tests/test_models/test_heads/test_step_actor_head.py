@@ -308,17 +308,17 @@ def test_maps_at_every_input_frame_read_that_frame_and_the_nearest_step():
     t, span = 9, 33  # 9 frames sampled every 4 of a 33-frame span; 5 feature steps at 3, 9, 16, 23, 29
     assert h.map_frames(t, span).tolist() == [0, 4, 8, 12, 16, 20, 24, 28, 32]
     assert head(frame_widths=(4, 6)).map_frames(TF, span).tolist() == [3, 9, 16, 23, 29]
-    frames = torch.randn(1, 3, t, *IMG)
-    feats = torch.randn(1, 4, TF, H, W)
+    frames = torch.randn(2, 3, t, *IMG)
+    feats = torch.randn(2, 4, TF, H, W)
     seen = []
     h.frame_branch.register_forward_pre_hook(lambda _, args: seen.append(args[0].shape[0]))
     with torch.no_grad():
         outs = h(feats, frames, span)
-    assert seen == [t]  # every input frame once
-    assert [tuple(o.shape) for o in outs] == [(1, t, 2 * H, 2 * W), (1, t, 2, 2 * H, 2 * W),
-                                              (1, t, 2, 2 * H, 2 * W)]
-    # input frame 12 (j = 3) is nearest step 1 (frame 9), frame 20 (j = 5) nearest step 3 (frame 23): the same
-    # heat as the step maps would give with those frames in their place
+    assert seen == [2 * t]  # every input frame of both clips once
+    assert [tuple(o.shape) for o in outs] == [(2, t, 2 * H, 2 * W), (2, t, 2, 2 * H, 2 * W),
+                                              (2, t, 2, 2 * H, 2 * W)]
+    # the steps cover span frames [6.6 u, 6.6 (u + 1)): input frame 12 (j = 3) is in step 1, 20 (j = 5) in
+    # step 3, 0 in step 0, 32 in step 4: the same maps as the step maps give with those frames in their place
     steps = head(frame_widths=(4, 6))
     steps.load_state_dict(h.state_dict())
     steps.eval()
@@ -328,8 +328,9 @@ def test_maps_at_every_input_frame_read_that_frame_and_the_nearest_step():
         swapped[:, :, [1, 2, 4, 6, 7][u]] = frames[:, :, j]
         with torch.no_grad():
             ref = steps(feats, swapped, span)
-        assert torch.allclose(outs[0][0, j], ref[0][0, u], atol=1e-5), (j, u)
-        assert torch.allclose(outs[1][0, j], ref[1][0, u], atol=1e-5), (j, u)
+        for b in range(2):
+            for k in range(3):
+                assert torch.allclose(outs[k][b, j], ref[k][b, u], atol=1e-5), (b, j, u, k)
 
 
 def test_invalid_settings_are_refused():
