@@ -15,13 +15,14 @@ it. It is measured on other frames and per frame, not per tube,
 so it is no strict bound of the ``snapped`` row (where no peak is used a tube keeps its coarse box, and the
 re-fit interpolates between the steps), but it tells finding the actors from the snap's choice of peaks.
 
-Three ceiling rows tell what the model's representation of a tube can reach at all, whatever it learns: the
-GT tube itself as a trajectory of the model's tube coder (``fit_ceiling``: least squares over its annotated
-frames of the window, as the coder encodes GT), and the GT tube known only at some frames and linearly
-interpolated between them (held before the first and after the last of them): at the frames of the feature
-steps (``step_ceiling``, a perfect box at every step, e.g. a perfect actor head) and at the sampled input
-frames (``input_ceiling``, a perfect box on every frame the network sees). Where the GT is annotated at none
-of those frames the middle annotated box is held.
+Three ceiling rows tell what the model's representation of a tube reaches before anything is learned
+(reference bounds, not strict ones: a least-squares fit, a linear interpolation that the model does not do):
+the GT tube itself as a trajectory of the model's tube coder (``fit_ceiling``: least squares over its
+annotated frames of the window, as the coder encodes GT), and the GT tube known only at some frames and
+linearly interpolated between them (held before the first and after the last of them): at the frames of the
+feature steps (``step_ceiling``, a perfect box at every step, e.g. a perfect actor head) and at the sampled
+input frames (``input_ceiling``, a perfect box on every frame the network sees). Where the GT is annotated at
+none of those frames the middle annotated box is held.
 
 IoU without the ACT ``+1`` (:func:`cfad_mm.structures.tube_ops.box_iou_aligned`), boxes in network-input
 pixels. Per-class shares (:func:`summarize_reach` with the GT labels) count the GT frames of each class.

@@ -66,7 +66,7 @@ def parse_args(argv=None):
                 f'{args.batch_size}')
     if args.doc and not osp.isfile(args.doc):
         p.error(f'--doc {args.doc}: no such file')
-    for path in (args.config, args.checkpoint or args.config):
+    for path in [args.config] + ([args.checkpoint] if args.checkpoint else []):
         if not osp.isfile(path):
             p.error(f'{path}: no such file')
     return args

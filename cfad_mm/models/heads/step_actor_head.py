@@ -196,7 +196,6 @@ class StepActorHead(BaseModule):
                 raise ValueError('StepActorHead with frame_widths needs the input frames and the span '
                                  '(forward(feats, frames, span))')
             nt = frames.shape[2]
-            step_frames = feature_step_frames(t, span / t, span, frames.device)  # (T',)
             if self.at_input_frames:
                 # every input frame, with the features of the step that covers it (step u: span frames
                 # [u S / T', (u + 1) S / T'))
@@ -205,7 +204,8 @@ class StepActorHead(BaseModule):
                 x = x.reshape(n, t, *x.shape[1:])[:, covering].reshape(n * nt, *x.shape[1:])
                 j, t = torch.arange(nt, device=frames.device), nt
             else:
-                j = nearest_input_frames(step_frames, nt, span)  # (T',) the input frame nearest each step
+                # (T',) the input frame nearest each step
+                j = nearest_input_frames(self.map_frames(t, span, frames.device), nt, span)
             images = frames[:, :, j].transpose(1, 2).reshape(n * t, frames.shape[1], *frames.shape[-2:])
             fine = self.frame_branch(images)
             x = F.interpolate(x, size=fine.shape[-2:], mode='bilinear', align_corners=False)
