@@ -154,6 +154,25 @@ def test_cleanup_touches_only_files_this_hook_marked(tmp_path):
     assert 'epoch_1.pth' in left and 'last_checkpoint' in left
 
 
+@pytest.mark.parametrize('cut', [0, 1, 30, -6, -1])
+def test_a_marker_cut_short_by_a_kill_is_removed_and_nothing_else(tmp_path, cut):
+    """A kill while the marker itself is written leaves it empty or cut short (seen after a SIGKILL right
+    after a checkpoint: ``last_checkpoint.cfad-partial<pid>.cfad-marker`` stayed behind). The clean-up
+    removes such a marker; a foreign file with the same kind of name but other text stays."""
+    from cfad_mm.engine.hooks.atomic_checkpoint_hook import _write_marker
+    ours = tmp_path / 'last_checkpoint.cfad-partial4242'
+    _write_marker(str(ours))
+    marker = tmp_path / 'last_checkpoint.cfad-partial4242.cfad-marker'
+    full = marker.read_text()
+    assert full.startswith('{"writer": "cfad_mm.engine.AtomicCheckpointHook"') and full.endswith('}')
+    marker.write_text(full[:cut])
+    foreign = tmp_path / 'notes.cfad-partial7.cfad-marker'
+    foreign.write_text('{"writer": "someone else"')
+    (tmp_path / 'notes.cfad-partial7').write_text('user data')
+    AtomicCheckpointHook(interval=1).before_train(FakeRunner(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ['notes.cfad-partial7', 'notes.cfad-partial7.cfad-marker']
+
+
 def test_a_stale_keep_list_never_removes_the_checkpoint_just_written(tmp_path):
     """A message hub that already lists the step being saved (carried over from another run) must not make
     the hook delete the file it has just written."""

@@ -28,9 +28,22 @@ def partial_path(path: str, tag) -> str:
     return f'{path}{TMP_SUFFIX}{tag}'
 
 
+def _marker_head(partial: str) -> str:
+    """The start of the marker text of the temporary file named ``partial``, up to its pid's digits."""
+    return json.dumps(dict(writer=MARKER_WRITER, partial=partial))[:-1] + ', "pid": '
+
+
 def _write_marker(tmp_path: str) -> None:
     with open(tmp_path + MARKER_SUFFIX, 'w') as f:
-        json.dump(dict(writer=MARKER_WRITER, partial=osp.basename(tmp_path), pid=os.getpid()), f)
+        f.write(f'{_marker_head(osp.basename(tmp_path))}{os.getpid()}}}')
+
+
+def _is_cut_short_marker(text: str, partial: str) -> bool:
+    """Whether ``text`` is a marker of this hook for ``partial`` that a kill cut short while it was written
+    (empty, or a prefix of the full text). The temporary file itself is only opened after its marker is
+    complete, so such a marker never announces a file."""
+    head = _marker_head(partial)
+    return head.startswith(text) or (text.startswith(head) and text[len(head):].isdigit())
 
 
 def _remove_marker(tmp_path: str) -> None:
@@ -45,7 +58,9 @@ def remove_interrupted_writes(folder: str) -> list:
     was killed while writing, and their markers.
 
     A file is deleted only when its marker ``<name>.cfad-marker`` exists, names this hook as its writer and
-    names the file, and the file's name has the form ``<final name>.cfad-partial<digits>``.
+    names the file, and the file's name has the form ``<final name>.cfad-partial<digits>``. A marker that a
+    kill cut short while it was being written (empty, or the start of the text this hook writes for that
+    name) is deleted alone: the file it was to announce is only started after its marker is complete.
 
     Returns:
         list[str]: The names of the deleted temporary files.
@@ -56,15 +71,22 @@ def remove_interrupted_writes(folder: str) -> list:
             continue
         marker = osp.join(folder, name)
         partial = name[:-len(MARKER_SUFFIX)]
+        if TMP_SUFFIX not in partial or not partial.rsplit(TMP_SUFFIX, 1)[-1].isdigit():
+            continue
         try:
             with open(marker) as f:
-                info = json.load(f)
+                text = f.read()
         except (OSError, ValueError):
+            continue  # unreadable: not touched
+        if _is_cut_short_marker(text, partial):
+            os.remove(marker)  # killed while writing the marker: its file was never started
+            continue
+        try:
+            info = json.loads(text)
+        except ValueError:
             continue  # not one of ours
         if not isinstance(info, dict) or info.get('writer') != MARKER_WRITER or \
                 info.get('partial') != partial:
-            continue
-        if TMP_SUFFIX not in partial or not partial.rsplit(TMP_SUFFIX, 1)[-1].isdigit():
             continue
         path = osp.join(folder, partial)
         if osp.isfile(path):
@@ -146,7 +168,8 @@ class AtomicCheckpointHook(CheckpointHook):
     3. removes outdated checkpoints (``max_keep_ckpts``, previous best) only after the new one is in place;
     4. deletes the temporary files a killed run left, in ``before_train``: only files named
        ``<name>.cfad-partial<digits>`` whose marker file ``<that name>.cfad-marker`` (written before them)
-       says this hook wrote them; nothing else in the folder is touched.
+       says this hook wrote them, and markers a kill cut short (see :func:`remove_interrupted_writes`);
+       nothing else in the folder is touched.
 
     For other storage backends (``backend_args`` with a remote prefix) it behaves as ``CheckpointHook``.
     All arguments are those of :class:`mmengine.hooks.CheckpointHook`; it is the default checkpoint hook of
