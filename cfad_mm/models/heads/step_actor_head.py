@@ -42,9 +42,18 @@ class StepActorHead(BaseModule):
 
     With ``frame_widths`` the maps are finer than the backbone's: a light 2-D branch
     (``[Conv3x3(stride 2)-BN-ReLU] x len(frame_widths)``) reads the input frame nearest each step's frame,
-    and the step's features, upsampled to its resolution, join it before a 3x3 conv::
+    and the step's features, upsampled to its resolution, join it before a 3x3 conv (``fusion='concat'``)::
 
         per step: upsample([Conv3x3-ReLU] x num_convs (backbone step)) ++ 2-D branch (input frame)
+                  -> Conv3x3-ReLU -> heatmap / log size / offset at stride 2^len(frame_widths)
+
+    or, with ``fusion='add'``, FPN-style: a 1x1 conv projects the step's features to the branch's width at
+    the backbone's resolution, they are upsampled and added to the branch, and the 3x3 conv and the outputs
+    work at the branch's width (``frame_widths[-1]`` channels instead of ``feat_channels`` out of
+    ``feat_channels + frame_widths[-1]`` in): the 3x3 conv at the fine resolution is most of the head's
+    work, and this makes it several times cheaper (``tools/analysis/actor_head_cost.py`` counts it)::
+
+        per step: upsample(Conv1x1([Conv3x3-ReLU] x num_convs (backbone step))) + 2-D branch (input frame)
                   -> Conv3x3-ReLU -> heatmap / log size / offset at stride 2^len(frame_widths)
 
     With ``motion`` (and ``follow``) the head also learns where each actor goes: at an actor's centre cell of
@@ -91,6 +100,9 @@ class StepActorHead(BaseModule):
             step that covers it, so that the snap, the follow and the re-fit get a box every ``k`` frames of a
             ``T x k`` window instead of every ``S / T'`` (twice as often with the tiny backbone's temporal
             stride 2). Every "step" above is then an input frame (:meth:`map_frames`). Defaults to False.
+        fusion (str): How the step's features join the 2-D branch (with ``frame_widths``): ``'concat'``
+            (concatenated, then a 3x3 conv to ``feat_channels``) or ``'add'`` (projected by a 1x1 conv to the
+            branch's width, added, then a 3x3 conv at that width; see above). Defaults to ``'concat'``.
         loss_heatmap, loss_size, loss_offset, loss_motion (dict): loss configs (``loss_motion``: only with
             ``motion``).
         init_cfg (dict, optional): Initialisation config.
@@ -102,6 +114,7 @@ class StepActorHead(BaseModule):
                  min_score: float = 0.1, prior_strength: float = 0.01, follow: bool = False,
                  coast_weight: float = 0.05, motion: bool = False,
                  frame_widths: Optional[Sequence[int]] = None, at_input_frames: bool = False,
+                 fusion: str = 'concat',
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', loss_weight=1.0),
                  loss_size: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
                  loss_offset: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
@@ -121,6 +134,10 @@ class StepActorHead(BaseModule):
         if at_input_frames and not frame_widths:
             raise ValueError('StepActorHead: at_input_frames=True needs frame_widths (without the 2-D branch '
                              'the maps of the input frames of one step would be copies of each other)')
+        if fusion not in ('concat', 'add'):
+            raise ValueError(f"StepActorHead: fusion must be 'concat' or 'add', got {fusion!r}")
+        if fusion != 'concat' and not frame_widths:
+            raise ValueError(f'StepActorHead: fusion={fusion!r} joins the 2-D branch; it needs frame_widths')
         if prior_strength <= 0:
             raise ValueError(f'StepActorHead: prior_strength must be > 0, got {prior_strength}')
         self.prior_size = float(prior_size)
@@ -138,7 +155,7 @@ class StepActorHead(BaseModule):
             layers += [nn.Conv2d(c, feat_channels, 3, padding=1), nn.ReLU(inplace=True)]
             c = feat_channels
         self.shared = nn.Sequential(*layers)
-        self.frame_branch = None
+        self.frame_branch = self.lateral = None
         if frame_widths:
             branch, fc = [], 3
             for fw in frame_widths:
@@ -146,8 +163,15 @@ class StepActorHead(BaseModule):
                            nn.ReLU(inplace=True)]
                 fc = fw
             self.frame_branch = nn.Sequential(*branch)
-            self.fuse = nn.Sequential(nn.Conv2d(c + fc, feat_channels, 3, padding=1), nn.ReLU(inplace=True))
-            c = feat_channels
+            if fusion == 'add':
+                self.lateral = nn.Conv2d(c, fc, 1)
+                self.fuse = nn.Sequential(nn.Conv2d(fc, fc, 3, padding=1), nn.ReLU(inplace=True))
+                c = fc
+            else:
+                self.lateral = None
+                self.fuse = nn.Sequential(nn.Conv2d(c + fc, feat_channels, 3, padding=1),
+                                          nn.ReLU(inplace=True))
+                c = feat_channels
         self.heatmap = nn.Conv2d(c, 1, 1)
         self.size = nn.Conv2d(c, 2, 1)
         self.offset = nn.Conv2d(c, 2, 1)
@@ -192,6 +216,8 @@ class StepActorHead(BaseModule):
         n, c, t, h, w = feats.shape
         x = self.shared(feats.transpose(1, 2).reshape(n * t, c, h, w))
         if self.frame_branch is not None:
+            if self.lateral is not None:  # at the backbone's resolution, once per step
+                x = self.lateral(x)
             if frames is None or span is None:
                 raise ValueError('StepActorHead with frame_widths needs the input frames and the span '
                                  '(forward(feats, frames, span))')
@@ -209,7 +235,7 @@ class StepActorHead(BaseModule):
             images = frames[:, :, j].transpose(1, 2).reshape(n * t, frames.shape[1], *frames.shape[-2:])
             fine = self.frame_branch(images)
             x = F.interpolate(x, size=fine.shape[-2:], mode='bilinear', align_corners=False)
-            x = self.fuse(torch.cat([x, fine], 1))
+            x = self.fuse(x + fine if self.lateral is not None else torch.cat([x, fine], 1))
             h, w = fine.shape[-2:]
         outs = (self.heatmap(x).reshape(n, t, h, w), self.size(x).reshape(n, t, 2, h, w),
                 self.offset(x).reshape(n, t, 2, h, w))

@@ -333,6 +333,37 @@ def test_maps_at_every_input_frame_read_that_frame_and_the_nearest_step():
                 assert torch.allclose(outs[k][b, j], ref[k][b, u], atol=1e-5), (b, j, u, k)
 
 
+def test_add_fusion_projects_the_step_at_its_resolution_and_adds_it_to_the_branch():
+    """fusion='add': a 1x1 conv takes the step's features to the branch's width at the backbone's resolution,
+    they are upsampled and added to the branch, and the 3x3 fusion conv and the outputs work at that width;
+    its multiply-adds per map are those of a 6 -> 6 conv instead of a 14 -> 8 conv at the fine resolution."""
+    from torch.nn import functional as F
+
+    from cfad_mm.analysis.head_cost import count_multiply_adds
+    torch.manual_seed(0)
+    h = head(frame_widths=(4, 6), fusion='add').eval()
+    assert (h.lateral.in_channels, h.lateral.out_channels, h.lateral.kernel_size) == (8, 6, (1, 1))
+    assert (h.fuse[0].in_channels, h.fuse[0].out_channels, h.heatmap.in_channels) == (6, 6, 6)
+    t, span = 9, 33
+    frames, feats = torch.randn(1, 3, t, *IMG), torch.randn(1, 4, TF, H, W)
+    with torch.no_grad():
+        outs = h(feats, frames, span)
+        # by hand: steps read inputs 1, 2, 4, 6, 7 (test_frame_branch_reads_the_input_frame_of_each_step)
+        x = h.lateral(h.shared(feats.transpose(1, 2).reshape(TF, 4, H, W)))
+        fine = h.frame_branch(frames[0, :, [1, 2, 4, 6, 7]].transpose(0, 1))
+        x = h.fuse(F.interpolate(x, size=(2 * H, 2 * W), mode='bilinear', align_corners=False) + fine)
+    assert torch.allclose(outs[0][0], h.heatmap(x)[:, 0], atol=1e-6)
+    assert torch.allclose(outs[2][0], h.offset(x), atol=1e-6)
+    cells = TF * 2 * H * 2 * W  # output cells of the fusion conv over the 5 maps
+    add = count_multiply_adds(h, lambda: h(feats, frames, span))
+    concat_head = head(frame_widths=(4, 6))
+    concat = count_multiply_adds(concat_head, lambda: concat_head(feats, frames, span))
+    assert add['fuse.0'] == cells * 6 * 6 * 9 and concat['fuse.0'] == cells * 8 * 14 * 9
+    assert add['lateral'] == TF * H * W * 6 * 8 and 'lateral' not in concat
+    assert add['heatmap'] == cells * 6 and concat['heatmap'] == cells * 8
+    assert add['frame_branch.0'] == concat['frame_branch.0'] == TF * (4 * H) * (4 * W) * 4 * 3 * 9  # at stride 2 of the input
+
+
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match='search_radius must be >= 0'):
         MODELS.build(dict(type='StepActorHead', in_channels=4, search_radius=-1))
@@ -348,12 +379,18 @@ def test_invalid_settings_are_refused():
         MODELS.build(dict(type='StepActorHead', in_channels=4, prior_strength=0))
     with pytest.raises(ValueError, match='at_input_frames=True needs frame_widths'):
         MODELS.build(dict(type='StepActorHead', in_channels=4, at_input_frames=True))
+    with pytest.raises(ValueError, match="fusion must be 'concat' or 'add', got 'sum'"):
+        MODELS.build(dict(type='StepActorHead', in_channels=4, frame_widths=(4,), fusion='sum'))
+    with pytest.raises(ValueError, match="fusion='add' joins the 2-D branch; it needs frame_widths"):
+        MODELS.build(dict(type='StepActorHead', in_channels=4, fusion='add'))
 
 
 @pytest.mark.parametrize('options', [{}, dict(follow=True, frame_widths=(8, 16)),
                                      dict(follow=True, motion=True),
                                      dict(follow=True, motion=True, frame_widths=(8, 16),
-                                          at_input_frames=True)])
+                                          at_input_frames=True),
+                                     dict(follow=True, motion=True, frame_widths=(8, 16),
+                                          at_input_frames=True, fusion='add')])
 def test_long_window_cfad_with_an_actor_head_trains_and_predicts(options):
     sys.path.insert(0, osp.dirname(osp.dirname(__file__)))
     from test_long_span import S, long_span_cfg, long_span_sample
@@ -370,6 +407,8 @@ def test_long_window_cfad_with_an_actor_head_trains_and_predicts(options):
     assert model.roi_head.actor_head.heatmap.weight.grad.abs().sum() > 0
     if 'frame_widths' in options:
         assert model.roi_head.actor_head.frame_branch[0].weight.grad.abs().sum() > 0
+    if options.get('fusion') == 'add':
+        assert model.roi_head.actor_head.lateral.weight.grad.abs().sum() > 0
     if options.get('motion'):
         assert float(losses['loss_actor_motion']) > 0
         assert model.roi_head.actor_head.motion.weight.grad.abs().sum() > 0

@@ -1,0 +1,50 @@
+"""count_multiply_adds: conv and linear multiply-adds by hand, a layer called twice summed, layers not called
+left out; and tools/analysis/actor_head_cost.py on a config with an actor head."""
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from cfad_mm.analysis.head_cost import count_multiply_adds
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def test_conv_and_linear_multiply_adds_by_hand():
+    m = nn.ModuleDict(dict(conv=nn.Conv2d(3, 4, 3, stride=2, padding=1), grouped=nn.Conv2d(4, 8, 1, groups=2),
+                           conv3d=nn.Conv3d(2, 5, (3, 1, 1), padding=(1, 0, 0)), fc=nn.Linear(6, 7),
+                           unused=nn.Conv2d(1, 1, 1)))
+
+    def call():
+        x = m['grouped'](m['conv'](torch.randn(2, 3, 8, 10)))  # (2, 4, 4, 5) -> (2, 8, 4, 5)
+        m['grouped'](x[:, :4])  # called twice: summed
+        m['conv3d'](torch.randn(1, 2, 4, 3, 3))  # (1, 5, 4, 3, 3)
+        m['fc'](torch.randn(3, 6))
+
+    counts = count_multiply_adds(m, call)
+    assert counts == {'conv': 2 * 4 * 4 * 5 * 3 * 9, 'grouped': 2 * (2 * 8 * 4 * 5 * 2),
+                      'conv3d': 5 * 4 * 3 * 3 * 2 * 3, 'fc': 3 * 7 * 6}
+    assert list(counts) == ['conv', 'grouped', 'conv3d', 'fc']
+    assert not m['conv']._forward_hooks  # hooks removed
+
+
+def test_actor_head_cost_tool_writes_its_table(tmp_path, capsys):
+    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
+    import actor_head_cost
+    doc = tmp_path / 'bench.md'
+    doc.write_text('# Benchmarks\n')
+    config = osp.join(REPO, 'configs/cfad/cfad_r3d-18-tiny_synthetic-long_32x4.py')
+    actor_head_cost.main([config, '--windows', '1', '--repeats', '1', '--input-size', '48', '64',
+                          '--cfg-options', 'model.roi_head.actor_head.fusion=add', '--doc', str(doc)])
+    text = doc.read_text()
+    assert text.startswith('# Benchmarks\n')
+    assert '<!-- actor-head-cost:start -->' in text and 'fusion=add' in text
+    for part in ('| shared |', '| frame_branch |', '| lateral |', '| fuse |', '| heatmap |',
+                 '| backbone, per input frame |'):
+        assert part in text, part
+    assert '--doc' not in text
+    with pytest.raises(SystemExit):
+        actor_head_cost.main([config, '--windows', '0'])
+    assert 'must be >= 1' in capsys.readouterr().err
