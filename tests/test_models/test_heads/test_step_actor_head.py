@@ -361,7 +361,8 @@ def test_add_fusion_projects_the_step_at_its_resolution_and_adds_it_to_the_branc
     assert add['fuse.0'] == cells * 6 * 6 * 9 and concat['fuse.0'] == cells * 8 * 14 * 9
     assert add['lateral'] == TF * H * W * 6 * 8 and 'lateral' not in concat
     assert add['heatmap'] == cells * 6 and concat['heatmap'] == cells * 8
-    assert add['frame_branch.0'] == concat['frame_branch.0'] == TF * (4 * H) * (4 * W) * 4 * 3 * 9  # at stride 2 of the input
+    # the first stage of the branch runs at stride 2 of the input: 4x the cells of the stride-8 map per side
+    assert add['frame_branch.0'] == concat['frame_branch.0'] == TF * (4 * H) * (4 * W) * 4 * 3 * 9
 
 
 def test_invalid_settings_are_refused():
