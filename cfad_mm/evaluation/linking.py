@@ -143,9 +143,11 @@ def _normalise_clip(clip: dict, nframes: int, video: str, index: int) -> Optiona
     masks = masks[:, cols]
     if not np.all(np.isfinite(scores)) or not np.all(np.isfinite(tubes[:, cols][masks])):
         raise ValueError(f'{where}: scores and boxes on valid frames must be finite')
-    keep = masks.any(axis=1)
-    if not keep.any():
+    keep = np.nonzero(masks.any(axis=1))[0]
+    if not len(keep):
         return None
+    keep = keep[_canonical_tube_order(tubes[keep][:, cols], masks[keep], scores[keep], labels[keep],
+                                      None if frame_scores is None else frame_scores[keep][:, cols])]
     return dict(
         positions=frame_numbers[cols] - 1,
         tubes=tubes[keep][:, cols],
@@ -153,6 +155,22 @@ def _normalise_clip(clip: dict, nframes: int, video: str, index: int) -> Optiona
         scores=scores[keep],
         labels=labels[keep],
         frame_scores=None if frame_scores is None else frame_scores[keep][:, cols])
+
+
+def _canonical_tube_order(tubes: np.ndarray, masks: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                          frame_scores: Optional[np.ndarray]) -> np.ndarray:
+    """The order ``(n,)`` of the tubes of one clip by content (descending score, then label, then boxes,
+    masks and frame scores), so that the linking, which visits tubes in order and breaks exact ties by it,
+    does not depend on the order the tubes of a clip were given in (only identical tubes tie fully)."""
+    n = len(scores)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    columns = [-np.asarray(scores, dtype=np.float64).reshape(n, 1), labels.reshape(n, 1).astype(np.float64),
+               np.asarray(tubes, dtype=np.float64).reshape(n, -1), masks.reshape(n, -1).astype(np.float64)]
+    if frame_scores is not None:
+        columns.append(np.asarray(frame_scores, dtype=np.float64).reshape(n, -1))
+    priority = np.concatenate(columns, axis=1)  # (n, K), the first column the most significant
+    return np.lexsort(priority.T[::-1])  # np.lexsort sorts by its last key first
 
 
 def drop_nonfinite_tubes(clips: Sequence[dict], video: str = '<video>', warn: bool = True):
@@ -222,7 +240,8 @@ def prepare_clips(clips: Sequence[dict], nframes: int, video: str = '<video>') -
     Returns:
         list[dict]: Normalised clips sorted by (first frame, last frame, content): ``positions (T',)`` 0-based
         sorted distinct valid frames, ``tubes (n', T', 4)`` float64, ``masks (n', T')``, ``scores``,
-        ``labels``, ``frame_scores (n', T')`` or None. Tubes (and clips) without any valid frame are left out.
+        ``labels``, ``frame_scores (n', T')`` or None; the tubes of each clip by descending score, then by
+        content (:func:`_canonical_tube_order`). Tubes (and clips) without any valid frame are left out.
     """
     prepared = [_normalise_clip(c, nframes, video, i) for i, c in enumerate(clips)]
     prepared = [c for c in prepared if c is not None]

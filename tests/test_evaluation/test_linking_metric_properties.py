@@ -176,3 +176,20 @@ def test_detector_postprocess_nms_is_class_wise_and_ordered_by_score():
     torch.testing.assert_close(out.tubes[0], box.repeat(t, 1))
     assert postprocess(tubes, masks, scores, labels, (96, 128), max_per_clip=2).scores.tolist() == \
         pytest.approx([0.9, 0.8])
+
+
+def test_tubes_of_a_clip_are_put_in_one_order_by_content():
+    """prepare_clips orders the tubes of each clip by content (descending score, then label, then boxes), so
+    that two clips over the same frames sort, and link, the same whatever the order of their tubes (a case
+    the property test above found: tied scores broke the permutation invariance)."""
+    from cfad_mm.evaluation.linking import prepare_clips
+    boxes = np.array([[[10, 10, 50, 50]] * 3, [[60, 10, 90, 50]] * 3, [[5, 5, 20, 20]] * 3], dtype=np.float32)
+    clip = dict(frame_numbers=np.array([1, 2, 3]), tubes=boxes, tube_masks=np.ones((3, 3), bool),
+                scores=np.array([0.5, 0.75, 0.5], np.float32), labels=np.array([1, 0, 0]),
+                frame_scores=np.array([[0.5] * 3, [0.75] * 3, [0.5] * 3], np.float32))
+    for order in ([0, 1, 2], [2, 1, 0], [1, 0, 2]):
+        permuted = {k: (v[order] if k != 'frame_numbers' else v) for k, v in clip.items()}
+        out = prepare_clips([permuted], nframes=5)[0]
+        # 0.75 first; the two 0.5 tubes by label: tube 2 (label 0) before tube 0 (label 1)
+        assert out['scores'].tolist() == [0.75, 0.5, 0.5] and out['labels'].tolist() == [0, 0, 1]
+        assert np.array_equal(out['tubes'], boxes[[1, 2, 0]].astype(np.float64))
