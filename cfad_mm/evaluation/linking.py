@@ -146,15 +146,16 @@ def _normalise_clip(clip: dict, nframes: int, video: str, index: int) -> Optiona
     keep = np.nonzero(masks.any(axis=1))[0]
     if not len(keep):
         return None
-    keep = keep[_canonical_tube_order(tubes[keep][:, cols], masks[keep], scores[keep], labels[keep],
-                                      None if frame_scores is None else frame_scores[keep][:, cols])]
+    tubes, masks, scores, labels = tubes[keep][:, cols], masks[keep], scores[keep], labels[keep]
+    frame_scores = None if frame_scores is None else frame_scores[keep][:, cols]
+    order = _canonical_tube_order(tubes, masks, scores, labels, frame_scores)
     return dict(
         positions=frame_numbers[cols] - 1,
-        tubes=tubes[keep][:, cols],
-        masks=masks[keep],
-        scores=scores[keep],
-        labels=labels[keep],
-        frame_scores=None if frame_scores is None else frame_scores[keep][:, cols])
+        tubes=tubes[order],
+        masks=masks[order],
+        scores=scores[order],
+        labels=labels[order],
+        frame_scores=None if frame_scores is None else frame_scores[order])
 
 
 def _canonical_tube_order(tubes: np.ndarray, masks: np.ndarray, scores: np.ndarray, labels: np.ndarray,
@@ -163,8 +164,6 @@ def _canonical_tube_order(tubes: np.ndarray, masks: np.ndarray, scores: np.ndarr
     masks and frame scores), so that the linking, which visits tubes in order and breaks exact ties by it,
     does not depend on the order the tubes of a clip were given in (only identical tubes tie fully)."""
     n = len(scores)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
     columns = [-np.asarray(scores, dtype=np.float64).reshape(n, 1), labels.reshape(n, 1).astype(np.float64),
                np.asarray(tubes, dtype=np.float64).reshape(n, -1), masks.reshape(n, -1).astype(np.float64)]
     if frame_scores is not None:

@@ -168,7 +168,6 @@ class StepActorHead(BaseModule):
                 self.fuse = nn.Sequential(nn.Conv2d(fc, fc, 3, padding=1), nn.ReLU(inplace=True))
                 c = fc
             else:
-                self.lateral = None
                 self.fuse = nn.Sequential(nn.Conv2d(c + fc, feat_channels, 3, padding=1),
                                           nn.ReLU(inplace=True))
                 c = feat_channels
