@@ -14,6 +14,10 @@ IoU of any box the head finds at that step (its 3x3 peaks at or above ``min_scor
 it. It is measured on other frames and per frame, not per tube,
 so it is no strict bound of the ``snapped`` row (where no peak is used a tube keeps its coarse box, and the
 re-fit interpolates between the steps), but it tells finding the actors from the snap's choice of peaks.
+Two more rows split what the snap loses: ``snapped_map_frames`` (the snapped tubes on the GT frames of the
+head's maps only, as ``actor_peaks``: the peaks the snap chose, against the best ones there) and
+``snapped_any_extent`` (the snapped tubes' boxes on every GT frame with each tube's temporal extent ignored:
+what the predicted extents, not the boxes, lose).
 
 Three ceiling rows tell what the model's representation of a tube reaches before anything is learned
 (reference bounds, not strict ones: a least-squares fit, a linear interpolation that the model does not do):
@@ -38,7 +42,7 @@ from cfad_mm.utils.markdown import markdown_table
 
 #: Order of the stages in the table (those a model does not have are absent).
 STAGE_ORDER = ('static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'actor_peaks', 'coarse', 'snapped',
-               'tracked')
+               'snapped_map_frames', 'snapped_any_extent', 'tracked')
 
 
 def best_tube_frame_iou(tubes: Tensor, masks: Tensor, gt_tube: Tensor, gt_mask: Tensor) -> Tensor:
@@ -123,8 +127,9 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
     Returns:
         dict[str, list[Tensor]]: stage -> one ``(F,)`` tensor per GT tube with annotated frames
         (``'static'``, the three ceilings, ``'coarse'`` and the stages of :meth:`CFAD.predict_raw`); with an
-        actor head also ``'actor_peaks'``, one tensor per GT tube of its annotated frames at the frames of
-        the head's maps (the feature steps, or the input frames with ``at_input_frames``).
+        actor head also ``'actor_peaks'`` and ``'snapped_map_frames'``, one tensor per GT tube of its
+        annotated frames at the frames of the head's maps (the feature steps, or the input frames with
+        ``at_input_frames``), and ``'snapped_any_extent'`` (all its annotated frames).
     """
     stages: Dict[str, Tensor] = {}
     actor_head = getattr(model.roi_head, 'actor_head', None) if model.refine and with_stages else None
@@ -157,7 +162,9 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
     out: Dict[str, List[Tensor]] = {name: [] for name in ['static', 'fit_ceiling', 'step_ceiling',
                                                           'input_ceiling', *stages]}
     if peaks is not None:
-        out['actor_peaks'] = []
+        out['actor_peaks'], out['snapped_map_frames'], out['snapped_any_extent'] = [], [], []
+        on_maps = torch.zeros(geom.num_frames, dtype=torch.bool)
+        on_maps[peaks[2]] = True
     for i, ds in enumerate(data_samples):
         gt = ds.gt_instances
         sel = tube_batch == i if with_stages else None
@@ -174,6 +181,12 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
             out['input_ceiling'].append(interpolated_frame_iou(gt_tube, gt_mask, input_frames))
             if peaks is not None:
                 out['actor_peaks'].append(peak_frame_iou(*peaks, i, gt_tube.cpu(), gt_mask.cpu()))
+                boxes, masks = decoded['snapped']
+                map_mask = gt_mask & on_maps.to(gt_mask.device)
+                out['snapped_map_frames'].append(best_tube_frame_iou(boxes[sel].float(), masks[sel], gt_tube,
+                                                                     map_mask))
+                out['snapped_any_extent'].append(best_tube_frame_iou(
+                    boxes[sel].float(), torch.ones_like(masks[sel]), gt_tube, gt_mask))
             for name, (boxes, masks) in decoded.items():
                 out[name].append(best_tube_frame_iou(boxes[sel].float(), masks[sel], gt_tube, gt_mask))
     return out
@@ -216,6 +229,8 @@ STAGE_TEXT = {
                     'only: the feature steps, or the input frames with at_input_frames)'),
     'coarse': 'coarse tubes (top-k of the coarse head)',
     'snapped': 'moved onto the actor peaks (actor_head)',
+    'snapped_map_frames': "moved onto the actor peaks, GT frames at the head's map frames only",
+    'snapped_any_extent': 'moved onto the actor peaks, boxes only (each tube taken over the whole span)',
     'tracked': 'followed through the steps (track_head)',
 }
 

@@ -42,7 +42,8 @@ previous, overlapping windows):
                   of the clip); 0 when either tube has fewer than 2 such frames
     admissible  : same class and score(i, k) >= link_iou (``vel_weight=0``: the greedy's gate)
     assignment  : the one-to-one set of admissible pairs that maximises the sum of (score - link_iou)
-                  (``scipy.optimize.linear_sum_assignment``); unmatched clip tubes start new video tubes.
+                  (:func:`cfad_mm.structures.matching.max_gain_matching`); unmatched clip tubes start new
+                  video tubes.
 
 Maximising the margins over the threshold rather than the number of links: a weak duplicate of an actor's
 tube cannot pull a confident tube onto a neighbour just to get linked itself. At a crossing, the greedy lets
@@ -58,6 +59,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from cfad_mm.structures.matching import max_gain_matching
 from cfad_mm.structures.tube_ops import box_iou, mask_extents, tube_frame_iou, tube_nms
 from .functional.matching import descending_score_order
 
@@ -71,8 +73,6 @@ CLIP_KEYS = ('frame_numbers', 'tubes', 'tube_masks', 'scores', 'labels')
 LINK_METHODS = ('greedy', 'hungarian')
 # Weight floor of a clip tube in the box average (keeps zero-scored tubes well-defined).
 _MIN_WEIGHT = 1e-6
-# Gain of an admissible pair exactly at the threshold (> 0, so that the assignment still links it).
-_GAIN_EPS = 1e-9
 
 
 def rename_legacy_keys(record: dict) -> dict:
@@ -434,36 +434,6 @@ def _greedy_assign(affinity: np.ndarray, scores: np.ndarray, link_iou: float) ->
     return assigned
 
 
-def _global_assign(score: np.ndarray, valid: np.ndarray, link_iou: float) -> np.ndarray:
-    """One-to-one admissible pairs (``valid`` and ``score >= link_iou``) maximising the sum of
-    ``score - link_iou`` (``scipy.optimize.linear_sum_assignment``).
-
-    Args:
-        score (np.ndarray): ``(n, K)`` pair scores.
-        valid (np.ndarray): ``(n, K)`` bool, the candidate pairs (same class, shared frames or a bridgeable
-            gap).
-        link_iou (float): The threshold.
-
-    Returns:
-        np.ndarray: ``(n,)`` int64 candidate index of each clip tube, -1 for a new video tube.
-    """
-    from scipy.optimize import linear_sum_assignment
-    assigned = np.full(score.shape[0], -1, dtype=np.int64)
-    admissible = valid & (score >= link_iou)
-    rows_any, cols_any = admissible.any(axis=1), admissible.any(axis=0)
-    if not rows_any.any():
-        return assigned
-    rows, cols = np.nonzero(rows_any)[0], np.nonzero(cols_any)[0]
-    sub = admissible[rows][:, cols]
-    # forbidden pairs cost 0: an optimal full assignment restricted to its admissible pairs is a matching of
-    # maximal total gain (every gain > 0), and any such matching extends to a full assignment of equal cost
-    cost = np.where(sub, -(score[rows][:, cols] - link_iou + _GAIN_EPS), 0.0)
-    r, c = linear_sum_assignment(cost)
-    keep = sub[r, c]
-    assigned[rows[r[keep]]] = cols[c[keep]]
-    return assigned
-
-
 def link_video_tubes(clips: Sequence[dict],
                      nframes: int,
                      link_iou: float = 0.5,
@@ -569,7 +539,7 @@ def link_prepared_clips(prepared: List[dict],
             for label in np.unique(clip['labels'][(affinity >= 0).any(axis=1)]):
                 rows = np.nonzero(clip['labels'] == label)[0]
                 cols = np.nonzero(store.label[cand] == label)[0]
-                sub = _global_assign(score[rows][:, cols], affinity[rows][:, cols] >= 0, link_iou)
+                sub = max_gain_matching(score[rows][:, cols], affinity[rows][:, cols] >= 0, link_iou)
                 choice[rows[sub >= 0]] = cols[sub[sub >= 0]]
         assigned = np.empty(n, dtype=np.int64)
         for i in descending_score_order(clip['scores']):  # new video tubes in descending score order

@@ -149,7 +149,10 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
     out = window_stage_reach(model, data['inputs'], data['data_samples'], labels)
     num_gt = int(ds.gt_instances.tube_masks.any(1).sum())
     assert set(out) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'actor_peaks', 'coarse',
-                        'snapped', 'refined_1', 'refined_2'}
+                        'snapped', 'snapped_map_frames', 'snapped_any_extent', 'refined_1', 'refined_2'}
+    # the best snapped tube with its extent ignored covers every GT frame at least as well on average
+    for full, any_extent in zip(out['snapped'], out['snapped_any_extent']):
+        assert float(any_extent.mean()) >= float(full.mean()) - 1e-6
     assert labels == [int(c) for c, m in zip(ds.gt_instances.labels, ds.gt_instances.tube_masks) if m.any()]
     # the ceilings at the frames of the model's feature steps and inputs (k > 1)
     t_in = data['inputs'].shape[2]
@@ -170,7 +173,8 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
     t_feat = model.extract_feat(data['inputs']).shape[2]
     steps = feature_step_frames(t_feat, S / t_feat, S)  # the actor bound counts the step frames only
     for name, ious in out.items():
-        expected = [int(m[steps].sum()) for m in masks] if name == 'actor_peaks' else frames
+        on_maps = name in ('actor_peaks', 'snapped_map_frames')
+        expected = [int(m[steps].sum()) for m in masks] if on_maps else frames
         assert len(ious) == num_gt and [len(i) for i in ious] == expected, name
         assert all(((i >= 0) & (i <= 1)).all() for i in ious)
 

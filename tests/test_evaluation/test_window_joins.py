@@ -13,7 +13,7 @@ from tube_eval_data import clips_from_gt, make_ann, tube
 
 from cfad_mm.analysis import frame_correspondences, tube_identity, video_identity
 from cfad_mm.evaluation import evaluate_clip_predictions, link_video_tubes
-from cfad_mm.evaluation.linking import _global_assign
+from cfad_mm.structures.matching import max_gain_matching
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
@@ -170,14 +170,14 @@ def test_global_assignment_maximises_the_margins():
     valid = np.ones((2, 2), bool)
     # crossing: x prefers B slightly, y matches B only: the joint optimum gives A to x
     score = np.array([[0.7, 0.75], [0.2, 0.9]])
-    assert _global_assign(score, valid, 0.5).tolist() == [0, 1]
+    assert max_gain_matching(score, valid, 0.5).tolist() == [0, 1]
     # a weak duplicate y of A cannot pull the confident x onto B (margins 0.45 > 0.1 + 0.05)
     score = np.array([[0.95, 0.6], [0.55, 0.1]])
-    assert _global_assign(score, valid, 0.5).tolist() == [0, -1]
+    assert max_gain_matching(score, valid, 0.5).tolist() == [0, -1]
     # invalid pairs and pairs under the threshold are never linked; a pair at the threshold is
-    assert _global_assign(score, np.array([[False, True], [True, True]]), 0.5).tolist() == [1, 0]
-    assert _global_assign(np.array([[0.5, 0.2]]), np.ones((1, 2), bool), 0.5).tolist() == [0]
-    assert _global_assign(np.zeros((2, 0)), np.zeros((2, 0), bool), 0.5).tolist() == [-1, -1]
+    assert max_gain_matching(score, np.array([[False, True], [True, True]]), 0.5).tolist() == [1, 0]
+    assert max_gain_matching(np.array([[0.5, 0.2]]), np.ones((1, 2), bool), 0.5).tolist() == [0]
+    assert max_gain_matching(np.zeros((2, 0)), np.zeros((2, 0), bool), 0.5).tolist() == [-1, -1]
 
 
 def test_link_method_errors():

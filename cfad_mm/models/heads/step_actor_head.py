@@ -3,8 +3,9 @@ them."""
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
-from mmaction.registry import MODELS
+from mmaction.registry import MODELS, TASK_UTILS
 from mmdet.models.utils.gaussian_target import gaussian_radius, gen_gaussian_target, get_local_maximum
 from mmengine.model import BaseModule
 from torch import Tensor, nn
@@ -100,6 +101,9 @@ class StepActorHead(BaseModule):
             step that covers it, so that the snap, the follow and the re-fit get a box every ``k`` frames of a
             ``T x k`` window instead of every ``S / T'`` (twice as often with the tiny backbone's temporal
             stride 2). Every "step" above is then an input frame (:meth:`map_frames`). Defaults to False.
+        tracker (dict, optional): A :class:`~cfad_mm.models.task_modules.PeakTracker` config: the peaks of
+            all maps of a window are linked into tracks first and each tube is moved onto one whole track
+            (:meth:`snap`); a tube left without one keeps the step-by-step snap. Defaults to None.
         fusion (str): How the step's features join the 2-D branch (with ``frame_widths``): ``'concat'``
             (concatenated, then a 3x3 conv to ``feat_channels``) or ``'add'`` (projected by a 1x1 conv to the
             branch's width, added, then a 3x3 conv at that width; see above). Defaults to ``'concat'``.
@@ -114,7 +118,7 @@ class StepActorHead(BaseModule):
                  min_score: float = 0.1, prior_strength: float = 0.01, follow: bool = False,
                  coast_weight: float = 0.05, motion: bool = False,
                  frame_widths: Optional[Sequence[int]] = None, at_input_frames: bool = False,
-                 fusion: str = 'concat',
+                 fusion: str = 'concat', tracker: Optional[dict] = None,
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', loss_weight=1.0),
                  loss_size: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
                  loss_offset: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
@@ -150,6 +154,7 @@ class StepActorHead(BaseModule):
         self.follow = bool(follow)
         self.coast_weight = float(coast_weight)
         self.at_input_frames = bool(at_input_frames)
+        self.tracker = TASK_UTILS.build(tracker) if tracker else None
         layers, c = [], in_channels
         for _ in range(num_convs):
             layers += [nn.Conv2d(c, feat_channels, 3, padding=1), nn.ReLU(inplace=True)]
@@ -402,7 +407,9 @@ class StepActorHead(BaseModule):
         directions: each step searches around the box of the step before it (moved by the tube's velocity),
         so that an actor the coarse trajectory lags behind is still found; a step without a peak coasts on
         the velocity (weight ``coast_weight``). With ``motion`` the move from a step where a peak was found
-        is the learned displacement at that peak, not the velocity.
+        is the learned displacement at that peak, not the velocity. With a ``tracker`` the peaks are linked
+        into tracks through the window and each tube that the tracker assigns a track is moved onto that
+        track instead (:meth:`_snap_to_tracks`).
 
         Args:
             outs (tuple[Tensor]): :meth:`forward` outputs.
@@ -428,11 +435,87 @@ class StepActorHead(BaseModule):
         boxes, heat, score, cells = self._peaks_near(peaks, size_map, offset_map, tube_batch, steps,
                                                      own[..., 0], own[..., 1], img_shape)
         used = step_in & self._usable(heat)
-        if not self.follow:
-            return torch.where(used[..., None], boxes, step_boxes), heat * used.to(heat.dtype)
         motion_map = outs[3] if self.motion is not None else None
-        return self._follow(peaks, size_map, offset_map, tube_batch, step_boxes, step_in, img_shape,
-                            boxes, heat, score, used, own, scale, motion_map, cells)
+        if not self.follow:
+            snapped = torch.where(used[..., None], boxes, step_boxes), heat * used.to(heat.dtype)
+        else:
+            snapped = self._follow(peaks, size_map, offset_map, tube_batch, step_boxes, step_in, img_shape,
+                                   boxes, heat, score, used, own, scale, motion_map, cells)
+        if self.tracker is None:
+            return snapped
+        return self._snap_to_tracks(peaks, size_map, offset_map, motion_map, tube_batch, step_boxes, step_in,
+                                    own, img_shape, *snapped)
+
+    def _snap_to_tracks(self, peaks: Tensor, size_map: Tensor, offset_map: Tensor,
+                        motion_map: Optional[Tensor], tube_batch: Tensor, step_boxes: Tensor,
+                        step_in: Tensor, own: Tensor,
+                        img_shape: Tuple[int, int], boxes: Tensor, weights: Tensor) -> Tuple[Tensor, Tensor]:
+        """:meth:`snap` with a ``tracker``: per clip, its peaks (heat >= ``min_score``) linked into tracks
+        (:meth:`PeakTracker.link`, with the learned displacements when the head has them) and the tubes
+        assigned to tracks (:meth:`PeakTracker.assign`, by the tubes' own centres ``own (R, M, 2)``). An
+        assigned tube takes, inside its extent, its track's box at every map where the track has a peak
+        (weight: its heat), the box interpolated between the track's peaks around a map it misses (weight
+        ``coast_weight``) and its own box before the track's first and after its last peak (weight 0); the
+        other tubes keep ``boxes`` / ``weights`` (the step-by-step snap)."""
+        num_clips, m = peaks.shape[:2]
+        out, out_w = boxes.clone(), weights.clone()
+        dtype = boxes.dtype
+        b, u, y, x = torch.nonzero((peaks > 0) & (peaks >= self.min_score), as_tuple=True)
+        heat = peaks[b, u, y, x].to(dtype)
+        off = offset_map[b, u, :, y, x].to(dtype)
+        centres = torch.stack([x.to(dtype) + off[:, 0], y.to(dtype) + off[:, 1]], -1)  # (P, 2) cells
+        peak_boxes = self.box_at(size_map, offset_map, b, u, y, x, img_shape).to(dtype)
+        moves = motion_map[b, u, :, y, x].to(dtype) if motion_map is not None else None
+        maps = torch.arange(m, device=peaks.device)
+        for n in range(num_clips):
+            tubes = torch.nonzero(tube_batch == n).flatten()
+            if tubes.numel() == 0:
+                continue
+            ids = [torch.nonzero((b == n) & (u == k)).flatten() for k in range(m)]  # per map, its peaks
+            local = self.tracker.link([centres[i] for i in ids], [heat[i] for i in ids],
+                                      None if moves is None else [moves[i] for i in ids])
+            if local.shape[0] == 0:
+                continue
+            index = torch.full(local.shape, -1, dtype=torch.long, device=peaks.device)  # (J, M) global peak
+            for k in range(m):
+                has = local[:, k] >= 0
+                index[has.to(index.device), k] = ids[k][local[has, k].to(ids[k].device)]
+            has_peak = index >= 0
+            safe = index.clamp(min=0)
+            track_heat = torch.where(has_peak, heat[safe], heat.new_zeros(()))
+            choice = self.tracker.assign(own[tubes], step_in[tubes], centres[safe], track_heat)
+            assigned = torch.nonzero(choice >= 0).flatten()
+            if assigned.numel() == 0:
+                continue
+            filled, fill_w, alive = self._track_boxes(peak_boxes[safe], has_peak, track_heat, maps)
+            rows, tracks = tubes[assigned.to(tubes.device)], choice[assigned].to(tubes.device)
+            inside = step_in[rows] & alive[tracks]
+            out[rows] = torch.where(inside[..., None], filled[tracks], step_boxes[rows])
+            out_w[rows] = torch.where(inside, fill_w[tracks], out_w.new_zeros(()))
+        return out, out_w
+
+    def _track_boxes(self, boxes: Tensor, has_peak: Tensor, heat: Tensor,
+                     maps: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Boxes ``(J, M, 4)``, weights ``(J, M)`` and lifetimes ``(J, M)`` (bool: from the track's first to
+        its last peak) of tracks at every map from their peak boxes ``boxes (J, M, 4)`` where ``has_peak (J,
+        M)``: the peak box (weight ``heat``), or linearly interpolated between the peaks around a missed map
+        (weight ``coast_weight``); outside the lifetime box 0 and weight 0."""
+        j, m = has_peak.shape
+        out, w = torch.zeros_like(boxes), torch.zeros_like(heat)
+        alive = torch.zeros_like(has_peak)
+        for t in range(j):
+            known = torch.nonzero(has_peak[t]).flatten()
+            first, last = int(known[0]), int(known[-1])
+            span = maps[first:last + 1]
+            kb = boxes[t, known].detach().cpu().double().numpy()
+            kf = known.cpu().double().numpy()
+            interp = np.stack([np.interp(span.cpu().double().numpy(), kf, kb[:, c]) for c in range(4)], -1)
+            out[t, first:last + 1] = torch.from_numpy(interp).to(boxes)
+            w[t, first:last + 1] = self.coast_weight
+            alive[t, first:last + 1] = True
+            w[t, known] = heat[t, known]
+        out[has_peak] = boxes[has_peak]
+        return out, w, alive
 
     def _usable(self, heat: Tensor) -> Tensor:
         """Whether a best peak of heat ``heat`` is used: there is one (heat 0: no peak in the search window)

@@ -1,4 +1,5 @@
 """Task modules: the tube coders (tube parameterizations) and the tube assigner."""
+from .peak_tracker import PeakTracker
 from .spline_tube_coder import SplineTubeCoder, cubic_bspline
 from .tube_assigner import TubeAssigner
 from .tube_coder import (
@@ -11,6 +12,7 @@ from .tube_coder import (
 )
 
 __all__ = [
-    'BaseTubeCoder', 'PolyTubeCoder', 'SplineTubeCoder', 'TubeAssigner', 'legendre_basis', 'cubic_bspline',
+    'BaseTubeCoder', 'PeakTracker', 'PolyTubeCoder', 'SplineTubeCoder', 'TubeAssigner', 'legendre_basis',
+    'cubic_bspline',
     'xyxy_to_cxcy_logwh', 'cxcy_logwh_to_xyxy', 'solve_spd'
 ]

@@ -283,6 +283,36 @@ def test_follow_of_many_tubes_equals_each_tube_alone():
     assert torch.equal(together[2], own[2]) and float(w_together[2].abs().sum()) == 0
 
 
+def test_tracker_gives_each_tube_one_whole_track():
+    """Actor A moves 1 cell right per step on row 6 (x = 4 .. 8; hidden at step 2), actor B stands at cell
+    (2, 10) from step 1 on. Two static tubes both next to A (cells (6, 5) and (5, 6)): followed step by step,
+    both take A. With the tracker the peaks are linked first (A's track bridges step 2) and the tubes are
+    matched one to one with whole tracks (affinities by hand: 0.649 / 0.133 for tube 0 with A / B, 0.646 /
+    0.220 for tube 1, so tube 0 gets A and tube 1 gets B): tube 0 takes A with the box interpolated at
+    step 2 (weight coast_weight), tube 1 takes B from step 1 on and keeps its own box, weight 0, at step 0
+    where B's track has not started."""
+    peaks = {(0, u, 6, 4 + u): 0.9 for u in (0, 1, 3, 4)}
+    peaks.update({(0, u, 2, 10): 0.6 for u in (1, 2, 3, 4)})
+    boxes = torch.stack([cell_box(6, 5)[None].expand(TF, 4), cell_box(5, 6)[None].expand(TF, 4)])
+    batch, step_in = torch.tensor([0, 0]), torch.ones(2, TF, dtype=torch.bool)
+    followed, _ = head(search_radius=2, follow=True).snap(maps(peaks), batch, boxes, step_in, IMG)
+    assert centres_x(followed[1])[1:] != pytest.approx([10] * 4)  # step by step, tube 1 stays on A
+    tracker = dict(type='PeakTracker', gate=1.5, max_gap=2, assign_sigma=4.0)
+    h = head(search_radius=2, follow=True, coast_weight=0.02, tracker=tracker)
+    tracked, weights = h.snap(maps(peaks), batch, boxes, step_in, IMG)
+    assert centres_x(tracked[0]) == pytest.approx([4, 5, 6, 7, 8])
+    assert weights[0].tolist() == pytest.approx([0.9, 0.9, 0.02, 0.9, 0.9], abs=1e-5)
+    assert torch.equal(tracked[1, 0], boxes[1, 0]) and float(weights[1, 0]) == 0
+    assert centres_x(tracked[1])[1:] == pytest.approx([10] * 4)
+    assert weights[1, 1:].tolist() == pytest.approx([0.6] * 4, abs=1e-5)
+    # steps outside a tube's extent keep its own box with weight 0; a tube of another clip is untouched
+    step_in = torch.tensor([[True, True, True, False, False], [True] * TF])
+    tracked, weights = h.snap(maps(peaks), batch, boxes, step_in, IMG)
+    assert torch.equal(tracked[0, 3:], boxes[0, 3:]) and weights[0, 3:].abs().sum() == 0
+    alone, w_alone = h.snap(maps(peaks, n=2), torch.tensor([1]), boxes[:1], step_in[:1], IMG)
+    assert torch.equal(alone, boxes[:1]) and float(w_alone.abs().sum()) == 0
+
+
 def test_frame_branch_reads_the_input_frame_of_each_step():
     """With frame_widths the maps are at stride 4 of the input, and step u reads the sampled input frame
     nearest its span frame."""
@@ -391,7 +421,9 @@ def test_invalid_settings_are_refused():
                                      dict(follow=True, motion=True, frame_widths=(8, 16),
                                           at_input_frames=True),
                                      dict(follow=True, motion=True, frame_widths=(8, 16),
-                                          at_input_frames=True, fusion='add')])
+                                          at_input_frames=True, fusion='add'),
+                                     dict(follow=True, motion=True, frame_widths=(8, 16),
+                                          at_input_frames=True, tracker=dict(type='PeakTracker'))])
 def test_long_window_cfad_with_an_actor_head_trains_and_predicts(options):
     sys.path.insert(0, osp.dirname(osp.dirname(__file__)))
     from test_long_span import S, long_span_cfg, long_span_sample
