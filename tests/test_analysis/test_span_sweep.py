@@ -161,3 +161,30 @@ def test_whole_video_speed_on_a_video_file(tiny_synth):
     assert 'tube following (track head)' not in stages  # not in this model
     # windows of 15 frames every 7 over 24 frames: starts 0, 7, 9 -> 3 windows x 8 frames / 24 frames
     assert res['backbone_frames_per_frame'] == pytest.approx(1.0)
+
+
+def test_weights_from_takes_a_finished_run_trained_like_this_sweep(tmp_path, capsys):
+    """``--weights-from``: the checkpoint of the finished run of the same span in another sweep, refused with
+    the reason when it is missing or was trained with another seed or number of iterations."""
+    import json
+
+    from tool_scripts import load_tool
+    tool = load_tool('tools/analysis/span_sweep.py')
+    spec = SpanSpec.parse('16x4')
+    sweep = tmp_path / 'sweep'
+    (sweep / '16x4').mkdir(parents=True)
+    args = tool.parse_args(['--spans', '16x4', '--iters', '20', '--seed', '1', '--weights-from', str(sweep)])
+    with pytest.raises(SystemExit, match='no finished training of 16x4 there'):
+        tool.weights_of(args.weights_from, spec, args)
+    ckpt = sweep / '16x4' / 'iter_20.pth'
+    ckpt.write_bytes(b'')
+    info = dict(checkpoint=str(ckpt), train_seconds=61.0)
+    (sweep / '16x4' / 'train.json').write_text(json.dumps(info))
+    sweep_config(Config.fromfile(BASE), spec, iters=20, seed=1).dump(str(sweep / '16x4.py'))
+    assert tool.weights_of(args.weights_from, spec, args) == info
+    assert 'the weights of' in capsys.readouterr().out
+    other = tool.parse_args(['--spans', '16x4', '--iters', '30', '--seed', '0', '--weights-from', str(sweep)])
+    with pytest.raises(SystemExit, match='trained unlike this sweep .20 iterations, not 30; seed 1, not 0'):
+        tool.weights_of(other.weights_from, spec, other)
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--weights-from', str(sweep), '--baseline-run', str(sweep / '16x4')])

@@ -84,7 +84,13 @@ def parse_args(argv=None):
                    help='a finished run directory of another sweep (e.g. work_dirs/span_sweep/16x1) to use '
                    'as '
                    'the first row instead of training one here; named by its directory (TxK)')
+    p.add_argument('--weights-from', default=None,
+                   help='a finished sweep work dir (e.g. work_dirs/span_sweep) whose trained checkpoints are '
+                   'tested here with this sweep\'s settings instead of training: for settings used only at '
+                   'test time, or to measure one at test time before training with it')
     args = p.parse_args(argv)
+    if args.weights_from and args.baseline_run:
+        p.error('--weights-from and --baseline-run do not go together')
     args.spans = [s if isinstance(s, SpanSpec) else SpanSpec.parse(s) for s in args.spans]
     if args.label is not None:
         try:
@@ -92,7 +98,7 @@ def parse_args(argv=None):
         except ValueError as err:
             p.error(f'--label {args.label!r}: {err}')
     # paths are the caller's; the runs work from the repository (relative data paths of the configs)
-    for key in ('work_dir', 'baseline_run', 'out_results', 'out_benchmarks'):
+    for key in ('work_dir', 'baseline_run', 'out_results', 'out_benchmarks', 'weights_from'):
         if getattr(args, key):
             setattr(args, key, osp.abspath(getattr(args, key)))
     return args
@@ -212,6 +218,9 @@ def report(rows, args, cfg, ann_file, cmd) -> tuple:
         title += f' ({settings})'
     if args.baseline_run:
         title += f'; the {base} row is the run of `{osp.relpath(args.baseline_run, REPO)}`'  # (absolute path)
+    if args.weights_from:
+        title += (f'; weights trained by the sweep in `{osp.relpath(args.weights_from, REPO)}` (its config, '
+                  'without these settings), tested with them')
     results = [
         f'## Window span at the same training budget (long synthetic preset){title}', '',
         f'Produced by `{cmd}` on {time.strftime("%Y-%m-%d")} '
@@ -271,6 +280,20 @@ def check_run_dir(run_dir: str, cfg_path: str, cfg: Config) -> None:
                          'sweep\'s settings): use another --work-dir, or remove both')
 
 
+def trained_unlike(cfg: Config, args) -> list:
+    """How the run of config ``cfg`` was trained unlike this sweep's runs (iterations, seed, dataset)."""
+    base = Config.fromfile(osp.join(REPO, args.config))
+    differs = []
+    if cfg.train_cfg.get('max_iters') != args.iters:
+        differs.append(f"{cfg.train_cfg.get('max_iters')} iterations, not {args.iters}")
+    if cfg.get('randomness', {}).get('seed') != args.seed:
+        differs.append(f"seed {cfg.get('randomness', {}).get('seed')}, not {args.seed}")
+    if cfg.test_dataloader.dataset.ann_file != base.test_dataloader.dataset.ann_file:
+        differs.append(f'dataset {cfg.test_dataloader.dataset.ann_file}, not '
+                       f'{base.test_dataloader.dataset.ann_file}')
+    return differs
+
+
 def baseline_row(run_dir: str, args) -> tuple:
     """``(row, run)`` of a finished run of another sweep, checked to have been trained like this sweep's
     runs (iterations, seed, dataset)."""
@@ -290,18 +313,28 @@ def baseline_row(run_dir: str, args) -> tuple:
     if missing:
         raise SystemExit(f'{where}: not a finished run of span_sweep.py; missing: {", ".join(missing)}')
     cfg = Config.fromfile(cfg_path)
-    differs = []
-    if cfg.train_cfg.get('max_iters') != args.iters:
-        differs.append(f"{cfg.train_cfg.get('max_iters')} iterations, not {args.iters}")
-    if cfg.get('randomness', {}).get('seed') != args.seed:
-        differs.append(f"seed {cfg.get('randomness', {}).get('seed')}, not {args.seed}")
-    base = Config.fromfile(osp.join(REPO, args.config))
-    if cfg.test_dataloader.dataset.ann_file != base.test_dataloader.dataset.ann_file:
-        differs.append(f'dataset {cfg.test_dataloader.dataset.ann_file}, not '
-                       f'{base.test_dataloader.dataset.ann_file}')
+    differs = trained_unlike(cfg, args)
     if differs:
         raise SystemExit(f'{where}: trained unlike this sweep (' + '; '.join(differs) + ')')
     return make_row(spec, cfg, info, metrics), (spec, cfg, cfg_path, run_dir, info['checkpoint'])
+
+
+def weights_of(sweep_dir: str, spec: SpanSpec, args) -> dict:
+    """``train.json`` of the run ``spec`` of the finished sweep ``sweep_dir`` (``--weights-from``), checked to
+    have been trained with this sweep's iterations, seed and dataset."""
+    run_dir = osp.join(sweep_dir, spec.name)
+    where = f'error: --weights-from {sweep_dir}'
+    info = read_json(osp.join(run_dir, 'train.json'))
+    cfg_path = osp.join(sweep_dir, f'{spec.name}.py')
+    if info is None or not osp.isfile(info['checkpoint']) or not osp.isfile(cfg_path):
+        raise SystemExit(f'{where}: no finished training of {spec.name} there (train.json, its checkpoint '
+                         f'and {spec.name}.py are needed)')
+    cfg = Config.fromfile(cfg_path)
+    differs = trained_unlike(cfg, args)
+    if differs:
+        raise SystemExit(f'{where}: trained unlike this sweep (' + '; '.join(differs) + ')')
+    print(f'==== {spec.name}: the weights of {info["checkpoint"]}, not trained here', flush=True)
+    return info
 
 
 def make_row(spec: SpanSpec, cfg: Config, info: dict, metrics: dict) -> dict:
@@ -340,7 +373,8 @@ def main(argv=None):
         check_run_dir(run_dir, cfg_path, cfg)
         cfg.dump(cfg_path)
         print(f'==== {spec.name}: windows of {spec.span} frames, {args.iters} iterations', flush=True)
-        info = train(cfg_path, run_dir, args.iters)
+        info = weights_of(args.weights_from, spec, args) if args.weights_from else train(cfg_path, run_dir,
+                                                                                         args.iters)
         metrics = test(cfg_path, run_dir, info['checkpoint'])
         print(f'==== {spec.name}: ' + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()), flush=True)
         rows.append(make_row(spec, cfg, info, metrics))
