@@ -118,7 +118,7 @@ class StepActorHead(BaseModule):
                  min_score: float = 0.1, prior_strength: float = 0.01, follow: bool = False,
                  coast_weight: float = 0.05, motion: bool = False,
                  frame_widths: Optional[Sequence[int]] = None, at_input_frames: bool = False,
-                 fusion: str = 'concat', tracker: Optional[dict] = None,
+                 fusion: str = 'concat', tracker: Optional[dict] = None, assign_from: str = 'snapped',
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', loss_weight=1.0),
                  loss_size: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
                  loss_offset: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
@@ -142,6 +142,8 @@ class StepActorHead(BaseModule):
             raise ValueError(f"StepActorHead: fusion must be 'concat' or 'add', got {fusion!r}")
         if fusion != 'concat' and not frame_widths:
             raise ValueError(f'StepActorHead: fusion={fusion!r} joins the 2-D branch; it needs frame_widths')
+        if assign_from not in ('snapped', 'coarse'):
+            raise ValueError(f"StepActorHead: assign_from must be 'snapped' or 'coarse', got {assign_from!r}")
         if prior_strength <= 0:
             raise ValueError(f'StepActorHead: prior_strength must be > 0, got {prior_strength}')
         self.prior_size = float(prior_size)
@@ -155,6 +157,7 @@ class StepActorHead(BaseModule):
         self.coast_weight = float(coast_weight)
         self.at_input_frames = bool(at_input_frames)
         self.tracker = TASK_UTILS.build(tracker) if tracker else None
+        self.assign_from = assign_from
         layers, c = [], in_channels
         for _ in range(num_convs):
             layers += [nn.Conv2d(c, feat_channels, 3, padding=1), nn.ReLU(inplace=True)]
@@ -443,20 +446,22 @@ class StepActorHead(BaseModule):
                                    boxes, heat, score, used, own, scale, motion_map, cells)
         if self.tracker is None:
             return snapped
+        by = own if self.assign_from == 'coarse' else box_centres(snapped[0]) * scale
         return self._snap_to_tracks(peaks, size_map, offset_map, motion_map, tube_batch, step_boxes, step_in,
-                                    own, img_shape, *snapped)
+                                    by, img_shape, *snapped)
 
     def _snap_to_tracks(self, peaks: Tensor, size_map: Tensor, offset_map: Tensor,
                         motion_map: Optional[Tensor], tube_batch: Tensor, step_boxes: Tensor,
-                        step_in: Tensor, own: Tensor,
-                        img_shape: Tuple[int, int], boxes: Tensor, weights: Tensor) -> Tuple[Tensor, Tensor]:
+                        step_in: Tensor, tube_centres: Tensor, img_shape: Tuple[int, int], boxes: Tensor,
+                        weights: Tensor) -> Tuple[Tensor, Tensor]:
         """:meth:`snap` with a ``tracker``: per clip, its peaks (heat >= ``min_score``) linked into tracks
         (:meth:`PeakTracker.link`, with the learned displacements when the head has them) and the tubes
-        assigned to tracks (:meth:`PeakTracker.assign`, by the tubes' own centres ``own (R, M, 2)``). An
-        assigned tube takes, inside its extent, its track's box at every map where the track has a peak
-        (weight: its heat), the box interpolated between the track's peaks around a map it misses (weight
-        ``coast_weight``) and its own box before the track's first and after its last peak (weight 0); the
-        other tubes keep ``boxes`` / ``weights`` (the step-by-step snap)."""
+        assigned to tracks (:meth:`PeakTracker.assign`, by ``tube_centres (R, M, 2)``, in cells, the centres
+        of the boxes ``assign_from`` chooses). An assigned tube takes, inside its extent, its track's box at
+        every map where the track has a peak (weight: its heat), the box interpolated between the track's
+        peaks around a map it misses (weight ``coast_weight``) and its own box before the track's first and
+        after its last peak (weight 0); the other tubes keep ``boxes`` / ``weights`` (the step-by-step
+        snap)."""
         num_clips, m = peaks.shape[:2]
         out, out_w = boxes.clone(), weights.clone()
         dtype = boxes.dtype
@@ -483,7 +488,7 @@ class StepActorHead(BaseModule):
             has_peak = index >= 0
             safe = index.clamp(min=0)
             track_heat = torch.where(has_peak, heat[safe], heat.new_zeros(()))
-            choice = self.tracker.assign(own[tubes], step_in[tubes], centres[safe], track_heat)
+            choice = self.tracker.assign(tube_centres[tubes], step_in[tubes], centres[safe], track_heat)
             assigned = torch.nonzero(choice >= 0).flatten()
             if assigned.numel() == 0:
                 continue

@@ -288,9 +288,10 @@ def test_tracker_gives_each_tube_one_whole_track():
     (2, 10) from step 1 on. Two static tubes both next to A (cells (6, 5) and (5, 6)): followed step by step,
     both take A. With the tracker the peaks are linked first (A's track bridges step 2) and the tubes are
     matched one to one with whole tracks (affinities by hand: 0.649 / 0.133 for tube 0 with A / B, 0.646 /
-    0.220 for tube 1, so tube 0 gets A and tube 1 gets B): tube 0 takes A with the box interpolated at
-    step 2 (weight coast_weight), tube 1 takes B from step 1 on and keeps its own box, weight 0, at step 0
-    where B's track has not started."""
+    0.220 for tube 1 by their own boxes, assign_from='coarse', so tube 0 gets A and tube 1 gets B): tube 0
+    takes A with the box interpolated at step 2 (weight coast_weight), tube 1 takes B from step 1 on and
+    keeps its own box, weight 0, at step 0 where B's track has not started. By the followed boxes (both on
+    A) one of the two gets B."""
     peaks = {(0, u, 6, 4 + u): 0.9 for u in (0, 1, 3, 4)}
     peaks.update({(0, u, 2, 10): 0.6 for u in (1, 2, 3, 4)})
     boxes = torch.stack([cell_box(6, 5)[None].expand(TF, 4), cell_box(5, 6)[None].expand(TF, 4)])
@@ -298,13 +299,17 @@ def test_tracker_gives_each_tube_one_whole_track():
     followed, _ = head(search_radius=2, follow=True).snap(maps(peaks), batch, boxes, step_in, IMG)
     assert centres_x(followed[1])[1:] != pytest.approx([10] * 4)  # step by step, tube 1 stays on A
     tracker = dict(type='PeakTracker', gate=1.5, max_gap=2, assign_sigma=4.0)
-    h = head(search_radius=2, follow=True, coast_weight=0.02, tracker=tracker)
+    h = head(search_radius=2, follow=True, coast_weight=0.02, tracker=tracker, assign_from='coarse')
     tracked, weights = h.snap(maps(peaks), batch, boxes, step_in, IMG)
     assert centres_x(tracked[0]) == pytest.approx([4, 5, 6, 7, 8])
     assert weights[0].tolist() == pytest.approx([0.9, 0.9, 0.02, 0.9, 0.9], abs=1e-5)
     assert torch.equal(tracked[1, 0], boxes[1, 0]) and float(weights[1, 0]) == 0
     assert centres_x(tracked[1])[1:] == pytest.approx([10] * 4)
     assert weights[1, 1:].tolist() == pytest.approx([0.6] * 4, abs=1e-5)
+    by_followed, _ = head(search_radius=2, follow=True, tracker=tracker).snap(maps(peaks), batch, boxes,
+                                                                             step_in, IMG)
+    on_b = [centres_x(by_followed[r])[1:] == pytest.approx([10] * 4) for r in range(2)]
+    assert sorted(on_b) == [False, True]
     # steps outside a tube's extent keep its own box with weight 0; a tube of another clip is untouched
     step_in = torch.tensor([[True, True, True, False, False], [True] * TF])
     tracked, weights = h.snap(maps(peaks), batch, boxes, step_in, IMG)
@@ -414,6 +419,8 @@ def test_invalid_settings_are_refused():
         MODELS.build(dict(type='StepActorHead', in_channels=4, frame_widths=(4,), fusion='sum'))
     with pytest.raises(ValueError, match="fusion='add' joins the 2-D branch; it needs frame_widths"):
         MODELS.build(dict(type='StepActorHead', in_channels=4, fusion='add'))
+    with pytest.raises(ValueError, match="assign_from must be 'snapped' or 'coarse', got 'own'"):
+        MODELS.build(dict(type='StepActorHead', in_channels=4, assign_from='own'))
 
 
 @pytest.mark.parametrize('options', [{}, dict(follow=True, frame_widths=(8, 16)),
