@@ -17,7 +17,12 @@ re-fit interpolates between the steps), but it tells finding the actors from the
 Two more rows split what the snap loses: ``snapped_map_frames`` (the snapped tubes on the GT frames of the
 head's maps only, as ``actor_peaks``: the peaks the snap chose, against the best ones there) and
 ``snapped_any_extent`` (the snapped tubes' boxes on every GT frame with each tube's temporal extent ignored:
-what the predicted extents, not the boxes, lose).
+what the predicted extents, not the boxes, lose). With the actor head's ``tracker``, the row ``tracks`` gives
+the best single track of the tracker per GT tube (its peak boxes on the GT frames of the head's maps, 0 where
+the track has no peak): what the linking of the peaks keeps of ``actor_peaks`` as whole tracks, before any
+tube is assigned one; and the ceiling row ``tracker_ceiling`` the same for perfect peaks (one at each GT box
+of each map frame, linked by position and velocity only): whether the motion between the map frames can be
+followed by position at all.
 
 Three ceiling rows tell what the model's representation of a tube reaches before anything is learned
 (reference bounds, not strict ones: a least-squares fit, a linear interpolation that the model does not do):
@@ -34,6 +39,7 @@ pixels. Per-class shares (:func:`summarize_reach` with the GT labels) count the 
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from mmdet.models.utils.gaussian_target import get_local_maximum
 from torch import Tensor
 
 from cfad_mm.models.utils import feature_step_frames, input_span_frames
@@ -41,8 +47,8 @@ from cfad_mm.structures.tube_ops import box_iou, box_iou_aligned, clamp_boxes_to
 from cfad_mm.utils.markdown import markdown_table
 
 #: Order of the stages in the table (those a model does not have are absent).
-STAGE_ORDER = ('static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'actor_peaks', 'coarse', 'snapped',
-               'snapped_map_frames', 'snapped_any_extent', 'tracked')
+STAGE_ORDER = ('static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'tracker_ceiling', 'actor_peaks',
+               'tracks', 'coarse', 'snapped', 'snapped_map_frames', 'snapped_any_extent', 'tracked')
 
 
 def best_tube_frame_iou(tubes: Tensor, masks: Tensor, gt_tube: Tensor, gt_mask: Tensor) -> Tensor:
@@ -111,6 +117,26 @@ def peak_frame_iou(where: Tensor, boxes: Tensor, step_frames: Tensor, clip: int,
     return torch.stack(ious) if ious else gt_tube.new_zeros(0)
 
 
+def tracker_ceiling_frame_iou(tracker, gt_tubes: Tensor, gt_masks: Tensor, map_frames: Tensor,
+                              cells_per_pixel: Tensor) -> List[Tensor]:
+    """Per GT tube annotated at some of ``map_frames (M,)`` (of ``gt_tubes (G, S, 4)`` / ``gt_masks (G,
+    S)``), the per-frame IoU ``(F,)`` on those frames of its best single track when the tracker links perfect
+    peaks: at every map, one peak at the centre of each annotated GT box (heat 1, its box), linked by position
+    and velocity only (no learned displacements); ``cells_per_pixel (2,)`` (x, y) converts the centres to the
+    cells of the maps."""
+    frames = map_frames.tolist()
+    owners = [torch.nonzero(gt_masks[:, f]).flatten() for f in frames]
+    centres = [((gt_tubes[o, f, :2] + gt_tubes[o, f, 2:]) / 2 * cells_per_pixel).double()
+               for o, f in zip(owners, frames)]
+    local = tracker.link(centres, [torch.ones(o.numel(), dtype=torch.float64) for o in owners])
+    has = local >= 0  # (J, M)
+    boxes = gt_tubes.new_zeros((local.shape[0], len(frames), 4))
+    for k, (o, f) in enumerate(zip(owners, frames)):
+        boxes[has[:, k], k] = gt_tubes[o[local[has[:, k], k]], f]
+    return [best_tube_frame_iou(boxes, has, gt_tubes[g, map_frames], gt_masks[g, map_frames])
+            for g in range(gt_tubes.shape[0]) if bool(gt_masks[g, map_frames].any())]
+
+
 def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Optional[List[int]] = None,
                        with_stages: bool = True) -> Dict[str, List[Tensor]]:
     """Per stage, the per-frame IoUs of the best tube of each GT tube of each clip (see the module doc).
@@ -129,7 +155,8 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         (``'static'``, the three ceilings, ``'coarse'`` and the stages of :meth:`CFAD.predict_raw`); with an
         actor head also ``'actor_peaks'`` and ``'snapped_map_frames'``, one tensor per GT tube of its
         annotated frames at the frames of the head's maps (the feature steps, or the input frames with
-        ``at_input_frames``), and ``'snapped_any_extent'`` (all its annotated frames).
+        ``at_input_frames``), and ``'snapped_any_extent'`` (all its annotated frames); with its ``tracker``
+        also ``'tracks'`` and ``'tracker_ceiling'`` (at the frames of the maps).
     """
     stages: Dict[str, Tensor] = {}
     actor_head = getattr(model.roi_head, 'actor_head', None) if model.refine and with_stages else None
@@ -147,11 +174,16 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
     finally:
         if hook is not None:
             hook.remove()
-    peaks = None
+    peaks = tracks = None
     if actor_outs:
         where, peak_boxes, _ = actor_head.peak_boxes(actor_outs[0], geom.img_shape)
         steps = actor_head.map_frames(actor_outs[0][0].shape[1], geom.num_frames)
         peaks = (where.cpu(), peak_boxes.float().cpu(), steps.cpu())
+        if actor_head.tracker is not None:
+            heat_logits, size_map, offset_map = actor_outs[0][:3]
+            motion_map = actor_outs[0][3] if len(actor_outs[0]) > 3 else None
+            tracks = actor_head.link_peaks(get_local_maximum(heat_logits.sigmoid()), size_map, offset_map,
+                                           motion_map, geom.img_shape)
     decoded = {}
     for name, coeffs in stages.items():
         boxes, masks = model.coder.decode(coeffs, raw['extents'], geom.img_shape, num_frames=geom.num_frames)
@@ -165,11 +197,19 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         out['actor_peaks'], out['snapped_map_frames'], out['snapped_any_extent'] = [], [], []
         on_maps = torch.zeros(geom.num_frames, dtype=torch.bool)
         on_maps[peaks[2]] = True
+    if tracks is not None:
+        out['tracks'], out['tracker_ceiling'] = [], []
+        map_hw = actor_outs[0][0].shape[-2:]
+        cells_per_pixel = torch.tensor([map_hw[1] / geom.img_shape[1], map_hw[0] / geom.img_shape[0]])
     for i, ds in enumerate(data_samples):
         gt = ds.gt_instances
         sel = tube_batch == i if with_stages else None
         out['fit_ceiling'] += coder_fit_frame_iou(model.coder, gt.tubes.float(), gt.tube_masks.bool(),
                                                   geom.img_shape)
+        if tracks is not None:
+            out['tracker_ceiling'] += tracker_ceiling_frame_iou(
+                actor_head.tracker, gt.tubes.float().cpu(), gt.tube_masks.bool().cpu(), peaks[2],
+                cells_per_pixel)
         for g in range(gt.tubes.shape[0]):
             gt_tube, gt_mask = gt.tubes[g].float(), gt.tube_masks[g].bool()
             if not bool(gt_mask.any()):
@@ -187,6 +227,11 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
                                                                      map_mask))
                 out['snapped_any_extent'].append(best_tube_frame_iou(
                     boxes[sel].float(), torch.ones_like(masks[sel]), gt_tube, gt_mask))
+            if tracks is not None:  # the tracks live at the map frames only
+                steps_dev = peaks[2].to(gt_tube.device)
+                out['tracks'].append(best_tube_frame_iou(
+                    tracks[i]['boxes'].float().to(gt_tube.device), (tracks[i]['heat'] > 0).to(gt_mask.device),
+                    gt_tube[steps_dev], gt_mask[steps_dev]))
             for name, (boxes, masks) in decoded.items():
                 out[name].append(best_tube_frame_iou(boxes[sel].float(), masks[sel], gt_tube, gt_mask))
     return out
@@ -228,6 +273,9 @@ STAGE_TEXT = {
     'actor_peaks': ("best actor peak of the step, whichever tube is near (GT frames at the head's map frames "
                     'only: the feature steps, or the input frames with at_input_frames)'),
     'coarse': 'coarse tubes (top-k of the coarse head)',
+    'tracker_ceiling': ("ceiling: the best single track of the tracker on perfect peaks (the GT boxes at the "
+                        "head's map frames, linked by position and velocity; those frames only)"),
+    'tracks': "best single track of the actor head's tracker (GT frames at the head's map frames only)",
     'snapped': 'moved onto the actor peaks (actor_head)',
     'snapped_map_frames': "moved onto the actor peaks, GT frames at the head's map frames only",
     'snapped_any_extent': 'moved onto the actor peaks, boxes only (each tube taken over the whole span)',

@@ -19,6 +19,7 @@ from cfad_mm.analysis.stage_reach import (
     peak_frame_iou,
     static_frame_iou,
     summarize_reach,
+    tracker_ceiling_frame_iou,
     window_stage_reach,
 )
 from cfad_mm.models.utils import feature_step_frames
@@ -102,6 +103,25 @@ def test_peak_reach_takes_the_best_peak_of_the_clip_and_step_on_annotated_step_f
     assert peak_frame_iou(where, boxes, step_frames, 1, gt, gt_mask).tolist() == pytest.approx([0.0, 1.0])
 
 
+def test_tracker_ceiling_links_perfect_peaks_and_breaks_at_a_jump():
+    """Map frames 0, 2, 4, 6 of an 8-frame span, 8 px cells. A (16 px boxes) walks 1 cell per map: one track,
+    IoU 1 at its 4 frames. B stands at cell x 12.5 at frames 0 and 2, then jumps 10 cells (beyond the gate of
+    3 cells) at frame 4, where it ends: its best single track keeps frames 0 and 2 only."""
+    from mmaction.registry import TASK_UTILS
+    tracker = TASK_UTILS.build(dict(type='PeakTracker', gate=3.0))
+    tubes, masks = torch.zeros(2, 8, 4), torch.zeros(2, 8, dtype=torch.bool)
+    for f in (0, 2, 4, 6):
+        cx = 20.0 + 4 * f
+        tubes[0, f] = torch.tensor([cx - 8, 12, cx + 8, 28])
+        masks[0, f] = True
+    for f, (cx, cy) in {0: (100.0, 20.0), 2: (100.0, 20.0), 4: (20.0, 70.0)}.items():
+        tubes[1, f] = torch.tensor([cx - 8, cy - 8, cx + 8, cy + 8])
+        masks[1, f] = True
+    ious = tracker_ceiling_frame_iou(tracker, tubes, masks, torch.tensor([0, 2, 4, 6]),
+                                     torch.tensor([0.125, 0.125]))
+    assert [i.tolist() for i in ious] == [[1.0] * 4, [1.0, 1.0, 0.0]]
+
+
 def test_summary_per_class_counts_the_frames_of_each_class():
     per_stage = {'coarse': [torch.tensor([0.6, 0.2]), torch.tensor([0.5]), torch.tensor([0.1, 0.9, 0.9])],
                  'fit_ceiling': [torch.tensor([1.0, 1.0]), torch.tensor([0.0]),
@@ -138,7 +158,8 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
     from test_long_span import S, long_span_cfg, long_span_sample
     torch.manual_seed(0)
     cfg = long_span_cfg(dict(type='SplineTubeCoder', max_frames=S, knot_interval=25))
-    cfg['roi_head']['actor_head'] = dict(type='StepActorHead', feat_channels=8)
+    cfg['roi_head']['actor_head'] = dict(type='StepActorHead', feat_channels=8,
+                                         tracker=dict(type='PeakTracker'))
     cfg['test_cfg'] = dict(refine_iters=2)
     model = MODELS.build(cfg)
     model.init_weights()
@@ -149,7 +170,8 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
     out = window_stage_reach(model, data['inputs'], data['data_samples'], labels)
     num_gt = int(ds.gt_instances.tube_masks.any(1).sum())
     assert set(out) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'actor_peaks', 'coarse',
-                        'snapped', 'snapped_map_frames', 'snapped_any_extent', 'refined_1', 'refined_2'}
+                        'snapped', 'snapped_map_frames', 'snapped_any_extent', 'tracks', 'tracker_ceiling',
+                        'refined_1', 'refined_2'}
     # the best snapped tube with its extent ignored covers every GT frame at least as well on average
     for full, any_extent in zip(out['snapped'], out['snapped_any_extent']):
         assert float(any_extent.mean()) >= float(full.mean()) - 1e-6
@@ -173,7 +195,7 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
     t_feat = model.extract_feat(data['inputs']).shape[2]
     steps = feature_step_frames(t_feat, S / t_feat, S)  # the actor bound counts the step frames only
     for name, ious in out.items():
-        on_maps = name in ('actor_peaks', 'snapped_map_frames')
+        on_maps = name in ('actor_peaks', 'snapped_map_frames', 'tracks', 'tracker_ceiling')
         expected = [int(m[steps].sum()) for m in masks] if on_maps else frames
         assert len(ious) == num_gt and [len(i) for i in ious] == expected, name
         assert all(((i >= 0) & (i <= 1)).all() for i in ious)

@@ -462,42 +462,59 @@ class StepActorHead(BaseModule):
         peaks around a map it misses (weight ``coast_weight``) and its own box before the track's first and
         after its last peak (weight 0); the other tubes keep ``boxes`` / ``weights`` (the step-by-step
         snap)."""
-        num_clips, m = peaks.shape[:2]
         out, out_w = boxes.clone(), weights.clone()
-        dtype = boxes.dtype
-        b, u, y, x = torch.nonzero((peaks > 0) & (peaks >= self.min_score), as_tuple=True)
-        heat = peaks[b, u, y, x].to(dtype)
-        off = offset_map[b, u, :, y, x].to(dtype)
-        centres = torch.stack([x.to(dtype) + off[:, 0], y.to(dtype) + off[:, 1]], -1)  # (P, 2) cells
-        peak_boxes = self.box_at(size_map, offset_map, b, u, y, x, img_shape).to(dtype)
-        moves = motion_map[b, u, :, y, x].to(dtype) if motion_map is not None else None
-        maps = torch.arange(m, device=peaks.device)
-        for n in range(num_clips):
+        maps = torch.arange(peaks.shape[1], device=peaks.device)
+        for n, track in enumerate(self.link_peaks(peaks, size_map, offset_map, motion_map, img_shape)):
             tubes = torch.nonzero(tube_batch == n).flatten()
-            if tubes.numel() == 0:
+            if tubes.numel() == 0 or track['boxes'].shape[0] == 0:
                 continue
-            ids = [torch.nonzero((b == n) & (u == k)).flatten() for k in range(m)]  # per map, its peaks
-            local = self.tracker.link([centres[i] for i in ids], [heat[i] for i in ids],
-                                      None if moves is None else [moves[i] for i in ids])
-            if local.shape[0] == 0:
-                continue
-            index = torch.full(local.shape, -1, dtype=torch.long, device=peaks.device)  # (J, M) global peak
-            for k in range(m):
-                has = local[:, k] >= 0
-                index[has.to(index.device), k] = ids[k][local[has, k].to(ids[k].device)]
-            has_peak = index >= 0
-            safe = index.clamp(min=0)
-            track_heat = torch.where(has_peak, heat[safe], heat.new_zeros(()))
-            choice = self.tracker.assign(tube_centres[tubes], step_in[tubes], centres[safe], track_heat)
+            has_peak, track_heat = track['heat'] > 0, track['heat'].to(boxes.dtype)
+            choice = self.tracker.assign(tube_centres[tubes], step_in[tubes], track['centres'], track_heat)
             assigned = torch.nonzero(choice >= 0).flatten()
             if assigned.numel() == 0:
                 continue
-            filled, fill_w, alive = self._track_boxes(peak_boxes[safe], has_peak, track_heat, maps)
+            filled, fill_w, alive = self._track_boxes(track['boxes'].to(boxes.dtype), has_peak, track_heat,
+                                                      maps)
             rows, tracks = tubes[assigned.to(tubes.device)], choice[assigned].to(tubes.device)
             inside = step_in[rows] & alive[tracks]
             out[rows] = torch.where(inside[..., None], filled[tracks], step_boxes[rows])
             out_w[rows] = torch.where(inside, fill_w[tracks], out_w.new_zeros(()))
         return out, out_w
+
+    def link_peaks(self, peaks: Tensor, size_map: Tensor, offset_map: Tensor, motion_map: Optional[Tensor],
+                   img_shape: Tuple[int, int]) -> List[Dict[str, Tensor]]:
+        """The ``tracker``'s tracks of every clip: its peaks (3x3 maxima ``peaks (N, M, h, w)`` with heat >=
+        ``min_score``) linked through the maps (:meth:`PeakTracker.link`, with the learned displacements
+        ``motion_map`` when the head has them).
+
+        Returns:
+            list[dict]: per clip, ``boxes (J, M, 4)`` (input pixels; 0 where the track has no peak),
+            ``centres (J, M, 2)`` (cells; 0 where none) and ``heat (J, M)`` (0 where none) of its ``J``
+            tracks.
+        """
+        if self.tracker is None:
+            raise ValueError('StepActorHead.link_peaks needs a tracker (tracker=dict(type=\'PeakTracker\'))')
+        num_clips, m = peaks.shape[:2]
+        b, u, y, x = torch.nonzero((peaks > 0) & (peaks >= self.min_score), as_tuple=True)
+        heat = peaks[b, u, y, x]
+        off = offset_map[b, u, :, y, x].to(heat.dtype)
+        centres = torch.stack([x.to(heat.dtype) + off[:, 0], y.to(heat.dtype) + off[:, 1]], -1)  # (P, 2)
+        boxes = self.box_at(size_map, offset_map, b, u, y, x, img_shape).to(heat.dtype)
+        moves = motion_map[b, u, :, y, x].to(heat.dtype) if motion_map is not None else None
+        tracks = []
+        for n in range(num_clips):
+            ids = [torch.nonzero((b == n) & (u == k)).flatten() for k in range(m)]  # per map, its peaks
+            local = self.tracker.link([centres[i] for i in ids], [heat[i] for i in ids],
+                                      None if moves is None else [moves[i] for i in ids])
+            index = torch.full(local.shape, -1, dtype=torch.long, device=peaks.device)  # (J, M) peak index
+            for k in range(m):
+                has = local[:, k] >= 0
+                index[has.to(index.device), k] = ids[k][local[has, k].to(ids[k].device)]
+            has_peak = (index >= 0)[..., None]
+            safe = index.clamp(min=0)
+            tracks.append(dict(boxes=boxes[safe] * has_peak, centres=centres[safe] * has_peak,
+                               heat=heat[safe] * has_peak[..., 0]))
+        return tracks
 
     def _track_boxes(self, boxes: Tensor, has_peak: Tensor, heat: Tensor,
                      maps: Tensor) -> Tuple[Tensor, Tensor, Tensor]:

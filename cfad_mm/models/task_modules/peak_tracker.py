@@ -37,16 +37,21 @@ class PeakTracker:
         assign_sigma (float): Scale (cells) of the distance term of the affinity. Defaults to 4.0.
         min_affinity (float): Smallest affinity of an assigned pair; a tube without one keeps the step-by-step
             snap. Defaults to 0.05.
+        first_gate (float, optional): ``gate`` of a track's first link when there are no learned displacements
+            (its velocity is not known yet, so it is predicted to stand still). Defaults to ``2 x gate``.
     """
 
     def __init__(self, gate: float = 3.0, max_gap: int = 4, max_peaks: int = 16, assign_sigma: float = 4.0,
-                 min_affinity: float = 0.05):
+                 min_affinity: float = 0.05, first_gate: Optional[float] = None):
         if gate <= 0 or assign_sigma <= 0:
             raise ValueError(f'PeakTracker: gate and assign_sigma must be > 0, got {gate} and {assign_sigma}')
         if int(max_gap) < 0 or int(max_peaks) < 1 or min_affinity < 0:
             raise ValueError(f'PeakTracker: max_gap must be >= 0, max_peaks >= 1 and min_affinity >= 0, got '
                              f'{max_gap}, {max_peaks} and {min_affinity}')
         self.gate = float(gate)
+        self.first_gate = 2 * self.gate if first_gate is None else float(first_gate)
+        if self.first_gate <= 0:
+            raise ValueError(f'PeakTracker: first_gate must be > 0, got {first_gate}')
         self.max_gap = int(max_gap)
         self.max_peaks = int(max_peaks)
         self.assign_sigma = float(assign_sigma)
@@ -84,7 +89,8 @@ class PeakTracker:
                 if mv is not None:  # and back from each peak by its own displacement to the map before
                     back = c[kept][None] + mv[kept, None, 0:2].transpose(1, 0, 2) * gap[:, None, None]
                     dist = 0.5 * (dist + np.linalg.norm(back - last[:, None], axis=-1))
-                reach = self.gate * gap[:, None]
+                unknown = np.array([t['length'] == 1 and mv is None for t in alive])  # no velocity yet
+                reach = np.where(unknown, self.first_gate, self.gate)[:, None] * gap[:, None]
                 choice = max_gain_matching((reach - dist).T, np.ones_like(dist.T, dtype=bool), 0.0)
                 for k, a in enumerate(choice):
                     if a >= 0:
@@ -132,6 +138,7 @@ class PeakTracker:
         return torch.from_numpy(max_gain_matching(a, np.ones_like(a, dtype=bool), self.min_affinity))
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(gate={self.gate}, max_gap={self.max_gap}, '
+        return (f'{type(self).__name__}(gate={self.gate}, first_gate={self.first_gate}, '
+                f'max_gap={self.max_gap}, '
                 f'max_peaks={self.max_peaks}, assign_sigma={self.assign_sigma}, '
                 f'min_affinity={self.min_affinity})')

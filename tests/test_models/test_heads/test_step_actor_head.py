@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 from mmaction.registry import MODELS, TASK_UTILS
+from mmdet.models.utils.gaussian_target import get_local_maximum
 from mmengine.structures import InstanceData
 
 import cfad_mm  # noqa: F401
@@ -300,6 +301,12 @@ def test_tracker_gives_each_tube_one_whole_track():
     assert centres_x(followed[1])[1:] != pytest.approx([10] * 4)  # step by step, tube 1 stays on A
     tracker = dict(type='PeakTracker', gate=1.5, max_gap=2, assign_sigma=4.0)
     h = head(search_radius=2, follow=True, coast_weight=0.02, tracker=tracker, assign_from='coarse')
+    heat, size, offset = maps(peaks)
+    tracks = h.link_peaks(get_local_maximum(heat.sigmoid()), size, offset, None, IMG)
+    assert len(tracks) == 1 and tracks[0]['heat'].flatten().tolist() == pytest.approx(
+        [0.9, 0.9, 0.0, 0.9, 0.9] + [0.0, 0.6, 0.6, 0.6, 0.6], abs=1e-5)  # A bridges step 2, B from step 1
+    assert tracks[0]['centres'][1, 1:].flatten().tolist() == pytest.approx([10.5, 2.5] * 4)
+    assert torch.equal(tracks[0]['boxes'][1, 0], torch.zeros(4))
     tracked, weights = h.snap(maps(peaks), batch, boxes, step_in, IMG)
     assert centres_x(tracked[0]) == pytest.approx([4, 5, 6, 7, 8])
     assert weights[0].tolist() == pytest.approx([0.9, 0.9, 0.02, 0.9, 0.9], abs=1e-5)
@@ -419,6 +426,8 @@ def test_invalid_settings_are_refused():
         MODELS.build(dict(type='StepActorHead', in_channels=4, frame_widths=(4,), fusion='sum'))
     with pytest.raises(ValueError, match="fusion='add' joins the 2-D branch; it needs frame_widths"):
         MODELS.build(dict(type='StepActorHead', in_channels=4, fusion='add'))
+    with pytest.raises(ValueError, match='link_peaks needs a tracker'):
+        head().link_peaks(*maps({}), None, IMG)
     with pytest.raises(ValueError, match="assign_from must be 'snapped' or 'coarse', got 'own'"):
         MODELS.build(dict(type='StepActorHead', in_channels=4, assign_from='own'))
 

@@ -40,9 +40,15 @@ def test_a_gap_is_bridged_up_to_max_gap_and_the_gate_grows_with_it():
     assert tracker(gate=1.0, max_gap=2).link(centres, heats).tolist() == [[0, 0, -1, -1, 0, 0]]
     assert tracker(gate=1.0, max_gap=1).link(centres, heats).tolist() == [[0, 0, -1, -1, -1, -1],
                                                                          [-1, -1, -1, -1, 0, 0]]
-    # a jump beyond the gate starts a new track; no peak at all gives no track
+    # a jump beyond the gate starts a new track (the first link of a track, whose velocity is not known yet,
+    # has its own gate: 2 x gate by default); no peak at all gives no track
     centres, heats = per_map([[(0, 0)], [(4, 0)]])
-    assert tracker(gate=3.0).link(centres, heats).tolist() == [[0, -1], [-1, 0]]
+    assert tracker(gate=3.0, first_gate=3.0).link(centres, heats).tolist() == [[0, -1], [-1, 0]]
+    assert tracker(gate=3.0).link(centres, heats).tolist() == [[0, 0]]
+    centres, heats = per_map([[(0, 0)], [(2, 0)], [(6, 0)]])  # the second link has the plain gate
+    assert tracker(gate=3.0).link(centres, heats).tolist() == [[0, 0, 0]]
+    centres, heats = per_map([[(0, 0)], [(2, 0)], [(8.5, 0)]])
+    assert tracker(gate=3.0).link(centres, heats).tolist() == [[0, 0, -1], [-1, -1, 0]]
     assert tuple(tracker().link(*per_map([[], []])).shape) == (0, 2)
 
 
@@ -94,5 +100,7 @@ def test_assignment_affinity_by_hand_and_one_track_per_tube():
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match='gate and assign_sigma must be > 0'):
         tracker(gate=0)
+    with pytest.raises(ValueError, match='first_gate must be > 0'):
+        tracker(first_gate=0)
     with pytest.raises(ValueError, match='max_gap must be >= 0'):
         tracker(max_gap=-1)
