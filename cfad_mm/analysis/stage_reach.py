@@ -148,7 +148,8 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         labels (list[int], optional): Receives the class of each GT tube, in the order of every stage's
             list.
         with_stages (bool): Run the model's stages. False: only the reference and the ceiling rows, which
-            need the model's tube coder and the number of its feature steps, not trained weights.
+            need the model's tube coder, the number of its feature steps and (``tracker_ceiling``) the frames
+            and the resolution of the actor head's maps, not trained weights.
 
     Returns:
         dict[str, list[Tensor]]: stage -> one ``(F,)`` tensor per GT tube with annotated frames
@@ -156,10 +157,12 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         actor head also ``'actor_peaks'`` and ``'snapped_map_frames'``, one tensor per GT tube of its
         annotated frames at the frames of the head's maps (the feature steps, or the input frames with
         ``at_input_frames``), and ``'snapped_any_extent'`` (all its annotated frames); with its ``tracker``
-        also ``'tracks'`` and ``'tracker_ceiling'`` (at the frames of the maps).
+        also ``'tracks'`` (at the frames of the maps); with an actor head's ``tracker``, with or without the
+        stages, ``'tracker_ceiling'`` (at the frames of the maps).
     """
     stages: Dict[str, Tensor] = {}
-    actor_head = getattr(model.roi_head, 'actor_head', None) if model.refine and with_stages else None
+    head = getattr(model.roi_head, 'actor_head', None) if model.refine else None
+    actor_head = head if with_stages else None
     actor_outs = []
     hook = actor_head.register_forward_hook(lambda m, a, o: actor_outs.append(o)) if actor_head else None
     try:
@@ -184,6 +187,15 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
             motion_map = actor_outs[0][3] if len(actor_outs[0]) > 3 else None
             tracks = actor_head.link_peaks(get_local_maximum(heat_logits.sigmoid()), size_map, offset_map,
                                            motion_map, geom.img_shape)
+    map_frames = None
+    if head is not None and head.tracker is not None:  # the frames and resolution of the head's maps
+        if actor_outs:
+            map_shape = actor_outs[0][0].shape
+        else:
+            with torch.no_grad():
+                map_shape = head(feats, inputs, geom.num_frames)[0].shape
+        map_frames = head.map_frames(map_shape[1], geom.num_frames).cpu()
+        cells_per_pixel = torch.tensor([map_shape[-1] / geom.img_shape[1], map_shape[-2] / geom.img_shape[0]])
     decoded = {}
     for name, coeffs in stages.items():
         boxes, masks = model.coder.decode(coeffs, raw['extents'], geom.img_shape, num_frames=geom.num_frames)
@@ -198,18 +210,17 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         on_maps = torch.zeros(geom.num_frames, dtype=torch.bool)
         on_maps[peaks[2]] = True
     if tracks is not None:
-        out['tracks'], out['tracker_ceiling'] = [], []
-        map_hw = actor_outs[0][0].shape[-2:]
-        cells_per_pixel = torch.tensor([map_hw[1] / geom.img_shape[1], map_hw[0] / geom.img_shape[0]])
+        out['tracks'] = []
+    if map_frames is not None:
+        out['tracker_ceiling'] = []
     for i, ds in enumerate(data_samples):
         gt = ds.gt_instances
         sel = tube_batch == i if with_stages else None
         out['fit_ceiling'] += coder_fit_frame_iou(model.coder, gt.tubes.float(), gt.tube_masks.bool(),
                                                   geom.img_shape)
-        if tracks is not None:
+        if map_frames is not None:
             out['tracker_ceiling'] += tracker_ceiling_frame_iou(
-                actor_head.tracker, gt.tubes.float().cpu(), gt.tube_masks.bool().cpu(), peaks[2],
-                cells_per_pixel)
+                head.tracker, gt.tubes.float().cpu(), gt.tube_masks.bool().cpu(), map_frames, cells_per_pixel)
         for g in range(gt.tubes.shape[0]):
             gt_tube, gt_mask = gt.tubes[g].float(), gt.tube_masks[g].bool()
             if not bool(gt_mask.any()):

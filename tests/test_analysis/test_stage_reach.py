@@ -187,7 +187,7 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
                            interpolated_frame_iou(g, m, feature_step_frames(t_feat, S / t_feat, S)))
     # without the stages: the same reference and ceilings, nothing else
     only = window_stage_reach(model, data['inputs'], data['data_samples'], with_stages=False)
-    assert set(only) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling'}
+    assert set(only) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'tracker_ceiling'}
     for name in only:
         assert all(torch.equal(a, b) for a, b in zip(only[name], out[name])), name
     masks = [m for m in ds.gt_instances.tube_masks if m.any()]
