@@ -177,18 +177,9 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
     finally:
         if hook is not None:
             hook.remove()
-    peaks = tracks = None
-    if actor_outs:
-        where, peak_boxes, _ = actor_head.peak_boxes(actor_outs[0], geom.img_shape)
-        steps = actor_head.map_frames(actor_outs[0][0].shape[1], geom.num_frames)
-        peaks = (where.cpu(), peak_boxes.float().cpu(), steps.cpu())
-        if actor_head.tracker is not None:
-            heat_logits, size_map, offset_map = actor_outs[0][:3]
-            motion_map = actor_outs[0][3] if len(actor_outs[0]) > 3 else None
-            tracks = actor_head.link_peaks(get_local_maximum(heat_logits.sigmoid()), size_map, offset_map,
-                                           motion_map, geom.img_shape)
-    map_frames = None
-    if head is not None and head.tracker is not None:  # the frames and resolution of the head's maps
+    peaks = tracks = map_frames = None
+    with_tracker = head is not None and head.tracker is not None
+    if actor_outs or with_tracker:  # the frames and resolution of the head's maps
         if actor_outs:
             map_shape = actor_outs[0][0].shape
         else:
@@ -196,6 +187,14 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
                 map_shape = head(feats, inputs, geom.num_frames)[0].shape
         map_frames = head.map_frames(map_shape[1], geom.num_frames).cpu()
         cells_per_pixel = torch.tensor([map_shape[-1] / geom.img_shape[1], map_shape[-2] / geom.img_shape[0]])
+    if actor_outs:
+        where, peak_boxes, _ = actor_head.peak_boxes(actor_outs[0], geom.img_shape)
+        peaks = (where.cpu(), peak_boxes.float().cpu(), map_frames)
+        if with_tracker:
+            heat_logits, size_map, offset_map = actor_outs[0][:3]
+            motion_map = actor_outs[0][3] if len(actor_outs[0]) > 3 else None
+            tracks = actor_head.link_peaks(get_local_maximum(heat_logits.sigmoid()), size_map, offset_map,
+                                           motion_map, geom.img_shape)
     decoded = {}
     for name, coeffs in stages.items():
         boxes, masks = model.coder.decode(coeffs, raw['extents'], geom.img_shape, num_frames=geom.num_frames)
@@ -211,14 +210,14 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         on_maps[peaks[2]] = True
     if tracks is not None:
         out['tracks'] = []
-    if map_frames is not None:
+    if with_tracker:
         out['tracker_ceiling'] = []
     for i, ds in enumerate(data_samples):
         gt = ds.gt_instances
         sel = tube_batch == i if with_stages else None
         out['fit_ceiling'] += coder_fit_frame_iou(model.coder, gt.tubes.float(), gt.tube_masks.bool(),
                                                   geom.img_shape)
-        if map_frames is not None:
+        if with_tracker:
             out['tracker_ceiling'] += tracker_ceiling_frame_iou(
                 head.tracker, gt.tubes.float().cpu(), gt.tube_masks.bool().cpu(), map_frames, cells_per_pixel)
         for g in range(gt.tubes.shape[0]):
@@ -239,10 +238,10 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
                 out['snapped_any_extent'].append(best_tube_frame_iou(
                     boxes[sel].float(), torch.ones_like(masks[sel]), gt_tube, gt_mask))
             if tracks is not None:  # the tracks live at the map frames only
-                steps_dev = peaks[2].to(gt_tube.device)
+                frames_dev = map_frames.to(gt_tube.device)
                 out['tracks'].append(best_tube_frame_iou(
                     tracks[i]['boxes'].float().to(gt_tube.device), (tracks[i]['heat'] > 0).to(gt_mask.device),
-                    gt_tube[steps_dev], gt_mask[steps_dev]))
+                    gt_tube[frames_dev], gt_mask[frames_dev]))
             for name, (boxes, masks) in decoded.items():
                 out[name].append(best_tube_frame_iou(boxes[sel].float(), masks[sel], gt_tube, gt_mask))
     return out

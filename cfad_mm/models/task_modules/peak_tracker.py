@@ -139,6 +139,5 @@ class PeakTracker:
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(gate={self.gate}, first_gate={self.first_gate}, '
-                f'max_gap={self.max_gap}, '
-                f'max_peaks={self.max_peaks}, assign_sigma={self.assign_sigma}, '
+                f'max_gap={self.max_gap}, max_peaks={self.max_peaks}, assign_sigma={self.assign_sigma}, '
                 f'min_affinity={self.min_affinity})')
