@@ -2,8 +2,10 @@
 
 Used by ``tools/analysis/actor_head_cost.py`` to say where the work of a head goes: a convolution's
 multiply-adds are its output elements times its input channels per group times its kernel volume, a linear
-layer's its output elements times its input features. Other layers (norms, activations, interpolation,
-indexing) are not counted; they are reported as such by the tool's timings, not by this count.
+layer's its output elements times its input features; a layer with a ``multiply_adds(output)`` method (a
+cost volume, :class:`~cfad_mm.models.utils.local_correlation.LocalCorrelation`) says its own. Other layers
+(norms, activations, interpolation, indexing) are not counted; they are reported as such by the tool's
+timings, not by this count.
 """
 import math
 from collections import OrderedDict
@@ -15,7 +17,10 @@ COUNTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 def layer_multiply_adds(layer: nn.Module, output) -> int:
-    """Multiply-adds of one call of a conv (1-D, 2-D, 3-D) or linear ``layer`` that gave ``output``."""
+    """Multiply-adds of one call of a conv (1-D, 2-D, 3-D) or linear ``layer`` (or of a layer with a
+    ``multiply_adds`` method) that gave ``output``."""
+    if hasattr(layer, 'multiply_adds'):
+        return int(layer.multiply_adds(output))
     if isinstance(layer, nn.Linear):
         return output.numel() * layer.in_features
     kernel = math.prod(layer.kernel_size)
@@ -36,7 +41,7 @@ def count_multiply_adds(module: nn.Module, call: Callable[[], object]) -> Dict[s
     counts: Dict[str, int] = OrderedDict()
     handles = []
     for name, layer in module.named_modules():
-        if isinstance(layer, COUNTED):
+        if isinstance(layer, COUNTED) or hasattr(layer, 'multiply_adds'):
             def hook(m, args, out, name=name):
                 counts[name] = counts.get(name, 0) + layer_multiply_adds(m, out)
             handles.append(layer.register_forward_hook(hook))

@@ -47,8 +47,9 @@ from cfad_mm.structures.tube_ops import box_iou, box_iou_aligned, clamp_boxes_to
 from cfad_mm.utils.markdown import markdown_table
 
 #: Order of the stages in the table (those a model does not have are absent).
-STAGE_ORDER = ('static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'tracker_ceiling', 'actor_peaks',
-               'tracks', 'coarse', 'snapped', 'snapped_map_frames', 'snapped_any_extent', 'tracked')
+STAGE_ORDER = ('static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'tracker_ceiling',
+               'tracker_ceiling_gt_motion', 'actor_peaks', 'tracks', 'coarse', 'snapped',
+               'snapped_map_frames', 'snapped_any_extent', 'tracked')
 
 
 def best_tube_frame_iou(tubes: Tensor, masks: Tensor, gt_tube: Tensor, gt_mask: Tensor) -> Tensor:
@@ -118,17 +119,33 @@ def peak_frame_iou(where: Tensor, boxes: Tensor, step_frames: Tensor, clip: int,
 
 
 def tracker_ceiling_frame_iou(tracker, gt_tubes: Tensor, gt_masks: Tensor, map_frames: Tensor,
-                              cells_per_pixel: Tensor) -> List[Tensor]:
+                              cells_per_pixel: Tensor, gt_motion: bool = False) -> List[Tensor]:
     """Per GT tube annotated at some of ``map_frames (M,)`` (of ``gt_tubes (G, S, 4)`` / ``gt_masks (G,
     S)``), the per-frame IoU ``(F,)`` on those frames of its best single track when the tracker links perfect
     peaks: at every map, one peak at the centre of each annotated GT box (heat 1, its box), linked by position
-    and velocity only (no learned displacements); ``cells_per_pixel (2,)`` (x, y) converts the centres to the
-    cells of the maps."""
+    and velocity only (no learned displacements), or with ``gt_motion`` by perfect displacements (each peak's
+    GT centre displacement to the map before and after, as a perfect ``motion`` output of the actor head
+    would give them; towards a map where its tube is not annotated, the displacement of the other side
+    mirrored, or 0); ``cells_per_pixel (2,)`` (x, y) converts the centres to the cells of the maps."""
     frames = map_frames.tolist()
     owners = [torch.nonzero(gt_masks[:, f]).flatten() for f in frames]
-    centres = [((gt_tubes[o, f, :2] + gt_tubes[o, f, 2:]) / 2 * cells_per_pixel).double()
-               for o, f in zip(owners, frames)]
-    local = tracker.link(centres, [torch.ones(o.numel(), dtype=torch.float64) for o in owners])
+    cells = ((gt_tubes[..., :2] + gt_tubes[..., 2:]) / 2 * cells_per_pixel).double()  # (G, S, 2)
+    centres = [cells[o, f] for o, f in zip(owners, frames)]
+    moves = None
+    if gt_motion:
+        moves = []
+        for k, (o, f) in enumerate(zip(owners, frames)):
+            sides = []
+            for j in (k - 1, k + 1):
+                ok = gt_masks[o, frames[j]] if 0 <= j < len(frames) else torch.zeros_like(o, dtype=torch.bool)
+                move = cells[o, frames[j]] - cells[o, f] if 0 <= j < len(frames) else torch.zeros_like(
+                    centres[k])
+                sides.append((torch.where(ok[:, None], move, torch.zeros_like(move)), ok))
+            (before, has_b), (after, has_a) = sides
+            before = torch.where(has_b[:, None], before, -after)
+            after = torch.where(has_a[:, None], after, -before)
+            moves.append(torch.cat([before, after], 1))
+    local = tracker.link(centres, [torch.ones(o.numel(), dtype=torch.float64) for o in owners], moves)
     has = local >= 0  # (J, M)
     boxes = gt_tubes.new_zeros((local.shape[0], len(frames), 4))
     for k, (o, f) in enumerate(zip(owners, frames)):
@@ -158,7 +175,7 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         annotated frames at the frames of the head's maps (the feature steps, or the input frames with
         ``at_input_frames``), and ``'snapped_any_extent'`` (all its annotated frames); with its ``tracker``
         also ``'tracks'`` (at the frames of the maps); with an actor head's ``tracker``, with or without the
-        stages, ``'tracker_ceiling'`` (at the frames of the maps).
+        stages, ``'tracker_ceiling'`` and ``'tracker_ceiling_gt_motion'`` (at the frames of the maps).
     """
     stages: Dict[str, Tensor] = {}
     head = getattr(model.roi_head, 'actor_head', None) if model.refine else None
@@ -211,7 +228,7 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
     if tracks is not None:
         out['tracks'] = []
     if with_tracker:
-        out['tracker_ceiling'] = []
+        out['tracker_ceiling'], out['tracker_ceiling_gt_motion'] = [], []
     for i, ds in enumerate(data_samples):
         gt = ds.gt_instances
         sel = tube_batch == i if with_stages else None
@@ -220,6 +237,9 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         if with_tracker:
             out['tracker_ceiling'] += tracker_ceiling_frame_iou(
                 head.tracker, gt.tubes.float().cpu(), gt.tube_masks.bool().cpu(), map_frames, cells_per_pixel)
+            out['tracker_ceiling_gt_motion'] += tracker_ceiling_frame_iou(
+                head.tracker, gt.tubes.float().cpu(), gt.tube_masks.bool().cpu(), map_frames, cells_per_pixel,
+                gt_motion=True)
         for g in range(gt.tubes.shape[0]):
             gt_tube, gt_mask = gt.tubes[g].float(), gt.tube_masks[g].bool()
             if not bool(gt_mask.any()):
@@ -285,6 +305,8 @@ STAGE_TEXT = {
     'coarse': 'coarse tubes (top-k of the coarse head)',
     'tracker_ceiling': ("ceiling: the best single track of the tracker on perfect peaks (the GT boxes at the "
                         "head's map frames, linked by position and velocity; those frames only)"),
+    'tracker_ceiling_gt_motion': ('ceiling: the same with perfect displacements (the GT centre motion '
+                                  'between maps, as a perfect learned motion output gives it)'),
     'tracks': "best single track of the actor head's tracker (GT frames at the head's map frames only)",
     'snapped': 'moved onto the actor peaks (actor_head)',
     'snapped_map_frames': "moved onto the actor peaks, GT frames at the head's map frames only",

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 
 from cfad_mm.structures.tube_ops import clamp_boxes_to_image
 from ..utils import feature_step_frames, input_span_frames, nearest_input_frames
+from ..utils.local_correlation import LocalCorrelation
 
 
 def box_centres(boxes: Tensor) -> Tensor:
@@ -64,6 +65,19 @@ class StepActorHead(BaseModule):
     where that velocity is wrong (the first move from the anchor, an actor that turns or changes speed);
     actors that share one peak share its displacement.
 
+    With ``corr_radius`` the displacement is read from how each map matches its neighbours, not guessed from
+    one map's features: the features of every map, average-pooled by ``corr_pool``, are projected by a 1x1
+    conv to ``corr_channels`` unit vectors, each is correlated with the maps before and after within
+    ``corr_radius`` cells of the pooled map (a FlowNet-C style cost volume,
+    :class:`~cfad_mm.models.utils.local_correlation.LocalCorrelation`), and the motion is the expected shift
+    of the softmax of each cost volume (temperature learned) plus a 1x1 conv of the pooled features and both
+    cost volumes, upsampled (bilinear) back to the maps' resolution::
+
+        per map u: p_u = AvgPool(x_u); g_u = normalize(Conv1x1(p_u))
+                   C_prev = corr(g_u, g_(u-1)); C_next = corr(g_u, g_(u+1))
+                   motion_u = up(corr_pool x [E_softmax(C_prev)[shift], E_softmax(C_next)[shift]]
+                                 + Conv1x1(p_u ++ C_prev ++ C_next))
+
     Its work per window is one 2-D head over the feature map (no RoI per tube) and a gather of
     ``(2 search_radius + 1)^2`` cells per tube and step. The snap is not differentiable (an argmax); the head
     learns from its own losses (training targets: every annotated GT box at each step's frame), which also
@@ -104,6 +118,12 @@ class StepActorHead(BaseModule):
         tracker (dict, optional): A :class:`~cfad_mm.models.task_modules.PeakTracker` config: the peaks of
             all maps of a window are linked into tracks first and each tube is moved onto one whole track
             (:meth:`snap`); a tube left without one keeps the step-by-step snap. Defaults to None.
+        corr_radius (int): With ``motion``, read the displacements from cost volumes of this radius (cells)
+            between neighbouring maps (see above; the largest displacement it can express directly, the 1x1
+            conv adds a residual). Defaults to 0 (off: the motion is a 1x1 conv of one map's features).
+        corr_channels (int): Channels of the features that are correlated. Defaults to 16.
+        corr_pool (int): Average-pooling of the maps before the correlation: its work falls with the square
+            of it, and a shift of one pooled cell is ``corr_pool`` cells of the maps. Defaults to 2.
         fusion (str): How the step's features join the 2-D branch (with ``frame_widths``): ``'concat'``
             (concatenated, then a 3x3 conv to ``feat_channels``) or ``'add'`` (projected by a 1x1 conv to the
             branch's width, added, then a 3x3 conv at that width; see above). Defaults to ``'concat'``.
@@ -119,6 +139,7 @@ class StepActorHead(BaseModule):
                  coast_weight: float = 0.05, motion: bool = False,
                  frame_widths: Optional[Sequence[int]] = None, at_input_frames: bool = False,
                  fusion: str = 'concat', tracker: Optional[dict] = None, assign_from: str = 'snapped',
+                 corr_radius: int = 0, corr_channels: int = 16, corr_pool: int = 2,
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', loss_weight=1.0),
                  loss_size: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
                  loss_offset: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
@@ -135,6 +156,12 @@ class StepActorHead(BaseModule):
             raise ValueError(f'StepActorHead: coast_weight must be >= 0, got {coast_weight}')
         if motion and not follow:
             raise ValueError('StepActorHead: motion=True is used only when following; set follow=True too')
+        if int(corr_radius) < 0 or int(corr_channels) < 1 or int(corr_pool) < 1:
+            raise ValueError(f'StepActorHead: corr_radius must be >= 0, corr_channels and corr_pool >= 1, '
+                             f'got {corr_radius}, {corr_channels} and {corr_pool}')
+        if corr_radius and not motion:
+            raise ValueError('StepActorHead: corr_radius > 0 reads the learned motion from cost volumes; it '
+                             'needs motion=True (and follow=True)')
         if at_input_frames and not frame_widths:
             raise ValueError('StepActorHead: at_input_frames=True needs frame_widths (without the 2-D branch '
                              'the maps of the input frames of one step would be copies of each other)')
@@ -182,7 +209,15 @@ class StepActorHead(BaseModule):
         self.heatmap = nn.Conv2d(c, 1, 1)
         self.size = nn.Conv2d(c, 2, 1)
         self.offset = nn.Conv2d(c, 2, 1)
-        self.motion = nn.Conv2d(c, 4, 1) if motion else None
+        self.correlation = self.corr_proj = self.corr_scale = None
+        if motion and corr_radius:
+            self.corr_proj = nn.Conv2d(c, int(corr_channels), 1)
+            self.correlation = LocalCorrelation(int(corr_radius))
+            self.corr_scale = nn.Parameter(torch.tensor(10.0))  # softmax temperature of the cosines
+            self.corr_pool = int(corr_pool)
+            self.motion = nn.Conv2d(c + 2 * (2 * int(corr_radius) + 1) ** 2, 4, 1)
+        else:
+            self.motion = nn.Conv2d(c, 4, 1) if motion else None
         self.loss_heatmap = MODELS.build(loss_heatmap)
         self.loss_size = MODELS.build(loss_size)
         self.loss_offset = MODELS.build(loss_offset)
@@ -246,9 +281,29 @@ class StepActorHead(BaseModule):
             h, w = fine.shape[-2:]
         outs = (self.heatmap(x).reshape(n, t, h, w), self.size(x).reshape(n, t, 2, h, w),
                 self.offset(x).reshape(n, t, 2, h, w))
-        if self.motion is not None:
+        if self.correlation is not None:
+            outs += (self._correlated_motion(x, n, t).reshape(n, t, 4, h, w),)
+        elif self.motion is not None:
             outs += (self.motion(x).reshape(n, t, 4, h, w),)
         return outs
+
+    def _correlated_motion(self, x: Tensor, n: int, t: int) -> Tensor:
+        """Displacements ``(N * M, 4, h, w)`` (cells of the maps) from the cost volumes of each map
+        ``x (N * M, C, h, w)`` with the maps before and after it in its window (zero volumes, and so a zero
+        expected shift, at the first and the last map)."""
+        pool = self.corr_pool
+        pooled = F.avg_pool2d(x, pool, ceil_mode=True) if pool > 1 else x
+        g = F.normalize(self.corr_proj(pooled), dim=1).reshape(n, t, -1, *pooled.shape[-2:])
+        none = torch.zeros_like(g[:, :1])
+        before, after = torch.cat([none, g[:, :-1]], 1), torch.cat([g[:, 1:], none], 1)
+        g, before, after = (z.reshape(n * t, *z.shape[2:]) for z in (g, before, after))
+        c_before, c_after = self.correlation(g, before), self.correlation(g, after)
+        expected = torch.cat([self.correlation.expected_shift(c_before, self.corr_scale),
+                              self.correlation.expected_shift(c_after, self.corr_scale)], 1)
+        motion = pool * expected + self.motion(torch.cat([pooled, c_before, c_after], 1))
+        if pool > 1:
+            motion = F.interpolate(motion, size=x.shape[-2:], mode='bilinear', align_corners=False)
+        return motion
 
     # ------------------------------------------------------------------ training
     def get_targets(self, gt_instances: List, step_frames: Tensor, feat_shape: Tuple[int, int],

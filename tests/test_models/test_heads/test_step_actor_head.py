@@ -439,7 +439,9 @@ def test_invalid_settings_are_refused():
                                      dict(follow=True, motion=True, frame_widths=(8, 16),
                                           at_input_frames=True, fusion='add'),
                                      dict(follow=True, motion=True, frame_widths=(8, 16),
-                                          at_input_frames=True, tracker=dict(type='PeakTracker'))])
+                                          at_input_frames=True, tracker=dict(type='PeakTracker')),
+                                     dict(follow=True, motion=True, frame_widths=(8, 16),
+                                          at_input_frames=True, fusion='add', corr_radius=2)])
 def test_long_window_cfad_with_an_actor_head_trains_and_predicts(options):
     sys.path.insert(0, osp.dirname(osp.dirname(__file__)))
     from test_long_span import S, long_span_cfg, long_span_sample
@@ -461,6 +463,9 @@ def test_long_window_cfad_with_an_actor_head_trains_and_predicts(options):
     if options.get('motion'):
         assert float(losses['loss_actor_motion']) > 0
         assert model.roi_head.actor_head.motion.weight.grad.abs().sum() > 0
+    if options.get('corr_radius'):  # the cost volumes learn through the expected shift and the residual
+        assert model.roi_head.actor_head.corr_proj.weight.grad.abs().sum() > 0
+        assert float(model.roi_head.actor_head.corr_scale.grad) != 0
     model.eval()
     data = model.data_preprocessor(dict(inputs=[clip], data_samples=[ds]), False)
     with torch.no_grad():
