@@ -106,7 +106,8 @@ def test_peak_reach_takes_the_best_peak_of_the_clip_and_step_on_annotated_step_f
 def test_tracker_ceiling_links_perfect_peaks_and_breaks_at_a_jump():
     """Map frames 0, 2, 4, 6 of an 8-frame span, 8 px cells. A (16 px boxes) walks 1 cell per map: one track,
     IoU 1 at its 4 frames. B stands at cell x 12.5 at frames 0 and 2, then jumps 10 cells (beyond the gate of
-    3 cells) at frame 4, where it ends: its best single track keeps frames 0 and 2 only."""
+    3 cells) at frame 4, where it ends: its best single track keeps frames 0 and 2 only, unless the tracker
+    has B's displacements."""
     from mmaction.registry import TASK_UTILS
     tracker = TASK_UTILS.build(dict(type='PeakTracker', gate=3.0))
     tubes, masks = torch.zeros(2, 8, 4), torch.zeros(2, 8, dtype=torch.bool)
@@ -120,6 +121,10 @@ def test_tracker_ceiling_links_perfect_peaks_and_breaks_at_a_jump():
     ious = tracker_ceiling_frame_iou(tracker, tubes, masks, torch.tensor([0, 2, 4, 6]),
                                      torch.tensor([0.125, 0.125]))
     assert [i.tolist() for i in ious] == [[1.0] * 4, [1.0, 1.0, 0.0]]
+    # with perfect displacements the track follows B's jump too: each peak is predicted where it goes
+    ious = tracker_ceiling_frame_iou(tracker, tubes, masks, torch.tensor([0, 2, 4, 6]),
+                                     torch.tensor([0.125, 0.125]), gt_motion=True)
+    assert [i.tolist() for i in ious] == [[1.0] * 4, [1.0] * 3]
 
 
 def test_summary_per_class_counts_the_frames_of_each_class():

@@ -10,6 +10,7 @@ import torch
 from mmaction.registry import MODELS, TASK_UTILS
 from mmdet.models.utils.gaussian_target import get_local_maximum
 from mmengine.structures import InstanceData
+from torch.nn import functional as F
 
 import cfad_mm  # noqa: F401
 
@@ -379,8 +380,6 @@ def test_add_fusion_projects_the_step_at_its_resolution_and_adds_it_to_the_branc
     """fusion='add': a 1x1 conv takes the step's features to the branch's width at the backbone's resolution,
     they are upsampled and added to the branch, and the 3x3 fusion conv and the outputs work at that width;
     its multiply-adds per map are those of a 6 -> 6 conv instead of a 14 -> 8 conv at the fine resolution."""
-    from torch.nn import functional as F
-
     from cfad_mm.analysis.head_cost import count_multiply_adds
     torch.manual_seed(0)
     h = head(frame_widths=(4, 6), fusion='add').eval()
@@ -407,6 +406,30 @@ def test_add_fusion_projects_the_step_at_its_resolution_and_adds_it_to_the_branc
     assert add['frame_branch.0'] == concat['frame_branch.0'] == TF * (4 * H) * (4 * W) * 4 * 3 * 9
 
 
+@pytest.mark.parametrize('pool', [1, 2])
+def test_correlated_motion_reads_the_shift_between_neighbouring_maps(pool):
+    """Three maps of one window, each the one before moved by 2 cells in x (random unit features, constant
+    over pool x pool blocks so that the pooling is exact); identity projection, no residual, a sharp softmax:
+    the motion is the shift itself, -2 to the map before and +2 to the map after (0 towards the missing
+    neighbours of the first and the last map), in cells of the maps whatever the pooling."""
+    torch.manual_seed(0)
+    h = head(follow=True, motion=True, corr_radius=2 if pool == 1 else 1, corr_channels=8, corr_pool=pool)
+    with torch.no_grad():
+        h.corr_proj.weight.copy_(torch.eye(8)[:, :, None, None])
+        h.corr_proj.bias.zero_()
+        h.motion.weight.zero_()
+        h.motion.bias.zero_()
+        h.corr_scale.fill_(100.0)
+    base = F.normalize(torch.randn(8, H // pool, W // pool), dim=0)
+    base = base.repeat_interleave(pool, 1).repeat_interleave(pool, 2)
+    x = torch.stack([torch.roll(base, 2 * u, dims=2) for u in range(3)])  # (3, 8, H, W)
+    motion = h._correlated_motion(x, 1, 3)
+    assert motion.shape == (3, 4, H, W)
+    inner = motion[:, :, 4:-4, 4:-4]  # cells whose shifted partner is inside the map
+    want = torch.tensor([[0.0, 0.0, 2.0, 0.0], [-2.0, 0.0, 2.0, 0.0], [-2.0, 0.0, 0.0, 0.0]])
+    assert torch.allclose(inner, want[:, :, None, None].expand_as(inner), atol=1e-3)
+
+
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match='search_radius must be >= 0'):
         MODELS.build(dict(type='StepActorHead', in_channels=4, search_radius=-1))
@@ -430,6 +453,10 @@ def test_invalid_settings_are_refused():
         head().link_peaks(*maps({}), None, IMG)
     with pytest.raises(ValueError, match="assign_from must be 'snapped' or 'coarse', got 'own'"):
         MODELS.build(dict(type='StepActorHead', in_channels=4, assign_from='own'))
+    with pytest.raises(ValueError, match='corr_radius must be >= 0, corr_channels and corr_pool >= 1'):
+        MODELS.build(dict(type='StepActorHead', in_channels=4, follow=True, motion=True, corr_pool=0))
+    with pytest.raises(ValueError, match='corr_radius > 0 reads the learned motion from cost volumes'):
+        MODELS.build(dict(type='StepActorHead', in_channels=4, corr_radius=2))
 
 
 @pytest.mark.parametrize('options', [{}, dict(follow=True, frame_widths=(8, 16)),
