@@ -1,5 +1,6 @@
 """count_multiply_adds: conv and linear multiply-adds by hand, a layer called twice summed, layers not called
-left out; and tools/analysis/actor_head_cost.py on a config with an actor head."""
+left out, a cost volume counted by its own method; and tools/analysis/actor_head_cost.py on a config with an
+actor head."""
 import os.path as osp
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import torch
 from torch import nn
 
 from cfad_mm.analysis.head_cost import count_multiply_adds
+from cfad_mm.models.utils.local_correlation import LocalCorrelation
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -23,10 +25,15 @@ def test_conv_and_linear_multiply_adds_by_hand():
         m['conv3d'](torch.randn(1, 2, 4, 3, 3))  # (1, 5, 4, 3, 3)
         m['fc'](torch.randn(3, 6))
 
-    counts = count_multiply_adds(m, call)
+    def call_all():
+        call()
+        m['corr'](torch.randn(2, 5, 4, 6), torch.randn(2, 5, 4, 6))  # a layer that counts itself
+
+    m['corr'] = LocalCorrelation(1)
+    counts = count_multiply_adds(m, call_all)
     assert counts == {'conv': 2 * 4 * 4 * 5 * 3 * 9, 'grouped': 2 * (2 * 8 * 4 * 5 * 2),
-                      'conv3d': 5 * 4 * 3 * 3 * 2 * 3, 'fc': 3 * 7 * 6}
-    assert list(counts) == ['conv', 'grouped', 'conv3d', 'fc']
+                      'conv3d': 5 * 4 * 3 * 3 * 2 * 3, 'fc': 3 * 7 * 6, 'corr': 2 * 9 * 4 * 6 * 5}
+    assert list(counts) == ['conv', 'grouped', 'conv3d', 'fc', 'corr']
     assert not m['conv']._forward_hooks  # hooks removed
 
 
