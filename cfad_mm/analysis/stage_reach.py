@@ -22,7 +22,10 @@ the best single track of the tracker per GT tube (its peak boxes on the GT frame
 the track has no peak): what the linking of the peaks keeps of ``actor_peaks`` as whole tracks, before any
 tube is assigned one; and the ceiling row ``tracker_ceiling`` the same for perfect peaks (one at each GT box
 of each map frame, linked by position and velocity only): whether the motion between the map frames can be
-followed by position at all.
+followed by position at all. Two rows give the tracker perfect displacements (the GT motion of each centre to
+the maps before and after, what a perfect ``motion`` output would give): ``tracker_ceiling_gt_motion`` on the
+perfect peaks, ``tracks_gt_motion`` on the head's own peaks (:func:`oracle_motion_map`). Between them and
+``tracks``, they split what the learned displacements lose from what the peaks lose.
 
 Three ceiling rows tell what the model's representation of a tube reaches before anything is learned
 (reference bounds, not strict ones: a least-squares fit, a linear interpolation that the model does not do):
@@ -36,7 +39,7 @@ none of those frames the middle annotated box is held.
 IoU without the ACT ``+1`` (:func:`cfad_mm.structures.tube_ops.box_iou_aligned`), boxes in network-input
 pixels. Per-class shares (:func:`summarize_reach` with the GT labels) count the GT frames of each class.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.utils.gaussian_target import get_local_maximum
@@ -48,7 +51,7 @@ from cfad_mm.utils.markdown import markdown_table
 
 #: Order of the stages in the table (those a model does not have are absent).
 STAGE_ORDER = ('static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'tracker_ceiling',
-               'tracker_ceiling_gt_motion', 'actor_peaks', 'tracks', 'coarse', 'snapped',
+               'tracker_ceiling_gt_motion', 'actor_peaks', 'tracks', 'tracks_gt_motion', 'coarse', 'snapped',
                'snapped_map_frames', 'snapped_any_extent', 'tracked')
 
 
@@ -118,6 +121,54 @@ def peak_frame_iou(where: Tensor, boxes: Tensor, step_frames: Tensor, clip: int,
     return torch.stack(ious) if ious else gt_tube.new_zeros(0)
 
 
+def gt_map_motion(gt_tubes: Tensor, gt_masks: Tensor, map_frames: Tensor, cells_per_pixel: Tensor
+                  ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """Per map frame of ``map_frames (M,)``: the GT tubes annotated there (indices ``(P_m,)`` into
+    ``gt_tubes (G, S, 4)`` / ``gt_masks (G, S)``), their centres ``(P_m, 2)`` (x, y; cells, via
+    ``cells_per_pixel (2,)``) and the displacements ``(P_m, 4)`` of each centre to the map before and the map
+    after (cells), the way the actor head's ``motion`` output is trained; towards a map where the tube is
+    not annotated, the displacement of the other side mirrored (0 when neither is)."""
+    frames = map_frames.tolist()
+    owners = [torch.nonzero(gt_masks[:, f]).flatten() for f in frames]
+    cells = ((gt_tubes[..., :2] + gt_tubes[..., 2:]) / 2 * cells_per_pixel).double()  # (G, S, 2)
+    centres = [cells[o, f] for o, f in zip(owners, frames)]
+    moves = []
+    for k, (o, f) in enumerate(zip(owners, frames)):
+        sides = []
+        for j in (k - 1, k + 1):
+            if 0 <= j < len(frames):
+                ok, move = gt_masks[o, frames[j]], cells[o, frames[j]] - cells[o, f]
+            else:
+                ok, move = torch.zeros_like(o, dtype=torch.bool), torch.zeros_like(centres[k])
+            sides.append((torch.where(ok[:, None], move, torch.zeros_like(move)), ok))
+        (before, has_b), (after, has_a) = sides
+        before = torch.where(has_b[:, None], before, -after)
+        after = torch.where(has_a[:, None], after, -before)
+        moves.append(torch.cat([before, after], 1))
+    return owners, centres, moves
+
+
+def oracle_motion_map(gt_tubes: Tensor, gt_masks: Tensor, map_frames: Tensor, cells_per_pixel: Tensor,
+                      map_hw: Tuple[int, int], radius: float = 2.0) -> Tensor:
+    """A perfect ``motion`` output ``(M, 4, h, w)`` of the actor head for one clip: at every cell within
+    ``radius`` cells of a GT centre at a map, the GT displacements of the nearest such centre
+    (:func:`gt_map_motion`); 0 elsewhere. Given to the tracker with the head's own peaks, it separates what
+    the learned displacements lose from what the peaks lose."""
+    h, w = map_hw
+    _, centres, moves = gt_map_motion(gt_tubes, gt_masks, map_frames, cells_per_pixel)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64) + 0.5,
+                            torch.arange(w, dtype=torch.float64) + 0.5, indexing='ij')
+    grid = torch.stack([xs.flatten(), ys.flatten()], -1)  # (h w, 2) cell centres (x, y)
+    out = torch.zeros(len(centres), 4, h * w, dtype=torch.float64)
+    for k, (c, mv) in enumerate(zip(centres, moves)):
+        if c.shape[0] == 0:
+            continue
+        d, nearest = torch.cdist(grid, c).min(1)
+        near = d <= radius
+        out[k][:, near] = mv[nearest[near]].T
+    return out.reshape(len(centres), 4, h, w)
+
+
 def tracker_ceiling_frame_iou(tracker, gt_tubes: Tensor, gt_masks: Tensor, map_frames: Tensor,
                               cells_per_pixel: Tensor, gt_motion: bool = False) -> List[Tensor]:
     """Per GT tube annotated at some of ``map_frames (M,)`` (of ``gt_tubes (G, S, 4)`` / ``gt_masks (G,
@@ -128,24 +179,9 @@ def tracker_ceiling_frame_iou(tracker, gt_tubes: Tensor, gt_masks: Tensor, map_f
     would give them; towards a map where its tube is not annotated, the displacement of the other side
     mirrored, or 0); ``cells_per_pixel (2,)`` (x, y) converts the centres to the cells of the maps."""
     frames = map_frames.tolist()
-    owners = [torch.nonzero(gt_masks[:, f]).flatten() for f in frames]
-    cells = ((gt_tubes[..., :2] + gt_tubes[..., 2:]) / 2 * cells_per_pixel).double()  # (G, S, 2)
-    centres = [cells[o, f] for o, f in zip(owners, frames)]
-    moves = None
-    if gt_motion:
-        moves = []
-        for k, (o, f) in enumerate(zip(owners, frames)):
-            sides = []
-            for j in (k - 1, k + 1):
-                ok = gt_masks[o, frames[j]] if 0 <= j < len(frames) else torch.zeros_like(o, dtype=torch.bool)
-                move = cells[o, frames[j]] - cells[o, f] if 0 <= j < len(frames) else torch.zeros_like(
-                    centres[k])
-                sides.append((torch.where(ok[:, None], move, torch.zeros_like(move)), ok))
-            (before, has_b), (after, has_a) = sides
-            before = torch.where(has_b[:, None], before, -after)
-            after = torch.where(has_a[:, None], after, -before)
-            moves.append(torch.cat([before, after], 1))
-    local = tracker.link(centres, [torch.ones(o.numel(), dtype=torch.float64) for o in owners], moves)
+    owners, centres, moves = gt_map_motion(gt_tubes, gt_masks, map_frames, cells_per_pixel)
+    local = tracker.link(centres, [torch.ones(o.numel(), dtype=torch.float64) for o in owners],
+                         moves if gt_motion else None)
     has = local >= 0  # (J, M)
     boxes = gt_tubes.new_zeros((local.shape[0], len(frames), 4))
     for k, (o, f) in enumerate(zip(owners, frames)):
@@ -174,8 +210,9 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         actor head also ``'actor_peaks'`` and ``'snapped_map_frames'``, one tensor per GT tube of its
         annotated frames at the frames of the head's maps (the feature steps, or the input frames with
         ``at_input_frames``), and ``'snapped_any_extent'`` (all its annotated frames); with its ``tracker``
-        also ``'tracks'`` (at the frames of the maps); with an actor head's ``tracker``, with or without the
-        stages, ``'tracker_ceiling'`` and ``'tracker_ceiling_gt_motion'`` (at the frames of the maps).
+        also ``'tracks'`` and ``'tracks_gt_motion'`` (:func:`oracle_motion_map`; at the frames of the maps);
+        with an actor head's ``tracker``, with or without the stages, ``'tracker_ceiling'`` and
+        ``'tracker_ceiling_gt_motion'`` (at the frames of the maps).
     """
     stages: Dict[str, Tensor] = {}
     head = getattr(model.roi_head, 'actor_head', None) if model.refine else None
@@ -210,8 +247,12 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         if with_tracker:
             heat_logits, size_map, offset_map = actor_outs[0][:3]
             motion_map = actor_outs[0][3] if len(actor_outs[0]) > 3 else None
-            tracks = actor_head.link_peaks(get_local_maximum(heat_logits.sigmoid()), size_map, offset_map,
-                                           motion_map, geom.img_shape)
+            local_max = get_local_maximum(heat_logits.sigmoid())
+            tracks = actor_head.link_peaks(local_max, size_map, offset_map, motion_map, geom.img_shape)
+            oracle = torch.stack([oracle_motion_map(
+                ds.gt_instances.tubes.float().cpu(), ds.gt_instances.tube_masks.bool().cpu(), map_frames,
+                cells_per_pixel, tuple(heat_logits.shape[-2:])) for ds in data_samples]).to(size_map)
+            oracle_tracks = actor_head.link_peaks(local_max, size_map, offset_map, oracle, geom.img_shape)
     decoded = {}
     for name, coeffs in stages.items():
         boxes, masks = model.coder.decode(coeffs, raw['extents'], geom.img_shape, num_frames=geom.num_frames)
@@ -226,7 +267,7 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         on_maps = torch.zeros(geom.num_frames, dtype=torch.bool)
         on_maps[peaks[2]] = True
     if tracks is not None:
-        out['tracks'] = []
+        out['tracks'], out['tracks_gt_motion'] = [], []
     if with_tracker:
         out['tracker_ceiling'], out['tracker_ceiling_gt_motion'] = [], []
     for i, ds in enumerate(data_samples):
@@ -259,9 +300,10 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
                     boxes[sel].float(), torch.ones_like(masks[sel]), gt_tube, gt_mask))
             if tracks is not None:  # the tracks live at the map frames only
                 frames_dev = map_frames.to(gt_tube.device)
-                out['tracks'].append(best_tube_frame_iou(
-                    tracks[i]['boxes'].float().to(gt_tube.device), (tracks[i]['heat'] > 0).to(gt_mask.device),
-                    gt_tube[frames_dev], gt_mask[frames_dev]))
+                for name, found in (('tracks', tracks), ('tracks_gt_motion', oracle_tracks)):
+                    out[name].append(best_tube_frame_iou(
+                        found[i]['boxes'].float().to(gt_tube.device),
+                        (found[i]['heat'] > 0).to(gt_mask.device), gt_tube[frames_dev], gt_mask[frames_dev]))
             for name, (boxes, masks) in decoded.items():
                 out[name].append(best_tube_frame_iou(boxes[sel].float(), masks[sel], gt_tube, gt_mask))
     return out
@@ -308,6 +350,8 @@ STAGE_TEXT = {
     'tracker_ceiling_gt_motion': ('ceiling: the same with perfect displacements (the GT centre motion '
                                   'between maps, as a perfect learned motion output gives it)'),
     'tracks': "best single track of the actor head's tracker (GT frames at the head's map frames only)",
+    'tracks_gt_motion': ("the same tracker on the head's own peaks with perfect displacements (the GT motion "
+                         'at the cells within 2 of a GT centre)'),
     'snapped': 'moved onto the actor peaks (actor_head)',
     'snapped_map_frames': "moved onto the actor peaks, GT frames at the head's map frames only",
     'snapped_any_extent': 'moved onto the actor peaks, boxes only (each tube taken over the whole span)',

@@ -127,6 +127,31 @@ def test_tracker_ceiling_links_perfect_peaks_and_breaks_at_a_jump():
     assert [i.tolist() for i in ious] == [[1.0] * 4, [1.0] * 3]
 
 
+def test_oracle_motion_map_puts_each_gt_displacement_around_its_centre():
+    """Map frames 0, 4, 8 of a 12-frame span, 8 px cells, a 6 x 8 map. A (centre cell x 1.5 -> 3.5 -> 5.5,
+    y 1.5) moves 2 cells per map; B (centre x 6.5, y 4.5) only at frames 4 and 8, moving up 1 cell. Cells
+    within 2 of a centre get its displacements (to the map before, to the map after; the missing side
+    mirrored at B's first map and at the window's ends), the others 0."""
+    from cfad_mm.analysis.stage_reach import oracle_motion_map
+    tubes, masks = torch.zeros(2, 12, 4), torch.zeros(2, 12, dtype=torch.bool)
+    for f, cx in ((0, 12.0), (4, 28.0), (8, 44.0)):
+        tubes[0, f] = torch.tensor([cx - 4, 8.0, cx + 4, 16.0])
+        masks[0, f] = True
+    for f, cy in ((4, 36.0), (8, 28.0)):
+        tubes[1, f] = torch.tensor([48.0, cy - 4, 56.0, cy + 4])
+        masks[1, f] = True
+    motion = oracle_motion_map(tubes, masks, torch.tensor([0, 4, 8]), torch.tensor([0.125, 0.125]), (6, 8))
+    assert motion.shape == (3, 4, 6, 8)
+    # A at map 1 (cell y 1, x 3): -2 cells in x to the map before, +2 to the map after
+    assert motion[1, :, 1, 3].tolist() == [-2.0, 0.0, 2.0, 0.0]
+    assert motion[0, :, 1, 1].tolist() == [-2.0, 0.0, 2.0, 0.0]  # first map: 'before' mirrored
+    assert motion[2, :, 1, 5].tolist() == [-2.0, 0.0, 2.0, 0.0]  # last map: 'after' mirrored
+    # B at map 1 (cell y 4, x 6): not annotated at map 0, so 'before' mirrors its move up to map 2
+    assert motion[1, :, 4, 6].tolist() == [0.0, 1.0, 0.0, -1.0]
+    assert motion[1, :, 1, 7].tolist() == [0.0] * 4  # 4 cells from A, 3.2 from B
+    assert motion[0, :, 4, 6].tolist() == [0.0] * 4  # B is not there at map 0
+
+
 def test_summary_per_class_counts_the_frames_of_each_class():
     per_stage = {'coarse': [torch.tensor([0.6, 0.2]), torch.tensor([0.5]), torch.tensor([0.1, 0.9, 0.9])],
                  'fit_ceiling': [torch.tensor([1.0, 1.0]), torch.tensor([0.0]),
@@ -175,8 +200,8 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
     out = window_stage_reach(model, data['inputs'], data['data_samples'], labels)
     num_gt = int(ds.gt_instances.tube_masks.any(1).sum())
     assert set(out) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'actor_peaks', 'coarse',
-                        'snapped', 'snapped_map_frames', 'snapped_any_extent', 'tracks', 'tracker_ceiling',
-                        'refined_1', 'refined_2'}
+                        'snapped', 'snapped_map_frames', 'snapped_any_extent', 'tracks', 'tracks_gt_motion',
+                        'tracker_ceiling', 'tracker_ceiling_gt_motion', 'refined_1', 'refined_2'}
     # the best snapped tube with its extent ignored covers every GT frame at least as well on average
     for full, any_extent in zip(out['snapped'], out['snapped_any_extent']):
         assert float(any_extent.mean()) >= float(full.mean()) - 1e-6
@@ -192,7 +217,8 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
                            interpolated_frame_iou(g, m, feature_step_frames(t_feat, S / t_feat, S)))
     # without the stages: the same reference and ceilings, nothing else
     only = window_stage_reach(model, data['inputs'], data['data_samples'], with_stages=False)
-    assert set(only) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'tracker_ceiling'}
+    assert set(only) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'tracker_ceiling',
+                         'tracker_ceiling_gt_motion'}
     for name in only:
         assert all(torch.equal(a, b) for a, b in zip(only[name], out[name])), name
     masks = [m for m in ds.gt_instances.tube_masks if m.any()]
@@ -200,7 +226,8 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
     t_feat = model.extract_feat(data['inputs']).shape[2]
     steps = feature_step_frames(t_feat, S / t_feat, S)  # the actor bound counts the step frames only
     for name, ious in out.items():
-        on_maps = name in ('actor_peaks', 'snapped_map_frames', 'tracks', 'tracker_ceiling')
+        on_maps = name in ('actor_peaks', 'snapped_map_frames', 'tracks', 'tracks_gt_motion',
+                           'tracker_ceiling', 'tracker_ceiling_gt_motion')
         expected = [int(m[steps].sum()) for m in masks] if on_maps else frames
         assert len(ious) == num_gt and [len(i) for i in ious] == expected, name
         assert all(((i >= 0) & (i <= 1)).all() for i in ious)
