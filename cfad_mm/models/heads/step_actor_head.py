@@ -118,9 +118,10 @@ class StepActorHead(BaseModule):
         tracker (dict, optional): A :class:`~cfad_mm.models.task_modules.PeakTracker` config: the peaks of
             all maps of a window are linked into tracks first and each tube is moved onto one whole track
             (:meth:`snap`); a tube left without one keeps the step-by-step snap. Defaults to None.
-        corr_radius (int): With ``motion``, read the displacements from cost volumes of this radius (cells)
-            between neighbouring maps (see above; the largest displacement it can express directly, the 1x1
-            conv adds a residual). Defaults to 0 (off: the motion is a 1x1 conv of one map's features).
+        corr_radius (int): With ``motion``, read the displacements from cost volumes of this radius (cells of
+            the pooled maps: ``corr_radius x corr_pool`` cells of the maps) between neighbouring maps (see
+            above; the largest displacement they express directly, the 1x1 conv adds a residual). Defaults
+            to 0 (off: the motion is a 1x1 conv of one map's features).
         corr_channels (int): Channels of the features that are correlated. Defaults to 16.
         corr_pool (int): Average-pooling of the maps before the correlation: its work falls with the square
             of it, and a shift of one pooled cell is ``corr_pool`` cells of the maps. Defaults to 2.
