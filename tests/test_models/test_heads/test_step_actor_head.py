@@ -419,7 +419,7 @@ def test_correlated_motion_reads_the_shift_between_neighbouring_maps(pool):
         h.corr_proj.bias.zero_()
         h.motion.weight.zero_()
         h.motion.bias.zero_()
-        h.corr_scale.fill_(100.0)
+        h.corr_scale.fill_(1000.0)
     base = F.normalize(torch.randn(8, H // pool, W // pool), dim=0)
     base = base.repeat_interleave(pool, 1).repeat_interleave(pool, 2)
     x = torch.stack([torch.roll(base, 2 * u, dims=2) for u in range(3)])  # (3, 8, H, W)
