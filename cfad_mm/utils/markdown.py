@@ -8,7 +8,8 @@ another one measured.
 import os
 import os.path as osp
 import re
-from typing import Dict
+import shlex
+from typing import Dict, Iterable, Sequence
 
 _BLOCK = re.compile(r'<!-- ([A-Za-z0-9_.-]+):start -->\n.*?<!-- \1:end -->', re.S)
 
@@ -55,6 +56,21 @@ def carry_blocks(old_text: str, new_text: str) -> str:
         if name not in have:
             out = out.rstrip('\n') + '\n\n' + block + '\n'
     return out
+
+
+def cited_command(tool: str, argv: Sequence[str], drop: Iterable[str] = ('--doc', '--block')) -> str:
+    """``python TOOL ARGS`` as a generated block cites the run that wrote it: ``argv`` quoted for the shell,
+    without the options of ``drop`` and their values (``--opt VALUE`` and ``--opt=VALUE``), which say where
+    the output goes rather than what was measured."""
+    drop, out = set(drop), []
+    it = iter(argv)
+    for a in it:
+        if a.split('=')[0] in drop:
+            if '=' not in a:
+                next(it, None)
+            continue
+        out.append(shlex.quote(a))
+    return ' '.join(['python', tool] + out)
 
 
 def write_block(path: str, name: str, body: str) -> None:

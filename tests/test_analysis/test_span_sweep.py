@@ -16,7 +16,14 @@ from cfad_mm.analysis.span_sweep import (
     stage_table,
     sweep_config,
 )
-from cfad_mm.utils.markdown import carry_blocks, find_blocks, replace_block, write_block, write_keeping_blocks
+from cfad_mm.utils.markdown import (
+    carry_blocks,
+    cited_command,
+    find_blocks,
+    replace_block,
+    write_block,
+    write_keeping_blocks,
+)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BASE = osp.join(REPO, 'configs/cfad/cfad_r3d-18-tiny_synthetic-long_16x1.py')
@@ -135,6 +142,14 @@ def test_markdown_blocks(tmp_path):
     with open(path) as f:
         out = f.read()
     assert out.startswith('# Results\n\nother tool\n') and 'table 2' in out and 'table 1' not in out
+
+
+def test_cited_command_drops_the_output_options_and_their_values():
+    argv = ['cfg.py', '--doc', 'docs/b.md', '--block=x', '--cfg-options', "a.b=(1, 2)", '--repeats', '3']
+    assert cited_command('tools/t.py', argv) == \
+        "python tools/t.py cfg.py --cfg-options 'a.b=(1, 2)' --repeats 3"
+    assert cited_command('tools/t.py', argv, ('--repeats',)) == \
+        "python tools/t.py cfg.py --doc docs/b.md --block=x --cfg-options 'a.b=(1, 2)'"
 
 
 def test_whole_video_speed_on_a_video_file(tiny_synth):

@@ -18,7 +18,6 @@ import argparse
 import datetime
 import os.path as osp
 import platform
-import shlex
 import statistics
 import sys
 
@@ -32,7 +31,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 import cfad_mm  # noqa: E402,F401
 from cfad_mm.analysis.head_cost import count_multiply_adds  # noqa: E402
 from cfad_mm.analysis.speed import build_cfad, time_runs  # noqa: E402
-from cfad_mm.utils.markdown import write_block  # noqa: E402
+from cfad_mm.utils.markdown import cited_command, write_block  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -111,9 +110,7 @@ def main(argv=None):
               f'{_ms(t_head, n_frames)} |']
     print('\n'.join(lines))
     if args.doc:
-        command = ' '.join(['python', 'tools/analysis/actor_head_cost.py'] +
-                           [shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
-                            if a not in ('--doc', args.doc, '--block', args.block)])
+        command = cited_command('tools/analysis/actor_head_cost.py', sys.argv[1:] if argv is None else argv)
         header = [f'## Cost of the actor head: {setting}', '',
                   f'Produced by `{command}` ({datetime.date.today()}, {platform.machine()}, '
                   f'{torch.get_num_threads()} threads, torch {torch.__version__}; random weights, '

@@ -51,7 +51,7 @@ from cfad_mm.analysis.span_sweep import (  # noqa: E402
     stage_table,
     sweep_config,
 )
-from cfad_mm.utils.markdown import block_markers  # noqa: E402
+from cfad_mm.utils.markdown import block_markers, cited_command  # noqa: E402
 
 BASE = 'configs/cfad/cfad_r3d-18-tiny_synthetic-long_16x1.py'
 BLOCK = 'span-sweep'
@@ -113,16 +113,8 @@ def span_arg(text: str) -> SpanSpec:
 
 def shown_command(argv) -> str:
     """The command line of this run as the tables cite it (without the output and work-dir options)."""
-    import shlex
-    skip, out = {'--out-results', '--out-benchmarks', '--work-dir', '--speed-videos', '--speed-repeats'}, []
-    it = iter(argv)
-    for a in it:
-        if a.split('=')[0] in skip:
-            if '=' not in a:
-                next(it, None)
-            continue
-        out.append(shlex.quote(a))
-    return ' '.join(['python tools/analysis/span_sweep.py'] + out)
+    where = ('--out-results', '--out-benchmarks', '--work-dir', '--speed-videos', '--speed-repeats')
+    return cited_command('tools/analysis/span_sweep.py', argv, where)
 
 
 def ensure_data(cfg: Config) -> str:

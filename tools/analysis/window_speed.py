@@ -24,7 +24,6 @@ import datetime
 import glob
 import os.path as osp
 import platform
-import shlex
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
@@ -38,7 +37,7 @@ import cfad_mm  # noqa: E402,F401
 from cfad_mm.analysis.span_sweep import speed_table, stage_table, whole_video_speed  # noqa: E402
 from cfad_mm.analysis.speed import build_cfad  # noqa: E402
 from cfad_mm.datasets.sampling import span_length  # noqa: E402
-from cfad_mm.utils.markdown import write_block  # noqa: E402
+from cfad_mm.utils.markdown import cited_command, write_block  # noqa: E402
 
 DEFAULT_VIDEOS = 'data/synth_long/videos/*/*.mp4'
 
@@ -103,9 +102,7 @@ def main(argv=None):
              'decoding excluded; stages nest):', '', *stage_table([row])]
     print('\n'.join(lines))
     if args.doc:
-        command = ' '.join(['python', 'tools/analysis/window_speed.py'] +
-                           [shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
-                            if a not in ('--doc', args.doc, '--block', args.block)])
+        command = cited_command('tools/analysis/window_speed.py', sys.argv[1:] if argv is None else argv)
         header = [f'## Whole-video frames/s of `{osp.basename(args.config)}`, random weights', '',
                   f'Produced by `{command}` ({datetime.date.today()}, {platform.machine()}, '
                   f'{torch.get_num_threads()} threads, torch {torch.__version__}). Videos: '
