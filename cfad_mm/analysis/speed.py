@@ -360,7 +360,8 @@ def backbone_frames_per_output_frame(nframes: int, clip_len: int, stride: int,
 # models
 
 
-def build_cfad(config, input_hw: Sequence[int], device: DeviceLike = None, seed: int = 0):
+def build_cfad(config, input_hw: Sequence[int], device: DeviceLike = None, seed: int = 0,
+               quiet: bool = False):
     """A CFAD model in eval mode, random weights (``torch.manual_seed(seed)``), with ``model.cfg``.
 
     Args:
@@ -368,9 +369,12 @@ def build_cfad(config, input_hw: Sequence[int], device: DeviceLike = None, seed:
         input_hw (tuple[int, int]): the frame size of the videos: the test pipeline's resize is set to it
             (``keep_ratio=False``), so that in-memory frames of that size are not resized.
         device: Defaults to CPU.
+        quiet (bool): Keep the current mmengine logger at WARNING while the model is built: ``init_weights``
+            logs every parameter, a list that random weights do not need. Defaults to False.
     """
     from mmaction.registry import MODELS
     from mmengine.config import Config
+    from mmengine.logging import MMLogger
     cfg = Config.fromfile(config) if isinstance(config, (str, os.PathLike)) else config.copy()
     cfg.model.backbone.pop('init_cfg', None)
     h, w = input_hw
@@ -379,8 +383,15 @@ def build_cfad(config, input_hw: Sequence[int], device: DeviceLike = None, seed:
             t['scale'] = (w, h)
             t['keep_ratio'] = False
     torch.manual_seed(seed)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    if quiet:
+        logger.setLevel('WARNING')
+    try:
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
     model.cfg = cfg
     return model.to(_device(device)).eval()
 

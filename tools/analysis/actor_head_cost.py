@@ -25,7 +25,6 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import cfad_mm  # noqa: E402,F401
@@ -66,13 +65,7 @@ def main(argv=None):
         sys.exit(f'{args.config}: model.roi_head.actor_head is not set; this config has no actor head')
     h, w = args.input_size
     init_default_scope(cfg.get('default_scope', 'mmaction'))
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel('WARNING')  # (init_weights logs every parameter: random weights need no such list)
-    try:
-        model = build_cfad(cfg, (h, w))
-    finally:
-        logger.setLevel(level)
+    model = build_cfad(cfg, (h, w), quiet=True)
     head = model.roi_head.actor_head
     t = int(cfg.test_dataloader.dataset.get('clip_len', 16))
     k = int(cfg.test_dataloader.dataset.get('frame_interval', 1))

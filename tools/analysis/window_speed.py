@@ -30,7 +30,6 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import cfad_mm  # noqa: E402,F401
@@ -86,13 +85,7 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmaction'))
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel('WARNING')  # (init_weights logs every parameter: random weights need no such list)
-    try:
-        model = build_cfad(cfg, tuple(args.input_size))
-    finally:
-        logger.setLevel(level)
+    model = build_cfad(cfg, tuple(args.input_size), quiet=True)
     t, k, stride = test_windows(cfg)
     print(f'timing {len(videos)} videos: windows of {t} frames every {k} (span {span_length(t, k)}), a '
           f'window every {stride} frames, input {args.input_size[1]}x{args.input_size[0]}', flush=True)
