@@ -1,8 +1,8 @@
 # The 16-frame baseline on the long synthetic preset (150-300-frame videos, tubes of 40-250 frames, up to 8
 # look-alike actors with crossing paths, occlusions during which the annotation continues, noise, low
 # contrast, slow camera pans; docs/synthetic_dataset.md): today's clip detector (16 consecutive frames,
-# windows every 8 frames, clip tubes linked into video tubes), the paradigm the long-span config
-# (cfad_r3d-18-tiny_synthetic-long_32x4.py) is measured against.
+# windows every 8 frames, clip tubes linked into video tubes), the paradigm the long-span configs
+# (cfad_r3d-18-tiny_synthetic-long_16x4.py, _32x4.py) are measured against.
 #   python tools/data/make_synthetic.py --preset long --out data/synth_long --seed 0
 #   python tools/train.py configs/cfad/cfad_r3d-18-tiny_synthetic-long_16x1.py
 # The base config of tools/analysis/span_sweep.py (windows of 16 to 128 frames at one training budget;

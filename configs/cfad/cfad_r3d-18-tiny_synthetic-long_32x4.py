@@ -6,7 +6,7 @@
 #   python tools/train.py configs/cfad/cfad_r3d-18-tiny_synthetic-long_32x4.py
 # Measured: tools/analysis/span_sweep.py trains windows of 16 to 128 frames from the 16x1 config at one
 # budget and writes the results into docs/results.md and docs/benchmarks.md; this 32x4 config has no
-# reference numbers.
+# reference numbers (cfad_r3d-18-tiny_synthetic-long_16x4.py is the measured long-window config).
 _base_ = ['./cfad_r3d-18-tiny_synthetic-long_16x1.py']
 
 clip_len = 32
@@ -17,15 +17,16 @@ model = dict(
     frame_interval=frame_interval,
     coarse_head=dict(
         tube_coder=dict(_delete_=True, type='SplineTubeCoder', max_frames=span, knot_interval=16)),
-    # each coarse tube is moved onto the actor peaks of every feature step before the refine stage
-    # (docs/model.md, StepActorHead): maps at stride 4 (a 2-D branch on the input frames), each tube
-    # followed from its best peak with the displacement the head learns at every peak. These settings are
-    # the best of the actor-head runs measured on 61-frame windows (16x4) built from the 16x1 config by
-    # tools/analysis/span_sweep.py, two seeds each (tables actor-snap, actor-fine and actor-motion of
-    # docs/results.md), not on these 125-frame windows
+    # each coarse tube is moved onto the actor peaks before the refine stage (docs/model.md, StepActorHead):
+    # maps at stride 4 at every sampled input frame (a 2-D branch on the frame, added to the features of
+    # the backbone step that covers it), each tube followed from its best peak with the displacement the
+    # head learns at every peak. These are the settings of cfad_r3d-18-tiny_synthetic-long_16x4.py, the
+    # best of the actor-head runs measured on 61-frame windows (two seeds each; the actor-* tables of
+    # docs/results.md), not measured on these 125-frame windows; the knot interval stays 16 frames (the
+    # 16x4 runs use 8)
     roi_head=dict(
         actor_head=dict(type='StepActorHead', frame_widths=(16, 32), search_radius=3, distance_sigma=2.0,
-                        follow=True, motion=True)))
+                        follow=True, motion=True, at_input_frames=True, fusion='add')))
 
 train_dataloader = dict(
     dataset=dict(clip_len=clip_len, frame_interval=frame_interval, train_stride=31, temporal_jitter=8))
