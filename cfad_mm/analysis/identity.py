@@ -42,23 +42,34 @@ covered by at most one predicted tube present on ``f`` and vice versa, with IoU 
 
 At a crossing where two video tubes swap actors, each of the two GT tubes has ``idsw = 1`` and
 ``fragments = 2``, and each of the two predictions has ``jumps = 1``.
+
+**Best tube per GT tube** (:func:`best_tube_overlap`, also class-agnostic): the prediction of highest st-IoU
+with it (the st-IoU of video-mAP's protocol), and the two factors of that st-IoU: ``best_t_iou``, the
+temporal IoU of the two extents, and ``best_s_iou``, the mean per-frame IoU over their temporal intersection
+(``st = t x s``). A GT tube whose best st-IoU is under 0.5 cannot be a true positive of video-mAP@0.5; the
+two factors tell whether its best tube is too short or too long (time) or off in the boxes (space).
 """
 from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
 from cfad_mm.evaluation.functional.ground_truth import dense_gt_tubes, resolve_annotations, split_videos
-from cfad_mm.evaluation.functional.video_map import check_video_tubes
-from cfad_mm.structures.tube_ops import tube_frame_iou
+from cfad_mm.evaluation.functional.video_map import (
+    check_video_tubes,
+    st_iou_exclusive_time,
+    temporal_iou_exclusive_time,
+)
+from cfad_mm.structures.tube_ops import tube_frame_iou, tube_st_iou, tube_temporal_iou
 
 __all__ = [
-    'IDENTITY_KEYS', 'frame_correspondences', 'tube_identity', 'video_identity', 'summarize_identity',
-    'format_identity_table'
+    'IDENTITY_KEYS', 'frame_correspondences', 'tube_identity', 'best_tube_overlap', 'video_identity',
+    'summarize_identity', 'format_identity_table'
 ]
 
 #: Summary keys of :func:`summarize_identity`, in table order.
 IDENTITY_KEYS = ('num_gt_tubes', 'num_gt_covered', 'coverage', 'idsw', 'frag', 'fragments_per_gt',
-                 'num_pred_tubes', 'jumps', 'pred_with_jumps')
+                 'num_pred_tubes', 'jumps', 'pred_with_jumps', 'best_st_iou', 'best_st_iou>=0.5',
+                 'best_t_iou', 'best_s_iou')
 
 
 def _match_frame(iou: np.ndarray, gts: np.ndarray, preds: np.ndarray, iou_thr: float) -> list:
@@ -184,6 +195,42 @@ def tube_identity(gt_boxes: np.ndarray,
     return out
 
 
+def best_tube_overlap(gt_boxes: np.ndarray, gt_masks: np.ndarray, pred_boxes: np.ndarray,
+                      pred_masks: np.ndarray, plus_one: bool = False, temporal_plus_one: bool = True) -> dict:
+    """Per GT tube, its best prediction by st-IoU (class-agnostic) and that st-IoU's two factors.
+
+    Args:
+        gt_boxes (np.ndarray): ``(G, F, 4)``. gt_masks: ``(G, F)`` bool.
+        pred_boxes (np.ndarray): ``(K, F, 4)``. pred_masks: ``(K, F)`` bool.
+        plus_one (bool): Inclusive-pixel IoUs (ACT). Defaults to False.
+        temporal_plus_one (bool): The temporal IoU with ``+ 1`` (ACT's ``iou3dt``,
+            :func:`~cfad_mm.structures.tube_ops.tube_st_iou`) or without (mmaction2's ``iou3dt_voc``,
+            :func:`~cfad_mm.evaluation.functional.video_map.st_iou_exclusive_time`), as the protocol of
+            video-mAP. Defaults to True.
+
+    Returns:
+        dict: ``(G,)`` float64 arrays ``st_iou`` (0 without predictions), ``t_iou`` and ``s_iou`` (the
+        temporal IoU of the extents and the mean per-frame IoU over their intersection; ``st_iou = t_iou x
+        s_iou``; 0 where the best tube does not overlap the GT tube in time) and ``index`` ``(G,)`` int64 (the
+        best prediction, -1 without predictions).
+    """
+    g = len(gt_masks)
+    out = dict(st_iou=np.zeros(g), t_iou=np.zeros(g), s_iou=np.zeros(g), index=np.full(g, -1, np.int64))
+    if g == 0 or len(pred_masks) == 0:
+        return out
+    st_fn = tube_st_iou if temporal_plus_one else st_iou_exclusive_time
+    st = np.nan_to_num(np.asarray(st_fn(gt_boxes, gt_masks, pred_boxes, pred_masks, plus_one), np.float64))
+    t_fn = tube_temporal_iou if temporal_plus_one else temporal_iou_exclusive_time
+    t = np.nan_to_num(np.asarray(t_fn(np.asarray(gt_masks, bool), np.asarray(pred_masks, bool)), np.float64))
+    rows = np.arange(g)
+    best = st.argmax(1)
+    out['index'] = best
+    out['st_iou'] = st[rows, best]
+    out['t_iou'] = t[rows, best]
+    out['s_iou'] = np.where(out['t_iou'] > 0, out['st_iou'] / np.maximum(out['t_iou'], 1e-12), 0.0)
+    return out
+
+
 def summarize_identity(per_video: Dict[str, dict]) -> dict:
     """Totals over videos of :func:`tube_identity` results.
 
@@ -194,9 +241,12 @@ def summarize_identity(per_video: Dict[str, dict]) -> dict:
         dict: ``num_gt_tubes``; ``num_gt_covered`` (GT tubes covered on >= 1 frame); ``coverage`` (covered GT
         frames / GT frames, NaN without GT); ``idsw`` and ``frag`` (sums); ``fragments_per_gt`` (mean
         ``fragments`` of the covered GT tubes, NaN when none); ``num_pred_tubes``; ``jumps`` (sum);
-        ``pred_with_jumps`` (predictions with >= 1 jump).
+        ``pred_with_jumps`` (predictions with >= 1 jump); over the GT tubes, from their ``best`` entry
+        (:func:`best_tube_overlap`) when present: ``best_st_iou`` (mean), ``best_st_iou>=0.5`` (share),
+        ``best_t_iou`` and ``best_s_iou`` (means), NaN without GT tubes.
     """
     res = list(per_video.values())
+    best = [r['best'] for r in res if 'best' in r]
 
     def total(key):
         return int(sum(int(np.sum(r[key])) for r in res))
@@ -212,7 +262,19 @@ def summarize_identity(per_video: Dict[str, dict]) -> dict:
         fragments_per_gt=total('fragments') / num_covered if num_covered else float('nan'),
         num_pred_tubes=int(sum(len(r['jumps']) for r in res)),
         jumps=total('jumps'),
-        pred_with_jumps=int(sum(int((r['jumps'] > 0).sum()) for r in res)))
+        pred_with_jumps=int(sum(int((r['jumps'] > 0).sum()) for r in res)),
+        **_best_summary(best))
+
+
+def _best_summary(best: Sequence[dict]) -> dict:
+    """Means (and the share at st-IoU >= 0.5) over the GT tubes of :func:`best_tube_overlap` results."""
+    cat = {k: np.concatenate([b[k] for b in best] + [np.zeros(0)]) for k in ('st_iou', 't_iou', 's_iou')}
+    if not len(cat['st_iou']):
+        return dict.fromkeys(('best_st_iou', 'best_st_iou>=0.5', 'best_t_iou', 'best_s_iou'), float('nan'))
+    return {'best_st_iou': float(cat['st_iou'].mean()),
+            'best_st_iou>=0.5': float((cat['st_iou'] >= 0.5).mean()),
+            'best_t_iou': float(cat['t_iou'].mean()),
+            'best_s_iou': float(cat['s_iou'].mean())}
 
 
 def video_identity(video_tubes: Dict[str, dict],
@@ -223,7 +285,8 @@ def video_identity(video_tubes: Dict[str, dict],
                    iou_thr: float = 0.5,
                    score_thr: Optional[float] = None,
                    plus_one: bool = False,
-                   progress: bool = False) -> dict:
+                   progress: bool = False,
+                   temporal_plus_one: bool = True) -> dict:
     """Identity metrics of linked video tubes against the GT tubes of the evaluated videos.
 
     Args:
@@ -238,10 +301,12 @@ def video_identity(video_tubes: Dict[str, dict],
         score_thr (float, optional): Only predicted tubes with a score >= this count. Defaults to None (all).
         plus_one (bool): Inclusive-pixel IoUs (ACT). Defaults to False.
         progress (bool): A progress bar over the videos (tqdm, stderr). Defaults to False.
+        temporal_plus_one (bool): The st-IoU of :func:`best_tube_overlap` (the protocol's). Defaults to True.
 
     Returns:
         dict: ``summary`` (:func:`summarize_identity`), ``settings`` and ``videos`` {video: ``gt_labels``,
-        the per-GT lists ``num_frames``, ``covered``, ``idsw``, ``frag``, ``fragments``, ``num_pred``, the
+        the per-GT lists ``num_frames``, ``covered``, ``idsw``, ``frag``, ``fragments``, ``num_pred``,
+        ``best_st_iou``, ``best_t_iou``, ``best_s_iou``, ``best_index`` (:func:`best_tube_overlap`), the
         per-prediction lists ``pred_index`` (indices into the video's input tubes), ``jumps``, ``num_gt``};
         GT tubes in the order of :func:`dense_gt_tubes` (by label, then annotation order). JSON-serialisable
         except ``summary`` NaNs.
@@ -279,6 +344,8 @@ def video_identity(video_tubes: Dict[str, dict],
             keep = keep[det['scores'] >= score_thr]
         res = tube_identity(gt_boxes, gt_masks, det['tubes'][keep], det['tube_masks'][keep], iou_thr,
                             plus_one)
+        res['best'] = best_tube_overlap(gt_boxes, gt_masks, det['tubes'][keep], det['tube_masks'][keep],
+                                        plus_one, temporal_plus_one)
         results[video] = res
         details[video] = dict(
             gt_labels=gt_labels.tolist(),
@@ -286,12 +353,15 @@ def video_identity(video_tubes: Dict[str, dict],
                 k: res[k].tolist()
                 for k in ('num_frames', 'covered', 'idsw', 'frag', 'fragments', 'num_pred')
             },
+            **{f'best_{k}': res['best'][k].tolist() for k in ('st_iou', 't_iou', 's_iou')},
+            best_index=keep[res['best']['index']].tolist() if len(keep) else [-1] * len(gt_labels),
             pred_index=keep.tolist(),
             jumps=res['jumps'].tolist(),
             num_gt=res['num_gt'].tolist())
     return dict(
         summary=summarize_identity(results),
-        settings=dict(iou_thr=iou_thr, score_thr=score_thr, plus_one=plus_one, num_videos=len(videos)),
+        settings=dict(iou_thr=iou_thr, score_thr=score_thr, plus_one=plus_one,
+                      temporal_plus_one=temporal_plus_one, num_videos=len(videos)),
         videos=details)
 
 
@@ -299,7 +369,7 @@ def _cell(key: str, value) -> str:
     if isinstance(value, float):
         if np.isnan(value):
             return '-'
-        return f'{100 * value:.2f}' if key == 'coverage' else f'{value:.3f}'
+        return f'{100 * value:.2f}' if key in ('coverage', 'best_st_iou>=0.5') else f'{value:.3f}'
     return str(value)
 
 

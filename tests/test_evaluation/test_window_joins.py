@@ -11,7 +11,7 @@ import pytest
 import torch
 from tube_eval_data import clips_from_gt, make_ann, tube
 
-from cfad_mm.analysis import frame_correspondences, tube_identity, video_identity
+from cfad_mm.analysis import best_tube_overlap, frame_correspondences, tube_identity, video_identity
 from cfad_mm.evaluation import evaluate_clip_predictions, link_video_tubes
 from cfad_mm.structures.matching import max_gain_matching
 
@@ -273,6 +273,26 @@ def test_identity_frame_assignment_maximises_the_matched_pairs():
     assert cover.tolist() == [[1], [0]]
 
 
+def test_best_tube_overlap_splits_the_st_iou_into_time_and_space():
+    """GT on frames 0-9. Tube A: frames 0-4, exact boxes; tube B: frames 0-9, shifted by 2 px (IoU 8 / 12).
+    A: t = 5 / 10 (ACT, + 1), s = 1 -> st 0.5; B: t = 1, s = 2 / 3 -> st 0.667, the best. Without + 1
+    (mmaction2): A: t = 4 / 9, B: t = 1."""
+    gt, gm = boxes(0)[None], masks((0, 10))
+    pred, pm = np.stack([boxes(0), boxes(2)]), masks((0, 5), (0, 10))
+    res = best_tube_overlap(gt, gm, pred, pm)
+    assert res['index'].tolist() == [1]
+    assert np.allclose([res['st_iou'][0], res['t_iou'][0], res['s_iou'][0]], [2 / 3, 1.0, 2 / 3])
+    only_a = best_tube_overlap(gt, gm, pred[:1], pm[:1])
+    assert np.allclose([only_a['st_iou'][0], only_a['t_iou'][0], only_a['s_iou'][0]], [0.5, 0.5, 1.0])
+    excl = best_tube_overlap(gt, gm, pred[:1], pm[:1], temporal_plus_one=False)
+    assert np.allclose([excl['st_iou'][0], excl['t_iou'][0], excl['s_iou'][0]], [4 / 9, 4 / 9, 1.0])
+    # no overlap in time: 0 everywhere; no prediction at all: index -1
+    late = best_tube_overlap(gt, masks((0, 3)), boxes(0)[None], masks((5, 10)))
+    assert (late['st_iou'][0], late['t_iou'][0], late['s_iou'][0]) == (0.0, 0.0, 0.0)
+    empty = best_tube_overlap(gt, gm, np.zeros((0, 10, 4)), np.zeros((0, 10), bool))
+    assert empty['index'].tolist() == [-1] and empty['st_iou'].tolist() == [0.0]
+
+
 def test_video_identity_summary_and_errors(two_video_ann):
     clips = clips_from_gt(two_video_ann)
     tubes = {v: link_video_tubes(c, two_video_ann['nframes'][v]) for v, c in clips.items()}
@@ -280,6 +300,10 @@ def test_video_identity_summary_and_errors(two_video_ann):
     s = res['summary']
     assert (s['num_gt_tubes'], s['num_gt_covered'], s['idsw'], s['frag'], s['jumps']) == (3, 3, 0, 0, 0)
     assert s['coverage'] == 1.0 and s['fragments_per_gt'] == 1.0 and s['num_pred_tubes'] == 3
+    # the GT tubes linked back: each is its own best tube
+    assert s['best_st_iou'] == pytest.approx(1.0) and s['best_st_iou>=0.5'] == 1.0
+    assert s['best_t_iou'] == pytest.approx(1.0) and s['best_s_iou'] == pytest.approx(1.0)
+    assert sorted(sum((v['best_index'] for v in res['videos'].values()), [])) == [0, 0, 1]
     json.dumps(res)
     # a video without tubes: its GT tubes are uncovered; a score threshold above every score: same
     part = video_identity({'a/v1': tubes['a/v1']}, two_video_ann)['summary']

@@ -16,7 +16,9 @@ Usage::
 
 Prints one row per method: GT tubes, GT tubes covered on at least one frame, coverage (% of GT frames),
 identity switches (IDSW), fragmentations (Frag), fragments per covered GT tube, predicted tubes, jumps between
-actors and predicted tubes that jump; then frame-mAP and video-mAP@0.5 (``--no-map`` skips them):
+actors and predicted tubes that jump; per GT tube its best tube by st-IoU (mean st-IoU, % at >= 0.5, mean
+temporal and spatial factor; :func:`cfad_mm.analysis.best_tube_overlap`); then frame-mAP and video-mAP@0.5
+(``--no-map`` skips them):
 frame-mAP of :func:`cfad_mm.evaluation.evaluate_clip_predictions` (it does not depend on the linking, so it is
 the same on every row), video-mAP of :func:`cfad_mm.evaluation.video_map` on each method's tubes. ``--out``
 writes the summaries, the settings and the per-video counts (per GT tube and per predicted tube) as JSON.
@@ -163,7 +165,8 @@ def main(argv=None):
             iou_thr=args.iou,
             score_thr=args.score_thr,
             plus_one=prot.plus_one,
-            progress=progress)
+            progress=progress,
+            temporal_plus_one=prot.temporal_plus_one)
         summary = dict(res['summary'])
         if report is not None:
             frame_key = next(iter(report['metrics']))

@@ -28,7 +28,8 @@ from .ground_truth import dense_gt_tubes
 from .matching import greedy_match, ranking_order
 from .protocol import EvalProtocol, get_protocol, skipped_class_mask
 
-__all__ = ['video_map', 'check_video_tubes', 'st_iou_exclusive_time', 'VIDEO_05_095_THRS']
+__all__ = ['video_map', 'check_video_tubes', 'st_iou_exclusive_time', 'temporal_iou_exclusive_time',
+           'VIDEO_05_095_THRS']
 
 #: The ten thresholds of video-mAP@0.5:0.95.
 VIDEO_05_095_THRS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
@@ -97,21 +98,37 @@ def st_iou_exclusive_time(tubes1: np.ndarray, masks1: np.ndarray, tubes2: np.nda
     if n == 0 or m == 0 or t == 0:
         return out
     idx = np.arange(t)
-    s1, e1, nonempty1 = mask_extents(masks1)
-    s2, e2, nonempty2 = mask_extents(masks2)
-    inter_s, inter_e = np.maximum(s1[:, None], s2[None, :]), np.minimum(e1[:, None], e2[None, :])
-    union = (np.maximum(e1[:, None], e2[None, :]) - np.minimum(s1[:, None], s2[None, :])).astype(np.float64)
-    overlap = (inter_e >= inter_s) & nonempty1[:, None] & nonempty2[None, :]
+    tiou, inter_s, inter_e, overlap = _exclusive_temporal_overlap(masks1, masks2)
     if not overlap.any():
         return out
     frame_iou = tube_frame_iou(tubes1, masks1, tubes2, masks2, plus_one)  # (N, M, T)
     in_inter = (idx >= inter_s[..., None]) & (idx <= inter_e[..., None]) & (masks1[:, None] | masks2[None])
     count = in_inter.sum(-1)
     mean_iou = np.where(in_inter, frame_iou, 0).sum(-1) / np.maximum(count, 1)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        tiou = (inter_e - inter_s).astype(np.float64) / union
     out[overlap] = (mean_iou * tiou)[overlap]
     return out
+
+
+def temporal_iou_exclusive_time(masks1: np.ndarray, masks2: np.ndarray) -> np.ndarray:
+    """The temporal part ``(N, M)`` of :func:`st_iou_exclusive_time`: ``(min end - max start) / (max end -
+    min start)`` of the extents of masks ``(N, T)`` and ``(M, T)``; 0 for disjoint or empty tubes, NaN (0 / 0)
+    for two one-frame tubes on the same frame."""
+    masks1, masks2 = np.asarray(masks1, dtype=bool), np.asarray(masks2, dtype=bool)
+    tiou, _, _, overlap = _exclusive_temporal_overlap(masks1, masks2)
+    return np.where(overlap, tiou, 0.0)
+
+
+def _exclusive_temporal_overlap(masks1: np.ndarray, masks2: np.ndarray):
+    """Temporal IoU without ``+ 1`` ``(N, M)`` (NaN for 0 / 0), the intersection bounds ``(N, M)`` x 2 and
+    whether the extents overlap ``(N, M)``."""
+    s1, e1, nonempty1 = mask_extents(masks1)
+    s2, e2, nonempty2 = mask_extents(masks2)
+    inter_s, inter_e = np.maximum(s1[:, None], s2[None, :]), np.minimum(e1[:, None], e2[None, :])
+    union = (np.maximum(e1[:, None], e2[None, :]) - np.minimum(s1[:, None], s2[None, :])).astype(np.float64)
+    overlap = (inter_e >= inter_s) & nonempty1[:, None] & nonempty2[None, :]
+    with np.errstate(invalid='ignore', divide='ignore'):
+        tiou = (inter_e - inter_s).astype(np.float64) / union
+    return tiou, inter_s, inter_e, overlap
 
 
 def video_map(video_tubes: Dict[str, dict],
