@@ -394,6 +394,18 @@ def test_tube_identity_tool_end_to_end(tmp_path, capsys):
     assert out['methods']['greedy']['videos']['cross']['jumps'] == [1, 1]
     out = tool.main([dump, ann_file, '--link-method', 'hungarian', '--vel-weight', '0', '--no-progress'])
     assert out['settings']['vel_weight'] == 0.0 and out['methods']['hungarian']['summary']['idsw'] == 0
+    # the table as a block of a markdown file, citing the command without where the output went
+    doc = tmp_path / 'doc.md'
+    doc.write_text('# Doc\n')
+    tool.main([dump, ann_file, '--link-method', 'hungarian', '--no-progress', '--out', out_json, '--doc',
+               str(doc), '--block', 'ident', '--title', 'crossing'])
+    text = doc.read_text()
+    assert text.startswith('# Doc\n') and '<!-- ident:start -->' in text
+    assert '## Identity and best tubes: crossing' in text
+    assert '--doc' not in text and '--out' not in text and '| hungarian | 3 | 3 |' in text
+    assert '| best_st_iou | best_st_iou>=0.5 | best_t_iou | best_s_iou |' in text
+    with pytest.raises(SystemExit, match='error: --doc'):
+        tool.main([dump, ann_file, '--doc', str(tmp_path / 'nope.md')])
 
 
 def test_tube_identity_tool_bad_inputs(tmp_path):

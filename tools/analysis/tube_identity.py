@@ -24,6 +24,7 @@ the same on every row), video-mAP of :func:`cfad_mm.evaluation.video_map` on eac
 writes the summaries, the settings and the per-video counts (per GT tube and per predicted tube) as JSON.
 """
 import argparse
+import datetime
 import inspect
 import json
 import math
@@ -49,6 +50,7 @@ from cfad_mm.evaluation.functional import (  # noqa: E402
 )
 from cfad_mm.evaluation.linking import LINK_METHODS, drop_nonfinite_tubes  # noqa: E402
 from cfad_mm.evaluation.predictions import add_dump_input_args, eval_settings, optional_float  # noqa: E402
+from cfad_mm.utils.markdown import cited_command, write_block  # noqa: E402
 
 #: Linking settings used here, with ``TubeMetric``'s defaults (those of ``evaluate_clip_predictions``).
 LINK_SETTINGS = ('split', 'subset', 'protocol', 'nms_thr', 'link_iou', 'trim_thr', 'max_gap')
@@ -86,6 +88,9 @@ def parse_args(argv=None):
     parser.add_argument('--no-map', action='store_true', default=False, help='skip frame-/video-mAP')
     parser.add_argument('--out', default=None, help='write the results to this JSON file')
     parser.add_argument('--markdown', action='store_true', default=False, help='print a markdown table')
+    parser.add_argument('--doc', default=None, help='markdown file to write the table into (block --block)')
+    parser.add_argument('--block', default='tube-identity', help='block name in --doc [tube-identity]')
+    parser.add_argument('--title', default=None, help="the block's heading [the results file]")
     parser.add_argument(
         '--no-progress', action='store_true', default=False, help='no progress bars (on stderr)')
     return parser.parse_args(argv)
@@ -121,6 +126,8 @@ def main(argv=None):
         raise SystemExit(f'error: --iou must be in (0, 1], got {args.iou}')
     if not vel_weight >= 0:
         raise SystemExit(f'error: --vel-weight must be >= 0, got {vel_weight}')
+    if args.doc and not osp.isfile(args.doc):
+        raise SystemExit(f'error: --doc {args.doc}: no such file')
     progress = not args.no_progress
     try:
         ann = resolve_annotations(ann_file)
@@ -189,6 +196,18 @@ def main(argv=None):
             score_thr=args.score_thr,
             link_methods=list(args.link_methods)),
         methods=results)
+    if args.doc:
+        command = cited_command('tools/analysis/tube_identity.py', sys.argv[1:] if argv is None else argv,
+                                drop=('--doc', '--block', '--out'))
+        settings = ', '.join(f'{k}={link[k]}' for k in LINK_SETTINGS if k not in ('split', 'subset'))
+        body = (f'## Identity and best tubes: {args.title or args.results}\n\n'
+                f'Produced by `{command}` on {datetime.date.today()}: {len(videos)} '
+                f"{link['subset']} videos of `{ann_file}` (split {link['split']}), linking settings "
+                f'{settings}; per-frame IoU >= {args.iou} for a covered frame; definitions in '
+                'docs/analysis.md (coverage and best_st_iou>=0.5 in %).\n\n'
+                + format_identity_table(summaries, extra_keys=extra, markdown=True) + '\n')
+        write_block(args.doc, args.block, body)
+        print(f'wrote block {args.block} of {args.doc}')
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
