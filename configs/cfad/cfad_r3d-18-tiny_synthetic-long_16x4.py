@@ -44,7 +44,6 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
     dict(type='CosineAnnealingLR', T_max=iters, eta_min=1e-5, by_epoch=False, begin=0, end=iters)
 ]
-default_hooks = dict(checkpoint=dict(_delete_=True, type='CheckpointHook', by_epoch=False, interval=iters,
-                                     max_keep_ckpts=1))
+default_hooks = dict(checkpoint=dict(by_epoch=False, interval=iters))
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)
 randomness = dict(seed=0)
