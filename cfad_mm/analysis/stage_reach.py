@@ -27,6 +27,12 @@ the maps before and after, what a perfect ``motion`` output would give): ``track
 perfect peaks, ``tracks_gt_motion`` on the head's own peaks (:func:`oracle_motion_map`). Between them and
 ``tracks``, they split what the learned displacements lose from what the peaks lose.
 
+With a refine stage, the ceiling row ``key_ceiling`` bounds what refining boxes at key timestamps can give:
+the tubes that enter the first refine pass, each refined perfectly, i.e. given the GT tube's own boxes at its
+key frames (those the model's key-timestamp selector chooses, where the GT is annotated), re-fitted as the
+refine head re-fits (:func:`key_ceiling_frame_iou`); per GT tube its best such tube. Set beside the
+``refined_1`` row it splits what the refine head's boxes lose from what a few refined boxes can reach at all.
+
 Three ceiling rows tell what the model's representation of a tube reaches before anything is learned
 (reference bounds, not strict ones: a least-squares fit, a linear interpolation that the model does not do):
 the GT tube itself as a trajectory of the model's tube coder (``fit_ceiling``: least squares over its
@@ -52,7 +58,7 @@ from cfad_mm.utils.markdown import markdown_table
 #: Order of the stages in the table (those a model does not have are absent).
 STAGE_ORDER = ('static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'tracker_ceiling',
                'tracker_ceiling_gt_motion', 'actor_peaks', 'tracks', 'tracks_gt_motion', 'coarse', 'snapped',
-               'snapped_map_frames', 'snapped_any_extent', 'tracked')
+               'snapped_map_frames', 'snapped_any_extent', 'tracked', 'key_ceiling')
 
 
 def best_tube_frame_iou(tubes: Tensor, masks: Tensor, gt_tube: Tensor, gt_mask: Tensor) -> Tensor:
@@ -190,6 +196,24 @@ def tracker_ceiling_frame_iou(tracker, gt_tubes: Tensor, gt_masks: Tensor, map_f
             for g in range(gt_tubes.shape[0]) if bool(gt_masks[g, map_frames].any())]
 
 
+def key_ceiling_frame_iou(model, coeffs: Tensor, extents: Tensor, key_frames: Tensor, key_valid: Tensor,
+                          gt_tube: Tensor, gt_mask: Tensor, img_shape: Tuple[int, int]) -> Tensor:
+    """Per annotated frame of ``gt_tube (S, 4)`` / ``gt_mask (S,)``: the IoU of the best of the tubes
+    ``coeffs (R, 4, P)`` / ``extents (R, 2)`` re-fitted (``model.roi_head.refine_head.refit``) to the GT
+    boxes at their key frames ``key_frames (R, M)`` (span frames, rounded to the nearest frame) where
+    ``key_valid (R, M)`` and the GT is annotated; zeros when ``R = 0``."""
+    span = gt_mask.shape[0]
+    if coeffs.shape[0] == 0:
+        return best_tube_frame_iou(gt_tube.new_zeros((0, span, 4)), gt_mask.new_zeros((0, span)), gt_tube,
+                                   gt_mask)
+    frames = key_frames.round().long().clamp(0, span - 1)
+    valid = key_valid & gt_mask[frames]
+    refit = model.roi_head.refine_head.refit(model.coder, coeffs, extents, key_frames.to(coeffs.dtype),
+                                             gt_tube[frames].to(coeffs.dtype), valid, img_shape)
+    boxes, masks = model.coder.decode(refit, extents, img_shape, num_frames=span)
+    return best_tube_frame_iou(clamp_boxes_to_image(boxes, img_shape).float(), masks, gt_tube, gt_mask)
+
+
 def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Optional[List[int]] = None,
                        with_stages: bool = True) -> Dict[str, List[Tensor]]:
     """Per stage, the per-frame IoUs of the best tube of each GT tube of each clip (see the module doc).
@@ -212,7 +236,8 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         ``at_input_frames``), and ``'snapped_any_extent'`` (all its annotated frames); with its ``tracker``
         also ``'tracks'`` and ``'tracks_gt_motion'`` (:func:`oracle_motion_map`; at the frames of the maps);
         with an actor head's ``tracker``, with or without the stages, ``'tracker_ceiling'`` and
-        ``'tracker_ceiling_gt_motion'`` (at the frames of the maps).
+        ``'tracker_ceiling_gt_motion'`` (at the frames of the maps); with the stages and a refine stage
+        ``'key_ceiling'`` (:func:`key_ceiling_frame_iou`).
     """
     stages: Dict[str, Tensor] = {}
     head = getattr(model.roi_head, 'actor_head', None) if model.refine else None
@@ -253,6 +278,13 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
                 ds.gt_instances.tubes.float().cpu(), ds.gt_instances.tube_masks.bool().cpu(), map_frames,
                 cells_per_pixel, tuple(heat_logits.shape[-2:])) for ds in data_samples]).to(size_map)
             oracle_tracks = actor_head.link_peaks(local_max, size_map, offset_map, oracle, geom.img_shape)
+    keys = None
+    if with_stages and 'refined_1' in stages:  # the key frames of the first refine pass, on its input tubes
+        before = next(stages[k] for k in ('tracked', 'snapped', 'coarse') if k in stages)
+        with torch.no_grad():
+            ref = model.roi_head.refine(model.extract_feat(inputs), tube_batch, before, raw['extents'], geom,
+                                        classify=False, frames=inputs)
+        keys = (before, ref['key_frames'], ref['key_valid'])
     decoded = {}
     for name, coeffs in stages.items():
         boxes, masks = model.coder.decode(coeffs, raw['extents'], geom.img_shape, num_frames=geom.num_frames)
@@ -270,6 +302,8 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         out['tracks'], out['tracks_gt_motion'] = [], []
     if with_tracker:
         out['tracker_ceiling'], out['tracker_ceiling_gt_motion'] = [], []
+    if keys is not None:
+        out['key_ceiling'] = []
     for i, ds in enumerate(data_samples):
         gt = ds.gt_instances
         sel = tube_batch == i if with_stages else None
@@ -304,6 +338,10 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
                     out[name].append(best_tube_frame_iou(
                         found[i]['boxes'].float().to(gt_tube.device),
                         (found[i]['heat'] > 0).to(gt_mask.device), gt_tube[frames_dev], gt_mask[frames_dev]))
+            if keys is not None:
+                out['key_ceiling'].append(key_ceiling_frame_iou(
+                    model, keys[0][sel], raw['extents'][sel], keys[1][sel], keys[2][sel], gt_tube, gt_mask,
+                    geom.img_shape))
             for name, (boxes, masks) in decoded.items():
                 out[name].append(best_tube_frame_iou(boxes[sel].float(), masks[sel], gt_tube, gt_mask))
     return out
@@ -356,6 +394,8 @@ STAGE_TEXT = {
     'snapped_map_frames': "moved onto the actor peaks, GT frames at the head's map frames only",
     'snapped_any_extent': 'moved onto the actor peaks, boxes only (each tube taken over the whole span)',
     'tracked': 'followed through the steps (track_head)',
+    'key_ceiling': ('ceiling: the tubes entering the refine stage with perfect boxes at their key frames '
+                    '(the GT boxes there, re-fitted as the refine head does)'),
 }
 
 

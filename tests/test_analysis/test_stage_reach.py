@@ -16,6 +16,7 @@ from cfad_mm.analysis.stage_reach import (
     format_class_reach_table,
     format_reach_table,
     interpolated_frame_iou,
+    key_ceiling_frame_iou,
     peak_frame_iou,
     static_frame_iou,
     summarize_reach,
@@ -23,6 +24,7 @@ from cfad_mm.analysis.stage_reach import (
     window_stage_reach,
 )
 from cfad_mm.models.utils import feature_step_frames
+from cfad_mm.structures.tube_ops import box_iou_aligned
 
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -201,7 +203,8 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
     num_gt = int(ds.gt_instances.tube_masks.any(1).sum())
     assert set(out) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'actor_peaks', 'coarse',
                         'snapped', 'snapped_map_frames', 'snapped_any_extent', 'tracks', 'tracks_gt_motion',
-                        'tracker_ceiling', 'tracker_ceiling_gt_motion', 'refined_1', 'refined_2'}
+                        'tracker_ceiling', 'tracker_ceiling_gt_motion', 'key_ceiling', 'refined_1',
+                        'refined_2'}
     # the best snapped tube with its extent ignored covers every GT frame at least as well on average
     for full, any_extent in zip(out['snapped'], out['snapped_any_extent']):
         assert float(any_extent.mean()) >= float(full.mean()) - 1e-6
@@ -233,6 +236,39 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
         assert all(((i >= 0) & (i <= 1)).all() for i in ious)
 
 
+def test_key_ceiling_refits_to_the_gt_at_the_key_frames_only():
+    """A tube off the GT by 4 px; GT boxes at its key frames pull the re-fit towards the GT (a constant box is
+    a trajectory of the coder; the prior of the re-fit keeps part of the offset away from the keys), no valid
+    key leaves it where it was; no tube gives zeros."""
+    sys.path.insert(0, osp.join(TESTS, 'test_models'))
+    from test_long_span import S, long_span_cfg
+    torch.manual_seed(0)
+    model = MODELS.build(long_span_cfg(dict(type='SplineTubeCoder', max_frames=S, knot_interval=25)))
+    img_shape = (64, 64)
+    gt_mask = torch.zeros(S, dtype=torch.bool)
+    gt_mask[10:50] = True
+    gt_tube = torch.tensor([20., 20., 40., 40.]).expand(S, 4).clone()
+    off = (gt_tube + torch.tensor([4., 0., 4., 0.]))[None]
+    coeffs, extents = model.coder.encode(off, gt_mask[None], img_shape)
+    before = box_iou_aligned(off[0, gt_mask], gt_tube[gt_mask])  # 16 x 20 / (2 x 400 - 320) = 2 / 3
+    keys = torch.tensor([[15., 30., 45.]])
+    none = key_ceiling_frame_iou(model, coeffs, extents, keys, torch.zeros(1, 3, dtype=torch.bool), gt_tube,
+                                 gt_mask, img_shape)
+    assert torch.allclose(none, before, atol=1e-3) and torch.allclose(before, torch.full_like(before, 2 / 3))
+    perfect = key_ceiling_frame_iou(model, coeffs, extents, keys, torch.ones(1, 3, dtype=torch.bool), gt_tube,
+                                    gt_mask, img_shape)
+    # near the GT at the keys (frames 15, 30, 45 are the 6th, 21st and 36th annotated ones), better everywhere
+    assert perfect.shape == (40,) and float(perfect[[5, 20, 35]].min()) > 0.93 and float(perfect[20]) > 0.99
+    assert bool((perfect > before + 0.2).all())
+    # keys where the GT is not annotated count as no key
+    outside = key_ceiling_frame_iou(model, coeffs, extents, torch.tensor([[2., 5., 55.]]),
+                                    torch.ones(1, 3, dtype=torch.bool), gt_tube, gt_mask, img_shape)
+    assert torch.allclose(outside, before, atol=1e-3)
+    empty = key_ceiling_frame_iou(model, coeffs[:0], extents[:0], keys[:0], keys[:0].bool(), gt_tube, gt_mask,
+                                  img_shape)
+    assert torch.equal(empty, torch.zeros(40))
+
+
 def test_tool_writes_its_table_json_and_doc_block(tiny_synth, tmp_path, capsys):
     sys.path.insert(0, osp.join(TESTS, 'test_tools'))
     from test_train_test_cli import data_options
@@ -257,8 +293,8 @@ def test_tool_writes_its_table_json_and_doc_block(tiny_synth, tmp_path, capsys):
     summary = json.loads((tmp_path / 'r.json').read_text())
     assert summary['windows'] == 1  # cut inside the first batch
     stages = summary['stages']
-    assert list(stages) == ['static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'coarse', 'refined_1',
-                            'refined_2']  # two refine passes at test time
+    assert list(stages) == ['static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'coarse', 'key_ceiling',
+                            'refined_1', 'refined_2']  # two refine passes at test time
     assert len({s['frames'] for s in stages.values()}) == 1 and stages['static']['frames'] > 0
     text = doc.read_text()
     assert text.startswith('# results\n') and '<!-- reach-test:start -->' in text
