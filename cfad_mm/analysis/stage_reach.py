@@ -282,7 +282,7 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
     if with_stages and 'refined_1' in stages:  # the key frames of the first refine pass, on its input tubes
         before = next(stages[k] for k in ('tracked', 'snapped', 'coarse') if k in stages)
         with torch.no_grad():
-            ref = model.roi_head.refine(model.extract_feat(inputs), tube_batch, before, raw['extents'], geom,
+            ref = model.roi_head.refine(raw['feats'], tube_batch, before, raw['extents'], geom,
                                         classify=False, frames=inputs)
         keys = (before, ref['key_frames'], ref['key_valid'])
     decoded = {}

@@ -307,9 +307,10 @@ class CFAD(BaseModel):
                 :meth:`TubeRefineRoIHead.predict` (``'snapped'``, ``'tracked'``, ``'refined_1'``, ...).
 
         Returns:
-            dict: ``geom`` (:class:`ClipGeometry`), ``actionness (N, T')`` logits, and for the ``R`` coarse
-            tubes kept: ``scores (R,)``, ``labels (R,)``, ``coeffs (R, 4, D+1)`` (refined with
-            ``refine=True``), ``extents (R, 2)``, ``tube_batch (R,)`` and ``cls_logits (R, K+1)`` or None.
+            dict: ``geom`` (:class:`ClipGeometry`), ``feats`` (:meth:`extract_feat`, ``(N, C', T', H',
+            W')``), ``actionness (N, T')`` logits, and for the ``R`` coarse tubes kept: ``scores
+            (R,)``, ``labels (R,)``, ``coeffs (R, 4, D+1)`` (refined with ``refine=True``), ``extents (R,
+            2)``, ``tube_batch (R,)`` and ``cls_logits (R, K+1)`` or None.
         """
         stages = {} if stages is None else stages
         feats = self.extract_feat(inputs)
@@ -325,7 +326,7 @@ class CFAD(BaseModel):
         if self.refine and coeffs.shape[0]:
             coeffs, cls_logits = self.roi_head.predict(feats, tube_batch, coeffs, extents, geom,
                                                        frames=inputs, stages=stages)
-        return dict(geom=geom, actionness=logits, scores=scores, labels=labels, coeffs=coeffs,
+        return dict(geom=geom, feats=feats, actionness=logits, scores=scores, labels=labels, coeffs=coeffs,
                     extents=extents, tube_batch=tube_batch, cls_logits=cls_logits)
 
     def predict(self, inputs: Tensor, data_samples: list) -> list:
