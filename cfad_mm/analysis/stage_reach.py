@@ -32,6 +32,9 @@ the tubes that enter the first refine pass, each refined perfectly, i.e. given t
 key frames (those the model's key-timestamp selector chooses, where the GT is annotated), re-fitted as the
 refine head re-fits (:func:`key_ceiling_frame_iou`); per GT tube its best such tube. Set beside the
 ``refined_1`` row it splits what the refine head's boxes lose from what a few refined boxes can reach at all.
+Two rows show the refine head's own work on those boxes (:func:`key_box_frame_iou`): per GT tube, the best
+tube entering the first pass and, at its key frames where the GT is annotated, the IoU of its boxes as they
+enter (``key_boxes_in``) and as the head refines them (``key_boxes_refined``), before the re-fit.
 
 Three ceiling rows tell what the model's representation of a tube reaches before anything is learned
 (reference bounds, not strict ones: a least-squares fit, a linear interpolation that the model does not do):
@@ -58,7 +61,8 @@ from cfad_mm.utils.markdown import markdown_table
 #: Order of the stages in the table (those a model does not have are absent).
 STAGE_ORDER = ('static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'tracker_ceiling',
                'tracker_ceiling_gt_motion', 'actor_peaks', 'tracks', 'tracks_gt_motion', 'coarse', 'snapped',
-               'snapped_map_frames', 'snapped_any_extent', 'tracked', 'key_ceiling')
+               'snapped_map_frames', 'snapped_any_extent', 'tracked', 'key_boxes_in', 'key_boxes_refined',
+               'key_ceiling')
 
 
 def best_tube_frame_iou(tubes: Tensor, masks: Tensor, gt_tube: Tensor, gt_mask: Tensor) -> Tensor:
@@ -68,9 +72,36 @@ def best_tube_frame_iou(tubes: Tensor, masks: Tensor, gt_tube: Tensor, gt_mask: 
     frames = torch.nonzero(gt_mask).flatten()
     if tubes.shape[0] == 0:
         return gt_tube.new_zeros(frames.numel())
-    pred = tubes[:, frames]  # (R, F, 4)
-    iou = box_iou_aligned(pred, gt_tube[frames].expand_as(pred)) * masks[:, frames].to(pred.dtype)
+    iou = _frame_ious(tubes, masks, gt_tube, frames)
     return iou[iou.mean(1).argmax()]
+
+
+def _frame_ious(tubes: Tensor, masks: Tensor, gt_tube: Tensor, frames: Tensor) -> Tensor:
+    """``(R, F)`` IoU of every tube with the GT tube on ``frames (F,)`` (0 outside the tube's mask)."""
+    pred = tubes[:, frames]  # (R, F, 4)
+    return box_iou_aligned(pred, gt_tube[frames].expand_as(pred)) * masks[:, frames].to(pred.dtype)
+
+
+def key_box_frame_iou(tubes: Tensor, masks: Tensor, key_boxes: Tensor, refined: Tensor, key_frames: Tensor,
+                      key_valid: Tensor, gt_tube: Tensor, gt_mask: Tensor) -> Tuple[Tensor, Tensor]:
+    """The work of the refine head on one GT tube: of the tubes entering a refine pass (``tubes (R, S, 4)`` /
+    ``masks (R, S)``), the one with the highest mean IoU over the annotated frames of ``gt_tube (S, 4)`` /
+    ``gt_mask (S,)`` (the best tube of :func:`best_tube_frame_iou`), and at its key frames (``key_frames
+    (R, M)`` span frames, rounded, where ``key_valid (R, M)`` and the GT is annotated) the IoU with the GT box
+    of its box entering the refine head (``key_boxes (R, M, 4)``) and of the box the head made of it
+    (``refined (R, M, 4)``).
+
+    Returns:
+        tuple[Tensor, Tensor]: ``(K,)`` IoUs before and after the refine head (``K = 0`` when ``R = 0``).
+    """
+    if tubes.shape[0] == 0:
+        return gt_tube.new_zeros(0), gt_tube.new_zeros(0)
+    best = _frame_ious(tubes, masks, gt_tube, torch.nonzero(gt_mask).flatten()).mean(1).argmax()
+    frames = key_frames[best].round().long().clamp(0, gt_mask.shape[0] - 1)
+    valid = key_valid[best] & gt_mask[frames]
+    gt = gt_tube[frames[valid]]
+    return (box_iou_aligned(key_boxes[best][valid].to(gt.dtype), gt),
+            box_iou_aligned(refined[best][valid].to(gt.dtype), gt))
 
 
 def static_frame_iou(gt_tube: Tensor, gt_mask: Tensor) -> Tensor:
@@ -237,7 +268,8 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         also ``'tracks'`` and ``'tracks_gt_motion'`` (:func:`oracle_motion_map`; at the frames of the maps);
         with an actor head's ``tracker``, with or without the stages, ``'tracker_ceiling'`` and
         ``'tracker_ceiling_gt_motion'`` (at the frames of the maps); with the stages and a refine stage
-        ``'key_ceiling'`` (:func:`key_ceiling_frame_iou`).
+        ``'key_ceiling'`` (:func:`key_ceiling_frame_iou`), ``'key_boxes_in'`` and ``'key_boxes_refined'``
+        (:func:`key_box_frame_iou`; at the key frames of the best entering tube).
     """
     stages: Dict[str, Tensor] = {}
     head = getattr(model.roi_head, 'actor_head', None) if model.refine else None
@@ -284,7 +316,10 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         with torch.no_grad():
             ref = model.roi_head.refine(raw['feats'], tube_batch, before, raw['extents'], geom,
                                         classify=False, frames=inputs)
-        keys = (before, ref['key_frames'], ref['key_valid'])
+            key_in = clamp_boxes_to_image(model.coder.decode(before, raw['extents'], geom.img_shape,
+                                                             times=ref['key_frames'])[0], geom.img_shape)
+        keys = dict(coeffs=before, frames=ref['key_frames'], valid=ref['key_valid'], boxes_in=key_in,
+                    refined=ref['refined'])
     decoded = {}
     for name, coeffs in stages.items():
         boxes, masks = model.coder.decode(coeffs, raw['extents'], geom.img_shape, num_frames=geom.num_frames)
@@ -303,7 +338,10 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
     if with_tracker:
         out['tracker_ceiling'], out['tracker_ceiling_gt_motion'] = [], []
     if keys is not None:
-        out['key_ceiling'] = []
+        out['key_ceiling'], out['key_boxes_in'], out['key_boxes_refined'] = [], [], []
+        before_boxes, before_masks = model.coder.decode(keys['coeffs'], raw['extents'], geom.img_shape,
+                                                        num_frames=geom.num_frames)
+        before_boxes = clamp_boxes_to_image(before_boxes, geom.img_shape).float()
     for i, ds in enumerate(data_samples):
         gt = ds.gt_instances
         sel = tube_batch == i if with_stages else None
@@ -340,8 +378,13 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
                         (found[i]['heat'] > 0).to(gt_mask.device), gt_tube[frames_dev], gt_mask[frames_dev]))
             if keys is not None:
                 out['key_ceiling'].append(key_ceiling_frame_iou(
-                    model, keys[0][sel], raw['extents'][sel], keys[1][sel], keys[2][sel], gt_tube, gt_mask,
-                    geom.img_shape))
+                    model, keys['coeffs'][sel], raw['extents'][sel], keys['frames'][sel], keys['valid'][sel],
+                    gt_tube, gt_mask, geom.img_shape))
+                key_in, key_out = key_box_frame_iou(
+                    before_boxes[sel], before_masks[sel], keys['boxes_in'][sel], keys['refined'][sel],
+                    keys['frames'][sel], keys['valid'][sel], gt_tube, gt_mask)
+                out['key_boxes_in'].append(key_in)
+                out['key_boxes_refined'].append(key_out)
             for name, (boxes, masks) in decoded.items():
                 out[name].append(best_tube_frame_iou(boxes[sel].float(), masks[sel], gt_tube, gt_mask))
     return out
@@ -394,6 +437,10 @@ STAGE_TEXT = {
     'snapped_map_frames': "moved onto the actor peaks, GT frames at the head's map frames only",
     'snapped_any_extent': 'moved onto the actor peaks, boxes only (each tube taken over the whole span)',
     'tracked': 'followed through the steps (track_head)',
+    'key_boxes_in': ('refine pass 1: the boxes of the best entering tube at its key frames, as they enter '
+                     '(GT frames at those key frames only)'),
+    'key_boxes_refined': ('refine pass 1: the same key boxes as the refine head refines them (the same '
+                          'frames)'),
     'key_ceiling': ('ceiling: the tubes entering the refine stage with perfect boxes at their key frames '
                     '(the GT boxes there, re-fitted as the refine head does)'),
 }

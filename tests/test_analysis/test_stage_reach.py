@@ -16,6 +16,7 @@ from cfad_mm.analysis.stage_reach import (
     format_class_reach_table,
     format_reach_table,
     interpolated_frame_iou,
+    key_box_frame_iou,
     key_ceiling_frame_iou,
     peak_frame_iou,
     static_frame_iou,
@@ -203,8 +204,11 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
     num_gt = int(ds.gt_instances.tube_masks.any(1).sum())
     assert set(out) == {'static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'actor_peaks', 'coarse',
                         'snapped', 'snapped_map_frames', 'snapped_any_extent', 'tracks', 'tracks_gt_motion',
-                        'tracker_ceiling', 'tracker_ceiling_gt_motion', 'key_ceiling', 'refined_1',
-                        'refined_2'}
+                        'tracker_ceiling', 'tracker_ceiling_gt_motion', 'key_ceiling', 'key_boxes_in',
+                        'key_boxes_refined', 'refined_1', 'refined_2'}
+    # the refine head's key boxes before and after, on the same frames
+    assert [a.shape for a in out['key_boxes_in']] == [b.shape for b in out['key_boxes_refined']]
+    assert sum(a.numel() for a in out['key_boxes_in']) > 0
     # the best snapped tube with its extent ignored covers every GT frame at least as well on average
     for full, any_extent in zip(out['snapped'], out['snapped_any_extent']):
         assert float(any_extent.mean()) >= float(full.mean()) - 1e-6
@@ -232,6 +236,10 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
         on_maps = name in ('actor_peaks', 'snapped_map_frames', 'tracks', 'tracks_gt_motion',
                            'tracker_ceiling', 'tracker_ceiling_gt_motion')
         expected = [int(m[steps].sum()) for m in masks] if on_maps else frames
+        if name.startswith('key_boxes'):  # at most the key_selector's 3 keys, all at step frames
+            expected = [min(n, 3) for n in expected]
+            assert len(ious) == num_gt and all(len(i) <= n for i, n in zip(ious, expected)), name
+            continue
         assert len(ious) == num_gt and [len(i) for i in ious] == expected, name
         assert all(((i >= 0) & (i <= 1)).all() for i in ious)
 
@@ -269,6 +277,27 @@ def test_key_ceiling_refits_to_the_gt_at_the_key_frames_only():
     assert torch.equal(empty, torch.zeros(40))
 
 
+def test_key_boxes_of_the_best_entering_tube():
+    """The key boxes of the tube nearest the GT (tube 1; tube 0 is farther), at its valid key frames where the
+    GT is annotated, before and after the refine head."""
+    s = 10
+    gt_mask = torch.zeros(s, dtype=torch.bool)
+    gt_mask[2:8] = True
+    gt_tube = torch.tensor([0., 0., 10., 10.]).expand(s, 4).clone()
+    tubes = torch.stack([gt_tube + 5, gt_tube + torch.tensor([2., 0., 2., 0.])])  # IoU 1/7 and 2/3
+    masks = torch.ones(2, s, dtype=torch.bool)
+    key_frames = torch.tensor([[3., 4., 5.], [1., 4.2, 6.]])  # tube 1: frame 1 not annotated, 4.2 -> 4
+    key_valid = torch.tensor([[True, True, True], [True, True, False]])  # tube 1: frame 6 not chosen
+    key_in = torch.stack([tubes[0, :3], tubes[1, :3]])
+    refined = key_in.clone()
+    refined[1, 1] = gt_tube[4]  # the refine head puts the box at frame 4 on the GT
+    before, after = key_box_frame_iou(tubes, masks, key_in, refined, key_frames, key_valid, gt_tube, gt_mask)
+    assert torch.allclose(before, torch.tensor([2 / 3])) and torch.allclose(after, torch.tensor([1.0]))
+    empty = key_box_frame_iou(tubes[:0], masks[:0], key_in[:0], refined[:0], key_frames[:0], key_valid[:0],
+                              gt_tube, gt_mask)
+    assert [e.numel() for e in empty] == [0, 0]
+
+
 def test_tool_writes_its_table_json_and_doc_block(tiny_synth, tmp_path, capsys):
     sys.path.insert(0, osp.join(TESTS, 'test_tools'))
     from test_train_test_cli import data_options
@@ -293,9 +322,13 @@ def test_tool_writes_its_table_json_and_doc_block(tiny_synth, tmp_path, capsys):
     summary = json.loads((tmp_path / 'r.json').read_text())
     assert summary['windows'] == 1  # cut inside the first batch
     stages = summary['stages']
-    assert list(stages) == ['static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'coarse', 'key_ceiling',
-                            'refined_1', 'refined_2']  # two refine passes at test time
-    assert len({s['frames'] for s in stages.values()}) == 1 and stages['static']['frames'] > 0
+    assert list(stages) == ['static', 'fit_ceiling', 'step_ceiling', 'input_ceiling', 'coarse',
+                            'key_boxes_in', 'key_boxes_refined', 'key_ceiling', 'refined_1',
+                            'refined_2']  # two refine passes at test time
+    key_rows = ('key_boxes_in', 'key_boxes_refined')
+    assert len({s['frames'] for n, s in stages.items() if n not in key_rows}) == 1
+    assert stages['static']['frames'] > 0
+    assert stages['key_boxes_in']['frames'] == stages['key_boxes_refined']['frames'] > 0
     text = doc.read_text()
     assert text.startswith('# results\n') and '<!-- reach-test:start -->' in text
     assert 'tools/analysis/stage_reach.py' in text and '1 test windows' in text
