@@ -11,11 +11,12 @@ Everything here reads the ground truth only, no model. For one video, from its d
   other actor are not counted);
 - **association at gap k**: per annotated frame ``f`` of a tube that is also annotated at ``f - k`` and
   ``f + k``, the tube's centre at ``f + k`` is predicted from the perfect boxes it had, (a) *by position*: its
-  centre at ``f``, (b) *by constant velocity*: ``2 c(f) - c(f - k)``; the prediction is right when the nearest
-  centre among all tubes annotated at ``f + k`` is the tube's own (both ways are scored on the same frames).
-  It is the share of steps a linker with perfect boxes and nothing but positions gets right; over a tube of
-  ``n`` such steps, ``right ** n`` is the chance of following it without a switch if the errors were
-  independent.
+  centre at ``f``, (b) *by constant velocity*: ``2 c(f) - c(f - k)``; the prediction is right when the tube's
+  own centre at ``f + k`` is strictly nearer to it than the centre of every other tube annotated there (a tie
+  counts as wrong; both ways are scored on the same frames). It is the share of steps that a greedy
+  nearest-centre linker with perfect boxes gets right: a reference for how far apart the actors stay between
+  sampled frames, not a bound of every linker (a one-to-one assignment, or box sizes, can resolve some of
+  its errors).
 
 The numbers depend on the annotation's frame rate: ``k`` counts annotated frames.
 """
@@ -23,11 +24,8 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
+from cfad_mm.structures.tube_ops import box_centres
 from cfad_mm.utils.markdown import markdown_table
-
-
-def _centres(boxes: np.ndarray) -> np.ndarray:
-    return (boxes[..., :2] + boxes[..., 2:]) / 2
 
 
 def _heights(boxes: np.ndarray) -> np.ndarray:
@@ -46,7 +44,7 @@ def video_speeds(boxes: np.ndarray, masks: np.ndarray) -> Tuple[np.ndarray, np.n
         height at the first frame, one value per pair of consecutive annotated frames of a tube.
     """
     both = masks[:, :-1] & masks[:, 1:]
-    step = np.linalg.norm(_centres(boxes[:, 1:]) - _centres(boxes[:, :-1]), axis=-1)
+    step = np.linalg.norm(box_centres(boxes[:, 1:]) - box_centres(boxes[:, :-1]), axis=-1)
     height = _heights(boxes[:, :-1])
     return step[both], step[both] / np.maximum(height[both], 1e-6)
 
@@ -54,7 +52,9 @@ def video_speeds(boxes: np.ndarray, masks: np.ndarray) -> Tuple[np.ndarray, np.n
 def video_nearest_other(boxes: np.ndarray, masks: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Per annotated box of one video with another actor on its frame: the distance from its centre to the
     nearest centre of another tube annotated there, ``(N,)`` pixels and ``(N,)`` divided by its height."""
-    centres = _centres(boxes)  # (G, F, 2)
+    if masks.shape[0] == 0:
+        return np.zeros(0), np.zeros(0)
+    centres = box_centres(boxes)  # (G, F, 2)
     dist = np.linalg.norm(centres[:, None] - centres[None], axis=-1)  # (G, G, F)
     valid = masks[:, None] & masks[None] & ~np.eye(masks.shape[0], dtype=bool)[..., None]
     nearest = np.where(valid, dist, np.inf).min(axis=1)  # (G, F)
@@ -71,20 +71,21 @@ def video_association(boxes: np.ndarray, masks: np.ndarray, gap: int) -> Tuple[i
     """
     if gap < 1:
         raise ValueError(f'gap must be >= 1, got {gap}')
-    num_frames = masks.shape[1]
-    if num_frames <= 2 * gap:
+    num_tubes, num_frames = masks.shape
+    if num_tubes == 0 or num_frames <= 2 * gap:
         return 0, 0, 0
-    centres = _centres(boxes)
+    centres = box_centres(boxes)
     cur = centres[:, gap:num_frames - gap]  # frames f = gap .. F - gap - 1
     prev, nxt = centres[:, :num_frames - 2 * gap], centres[:, 2 * gap:]
     scored = masks[:, gap:num_frames - gap] & masks[:, :num_frames - 2 * gap] & masks[:, 2 * gap:]
     present = masks[:, 2 * gap:]  # (G, F') tubes annotated at f + gap: the candidates
-    own = np.arange(masks.shape[0])[:, None]
+    diagonal = np.eye(num_tubes, dtype=bool)[..., None]
     right = []
     for pred in (cur, 2 * cur - prev):
         dist = np.linalg.norm(pred[:, None] - nxt[None], axis=-1)  # (G tube, G candidate, F')
-        dist = np.where(present[None], dist, np.inf)
-        right.append(int((scored & (dist.argmin(axis=1) == own)).sum()))
+        own = dist[np.arange(num_tubes), np.arange(num_tubes)]  # (G, F')
+        other = np.where(present[None] & ~diagonal, dist, np.inf).min(axis=1)  # (G, F')
+        right.append(int((scored & (own < other)).sum()))
     return int(scored.sum()), right[0], right[1]
 
 

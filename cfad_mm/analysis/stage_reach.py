@@ -34,7 +34,10 @@ refine head re-fits (:func:`key_ceiling_frame_iou`); per GT tube its best such t
 ``refined_1`` row it splits what the refine head's boxes lose from what a few refined boxes can reach at all.
 Two rows show the refine head's own work on those boxes (:func:`key_box_frame_iou`): per GT tube, the best
 tube entering the first pass and, at its key frames where the GT is annotated, the IoU of its boxes as they
-enter (``key_boxes_in``) and as the head refines them (``key_boxes_refined``), before the re-fit.
+enter (``key_boxes_in``) and as the head refines them (``key_boxes_refined``), before the re-fit. They count
+those key frames only (and no frame of a GT tube that no entering tube overlaps), so their means compare with
+each other, not with the other rows. The three key rows come from one more call of the first refine pass on
+the same input; a selector with ``mode='random'`` draws other keys there than in ``refined_1``.
 
 Three ceiling rows tell what the model's representation of a tube reaches before anything is learned
 (reference bounds, not strict ones: a least-squares fit, a linear interpolation that the model does not do):
@@ -55,7 +58,7 @@ from mmdet.models.utils.gaussian_target import get_local_maximum
 from torch import Tensor
 
 from cfad_mm.models.utils import feature_step_frames, input_span_frames
-from cfad_mm.structures.tube_ops import box_iou, box_iou_aligned, clamp_boxes_to_image
+from cfad_mm.structures.tube_ops import box_centres, box_iou, box_iou_aligned, clamp_boxes_to_image
 from cfad_mm.utils.markdown import markdown_table
 
 #: Order of the stages in the table (those a model does not have are absent).
@@ -92,11 +95,16 @@ def key_box_frame_iou(tubes: Tensor, masks: Tensor, key_boxes: Tensor, refined: 
     (``refined (R, M, 4)``).
 
     Returns:
-        tuple[Tensor, Tensor]: ``(K,)`` IoUs before and after the refine head (``K = 0`` when ``R = 0``).
+        tuple[Tensor, Tensor]: ``(K,)`` IoUs before and after the refine head (``K = 0`` when ``R = 0`` or
+        no tube overlaps the GT tube on any of its frames: no tube is then the best one).
     """
+    empty = (gt_tube.new_zeros(0), gt_tube.new_zeros(0))
     if tubes.shape[0] == 0:
-        return gt_tube.new_zeros(0), gt_tube.new_zeros(0)
-    best = _frame_ious(tubes, masks, gt_tube, torch.nonzero(gt_mask).flatten()).mean(1).argmax()
+        return empty
+    mean_iou = _frame_ious(tubes, masks, gt_tube, torch.nonzero(gt_mask).flatten()).mean(1)
+    best = mean_iou.argmax()
+    if not bool(mean_iou[best] > 0):
+        return empty
     frames = key_frames[best].round().long().clamp(0, gt_mask.shape[0] - 1)
     valid = key_valid[best] & gt_mask[frames]
     gt = gt_tube[frames[valid]]
@@ -167,7 +175,7 @@ def gt_map_motion(gt_tubes: Tensor, gt_masks: Tensor, map_frames: Tensor, cells_
     not annotated, the displacement of the other side mirrored (0 when neither is)."""
     frames = map_frames.tolist()
     owners = [torch.nonzero(gt_masks[:, f]).flatten() for f in frames]
-    cells = ((gt_tubes[..., :2] + gt_tubes[..., 2:]) / 2 * cells_per_pixel).double()  # (G, S, 2)
+    cells = (box_centres(gt_tubes) * cells_per_pixel).double()  # (G, S, 2)
     centres = [cells[o, f] for o, f in zip(owners, frames)]
     moves = []
     for k, (o, f) in enumerate(zip(owners, frames)):
@@ -316,10 +324,8 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         with torch.no_grad():
             ref = model.roi_head.refine(raw['feats'], tube_batch, before, raw['extents'], geom,
                                         classify=False, frames=inputs)
-            key_in = clamp_boxes_to_image(model.coder.decode(before, raw['extents'], geom.img_shape,
-                                                             times=ref['key_frames'])[0], geom.img_shape)
-        keys = dict(coeffs=before, frames=ref['key_frames'], valid=ref['key_valid'], boxes_in=key_in,
-                    refined=ref['refined'])
+        keys = dict(coeffs=before, frames=ref['key_frames'], valid=ref['key_valid'],
+                    boxes_in=ref['key_boxes'], refined=ref['refined'])
     decoded = {}
     for name, coeffs in stages.items():
         boxes, masks = model.coder.decode(coeffs, raw['extents'], geom.img_shape, num_frames=geom.num_frames)

@@ -60,7 +60,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from cfad_mm.structures.matching import max_gain_matching
-from cfad_mm.structures.tube_ops import box_iou, mask_extents, tube_frame_iou, tube_nms
+from cfad_mm.structures.tube_ops import box_centres, box_iou, mask_extents, tube_frame_iou, tube_nms
 from .functional.matching import descending_score_order
 
 __all__ = [
@@ -340,7 +340,7 @@ def _interpolate_holes(boxes: np.ndarray, masks: np.ndarray, values: Optional[np
 
 def _centres_sizes(boxes: np.ndarray):
     """Box centres ``(..., 2)`` and sizes ``sqrt(w * h)`` ``(...)`` of xyxy boxes ``(..., 4)``."""
-    centres = 0.5 * (boxes[..., :2] + boxes[..., 2:])
+    centres = box_centres(boxes)
     wh = np.clip(boxes[..., 2:] - boxes[..., :2], 0, None)
     return centres, np.sqrt(wh[..., 0] * wh[..., 1])
 

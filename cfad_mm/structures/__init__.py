@@ -2,6 +2,7 @@
 extents)."""
 from .tube_ops import (
     box_area,
+    box_centres,
     box_iou,
     box_iou_aligned,
     box_nms,
@@ -14,6 +15,6 @@ from .tube_ops import (
 )
 
 __all__ = [
-    'box_area', 'box_iou', 'box_iou_aligned', 'box_nms', 'tube_temporal_iou', 'tube_frame_iou', 'tube_st_iou',
-    'tube_nms', 'clamp_boxes_to_image', 'mask_extents'
+    'box_area', 'box_centres', 'box_iou', 'box_iou_aligned', 'box_nms', 'tube_temporal_iou', 'tube_frame_iou',
+    'tube_st_iou', 'tube_nms', 'clamp_boxes_to_image', 'mask_extents'
 ]

@@ -109,6 +109,12 @@ def box_area(boxes: ArrayLike, plus_one: bool = False) -> ArrayLike:
     return _area(_as_float(boxes, is_torch), 1.0 if plus_one else 0.0, is_torch)
 
 
+def box_centres(boxes: ArrayLike) -> ArrayLike:
+    """Centres ``(..., 2)`` (x, y) of ``(..., 4)`` xyxy boxes (np.ndarray or torch.Tensor, kept as given)."""
+    _check_last_dim4(boxes, 'box_centres', 'boxes')
+    return (boxes[..., :2] + boxes[..., 2:]) / 2
+
+
 def _area(boxes: ArrayLike, off: float, is_torch: bool) -> ArrayLike:
     w = _clip_min0(boxes[..., 2] - boxes[..., 0] + off, is_torch)
     h = _clip_min0(boxes[..., 3] - boxes[..., 1] + off, is_torch)

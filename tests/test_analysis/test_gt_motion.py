@@ -65,6 +65,20 @@ def test_association_needs_the_three_frames():
         video_association(boxes, masks, 0)
 
 
+def test_videos_without_tubes_and_ties():
+    empty_boxes, empty_masks = np.zeros((0, 11, 4)), np.zeros((0, 11), dtype=bool)
+    assert [a.size for a in video_speeds(empty_boxes, empty_masks)] == [0, 0]
+    assert [a.size for a in video_nearest_other(empty_boxes, empty_masks)] == [0, 0]
+    assert video_association(empty_boxes, empty_masks, 2) == (0, 0, 0)
+    stats = motion_statistics([(empty_boxes, empty_masks)])
+    assert stats['videos'] == 1 and stats['speed_px'] is None and stats['association'][0]['steps'] == 0
+    # two tubes with the same boxes (one actor annotated twice): every step is a tie, and a tie is wrong
+    boxes, masks = crossing(7)
+    twice = np.stack([boxes[0], boxes[0]])
+    assert video_association(twice, masks, 1) == (10, 0, 0)
+    assert np.allclose(video_nearest_other(twice, masks)[0], 0.0)
+
+
 def test_a_lone_actor_is_always_right():
     boxes, masks = crossing(11)
     assert video_association(boxes[:1], masks[:1], 3) == (5, 5, 5)

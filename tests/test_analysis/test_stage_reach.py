@@ -236,9 +236,10 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
         on_maps = name in ('actor_peaks', 'snapped_map_frames', 'tracks', 'tracks_gt_motion',
                            'tracker_ceiling', 'tracker_ceiling_gt_motion')
         expected = [int(m[steps].sum()) for m in masks] if on_maps else frames
-        if name.startswith('key_boxes'):  # at most the key_selector's 3 keys, all at step frames
-            expected = [min(n, 3) for n in expected]
-            assert len(ious) == num_gt and all(len(i) <= n for i, n in zip(ious, expected)), name
+        assert all(((i >= 0) & (i <= 1)).all() for i in ious)
+        if name.startswith('key_boxes'):  # at most the key_selector's 3 keys, all at feature step frames
+            most = [min(int(m[steps].sum()), 3) for m in masks]
+            assert len(ious) == num_gt and all(len(i) <= n for i, n in zip(ious, most)), name
             continue
         assert len(ious) == num_gt and [len(i) for i in ious] == expected, name
         assert all(((i >= 0) & (i <= 1)).all() for i in ious)
@@ -286,7 +287,7 @@ def test_key_boxes_of_the_best_entering_tube():
     gt_tube = torch.tensor([0., 0., 10., 10.]).expand(s, 4).clone()
     tubes = torch.stack([gt_tube + 5, gt_tube + torch.tensor([2., 0., 2., 0.])])  # IoU 1/7 and 2/3
     masks = torch.ones(2, s, dtype=torch.bool)
-    key_frames = torch.tensor([[3., 4., 5.], [1., 4.2, 6.]])  # tube 1: frame 1 not annotated, 4.2 -> 4
+    key_frames = torch.tensor([[3., 4., 5.], [1., 3.6, 6.]])  # tube 1: frame 1 not annotated, 3.6 -> 4
     key_valid = torch.tensor([[True, True, True], [True, True, False]])  # tube 1: frame 6 not chosen
     key_in = torch.stack([tubes[0, :3], tubes[1, :3]])
     refined = key_in.clone()
@@ -296,6 +297,9 @@ def test_key_boxes_of_the_best_entering_tube():
     empty = key_box_frame_iou(tubes[:0], masks[:0], key_in[:0], refined[:0], key_frames[:0], key_valid[:0],
                               gt_tube, gt_mask)
     assert [e.numel() for e in empty] == [0, 0]
+    # no entering tube overlaps the GT: none is its best tube, no key frame counted
+    far = key_box_frame_iou(tubes + 50, masks, key_in, refined, key_frames, key_valid, gt_tube, gt_mask)
+    assert [e.numel() for e in far] == [0, 0]
 
 
 def test_tool_writes_its_table_json_and_doc_block(tiny_synth, tmp_path, capsys):

@@ -14,6 +14,7 @@ import cfad_mm  # noqa: F401
 from cfad_mm.models.task_modules.tube_coder import PolyTubeCoder
 from cfad_mm.models.utils.clip_geometry import ClipGeometry
 from cfad_mm.models.utils.tube_postprocessing import combine_scores, outputs_to_clip_tubes
+from cfad_mm.structures import clamp_boxes_to_image
 
 DefaultScope.get_instance('test_tube_refine_roi_head', scope_name='mmaction')
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -92,6 +93,10 @@ def test_predict_passes_and_cfg_checks():
     assert c1.shape == coeffs.shape and l1.shape == (1, NUM_CLASSES + 1)
     # the second pass refines the output of the first with the same weights
     torch.testing.assert_close(c2, again['coeffs'])
+    # the key boxes entering the refine head are the pass's input tubes at the key frames
+    at_keys = one.coder.decode(c1, extents, GEOM.img_shape, times=again['key_frames'])[0]
+    torch.testing.assert_close(again['key_boxes'], clamp_boxes_to_image(at_keys, GEOM.img_shape))
+    assert again['refined'].shape == again['key_boxes'].shape == (1, again['key_frames'].shape[1], 4)
     torch.testing.assert_close(l2, again['cls_logits'])
     with pytest.raises(ValueError, match='test_cfg.refine_iters must be >= 1'):
         roi_head(test_cfg=dict(refine_iters=0))

@@ -31,7 +31,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Motion of the annotated actors and their association across k '
                                 'frames by position (ground truth only)')
     p.add_argument('ann_file', help='annotation file (.pkl or .json, the format of docs/datasets.md)')
-    p.add_argument('--split', type=int, default=0, help='0-based split index [0]')
+    p.add_argument('--split', type=int, default=0, help='0-based split index (not with --subset all) [0]')
     p.add_argument('--subset', choices=['test', 'train', 'all'], default='test',
                    help="videos: the split's test or train videos, or every video of the file [test]")
     p.add_argument('--gaps', type=int, nargs='+', default=[1, 2, 4, 8],
@@ -69,8 +69,8 @@ def main(argv=None):
     print(tables)
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(ann_file=args.ann_file, split=args.split, subset=args.subset, **stats), f,
-                      indent=2)
+            where = dict(subset='all') if args.subset == 'all' else dict(split=args.split, subset=args.subset)
+            json.dump(dict(ann_file=args.ann_file, **where, **stats), f, indent=2)
     if args.doc:
         command = cited_command('tools/analysis/gt_motion.py', sys.argv[1:] if argv is None else argv)
         subset = 'all videos' if args.subset == 'all' else f'the {args.subset} videos of split {args.split}'

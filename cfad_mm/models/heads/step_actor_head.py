@@ -11,14 +11,9 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from cfad_mm.structures.tube_ops import clamp_boxes_to_image
+from cfad_mm.structures.tube_ops import box_centres, clamp_boxes_to_image
 from ..utils import feature_step_frames, input_span_frames, nearest_input_frames
 from ..utils.local_correlation import LocalCorrelation
-
-
-def box_centres(boxes: Tensor) -> Tensor:
-    """Centres ``(..., 2)`` (x, y) of boxes ``(..., 4)`` (x1, y1, x2, y2)."""
-    return torch.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], -1)
 
 
 @MODELS.register_module()

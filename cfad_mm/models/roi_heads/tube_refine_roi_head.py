@@ -151,7 +151,8 @@ class TubeRefineRoIHead(BaseModule):
 
         Returns:
             dict[str, Tensor]: ``step_frames (T',)``, ``step_boxes (R, T', 4)``, ``step_in (R, T')``,
-            ``error_logits (R, T')``, ``key_steps / key_valid / key_frames (R, M)``, ``refined (R, M, 4)``,
+            ``error_logits (R, T')``, ``key_steps / key_valid / key_frames (R, M)``, ``key_boxes (R, M, 4)``
+            (the boxes at the key frames as they enter the refine head), ``refined (R, M, 4)``,
             ``coeffs (R, 4, D+1)`` (re-fitted), ``cls_logits (R, K+1)`` or None.
         """
         img_shape = geom.img_shape
@@ -192,7 +193,8 @@ class TubeRefineRoIHead(BaseModule):
                                                    step_in)
         return dict(step_frames=step_frames, step_boxes=step_boxes, step_in=step_in,
                     error_logits=error_logits, key_steps=key_steps, key_valid=key_valid,
-                    key_frames=key_frames, refined=refined, coeffs=new_coeffs, cls_logits=cls_logits)
+                    key_frames=key_frames, key_boxes=key_boxes, refined=refined, coeffs=new_coeffs,
+                    cls_logits=cls_logits)
 
     # ------------------------------------------------------------------ inference
     def predict(self, feats: Tensor, tube_batch: Tensor, coeffs: Tensor, extents: Tensor,
