@@ -224,7 +224,10 @@ def report(rows, args, cfg, ann_file, cmd) -> tuple:
         f'B-spline tube coder with a knot at most every {args.knot_interval} frames. One training run per '
         'span: the spread between runs is not measured here.', '',
         *accuracy_table(rows), '',
-        *((f'Each longer span against {base} (frames/s with decoding excluded, from docs/benchmarks.md):', '',
+        *((f'Each longer span against {base} (frames/s with decoding excluded, from docs/benchmarks.md; '
+           f'against {base} as the ratio of the two runs\' CFAD / backbone-once ratios, each backbone-once '
+           'pass timed in the same rounds as its run, so that how fast the machine was when each run was '
+           'timed cancels out):', '',
            *acceptance_lines(rows, base), '') if len(rows) > 1 else
           ('No baseline row in this sweep (one span, no `--baseline-run`): the acceptance checks against the '
            '16-frame windows are not computed here.', '')),
