@@ -27,6 +27,11 @@ the maps before and after, what a perfect ``motion`` output would give): ``track
 perfect peaks, ``tracks_gt_motion`` on the head's own peaks (:func:`oracle_motion_map`). Between them and
 ``tracks``, they split what the learned displacements lose from what the peaks lose.
 
+With an actor head that learns displacements (``motion=True``), a separate table compares them with the GT
+ones (:func:`motion_errors`): at every map and GT box, the output at the GT centre's cell against the GT
+centre's displacement to the map before and after, in cells, beside the GT displacement itself (the error of
+predicting no motion). The ``tracks_gt_motion`` row shows what perfect displacements would give.
+
 With a refine stage, the ceiling row ``key_ceiling`` bounds what refining boxes at key timestamps can give:
 the tubes that enter the first refine pass, each refined perfectly, i.e. given the GT tube's own boxes at its
 key frames (those the model's key-timestamp selector chooses, where the GT is annotated), re-fitted as the
@@ -214,6 +219,55 @@ def oracle_motion_map(gt_tubes: Tensor, gt_masks: Tensor, map_frames: Tensor, ce
     return out.reshape(len(centres), 4, h, w)
 
 
+def motion_errors(motion_map: Tensor, gt_tubes: Tensor, gt_masks: Tensor, map_frames: Tensor,
+                  cells_per_pixel: Tensor) -> Tensor:
+    """How far the actor head's learned displacements of one clip are from the GT ones: at every map and
+    every GT box annotated there, the ``motion`` output ``motion_map (M, 4, h, w)`` read at the cell holding
+    the GT centre, against the GT displacements of that centre to the map before and after
+    (:func:`gt_map_motion`, in cells; towards a map where the tube is not annotated, the mirrored other side).
+
+    Returns:
+        Tensor: ``(P, 2)`` float64, one row per GT centre and side (before, after): the length of the error
+        and the length of the GT displacement, in cells.
+    """
+    h, w = motion_map.shape[-2:]
+    _, centres, moves = gt_map_motion(gt_tubes, gt_masks, map_frames, cells_per_pixel)
+    rows = [torch.zeros((0, 2), dtype=torch.float64)]
+    for k, (c, mv) in enumerate(zip(centres, moves)):
+        if c.shape[0] == 0:
+            continue
+        xs, ys = c[:, 0].floor().long().clamp(0, w - 1), c[:, 1].floor().long().clamp(0, h - 1)
+        pred = motion_map[k][:, ys, xs].T.double().cpu()  # (P, 4)
+        for side in (slice(0, 2), slice(2, 4)):
+            rows.append(torch.stack([(pred[:, side] - mv[:, side]).norm(dim=1), mv[:, side].norm(dim=1)], 1))
+    return torch.cat(rows)
+
+
+def summarize_motion_errors(rows: Sequence[Tensor]) -> Optional[dict]:
+    """Medians and 90th percentiles of the GT displacement and of the error of :func:`motion_errors` rows,
+    and the shares under one cell of the error and of the GT displacement itself (the error of predicting no
+    motion); None without rows."""
+    both = torch.cat(list(rows)) if rows else torch.zeros((0, 2), dtype=torch.float64)
+    if both.shape[0] == 0:
+        return None
+    err, gt = both[:, 0], both[:, 1]
+    return dict(pairs=int(both.shape[0]), gt_median=float(gt.median()), gt_p90=float(gt.quantile(0.9)),
+                error_median=float(err.median()), error_p90=float(err.quantile(0.9)),
+                error_under_1=float((err < 1).double().mean()), zero_under_1=float((gt < 1).double().mean()))
+
+
+def format_motion_error_table(summary: dict) -> str:
+    """A markdown table of :func:`summarize_motion_errors`."""
+    return markdown_table(
+        ['displacements to the maps before / after (cells)', 'values', 'median', '90th percentile',
+         'share under 1 cell'],
+        [['GT displacement (the error of predicting no motion)', str(summary['pairs']),
+          f"{summary['gt_median']:.2f}", f"{summary['gt_p90']:.2f}", f"{summary['zero_under_1']:.3f}"],
+         ["error of the actor head's learned displacement", str(summary['pairs']),
+          f"{summary['error_median']:.2f}", f"{summary['error_p90']:.2f}",
+          f"{summary['error_under_1']:.3f}"]])
+
+
 def tracker_ceiling_frame_iou(tracker, gt_tubes: Tensor, gt_masks: Tensor, map_frames: Tensor,
                               cells_per_pixel: Tensor, gt_motion: bool = False) -> List[Tensor]:
     """Per GT tube annotated at some of ``map_frames (M,)`` (of ``gt_tubes (G, S, 4)`` / ``gt_masks (G,
@@ -254,7 +308,8 @@ def key_ceiling_frame_iou(model, coeffs: Tensor, extents: Tensor, key_frames: Te
 
 
 def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Optional[List[int]] = None,
-                       with_stages: bool = True) -> Dict[str, List[Tensor]]:
+                       with_stages: bool = True, motion: Optional[List[Tensor]] = None
+                       ) -> Dict[str, List[Tensor]]:
     """Per stage, the per-frame IoUs of the best tube of each GT tube of each clip (see the module doc).
 
     Args:
@@ -266,6 +321,8 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         with_stages (bool): Run the model's stages. False: only the reference and the ceiling rows, which
             need the model's tube coder, the number of its feature steps and (``tracker_ceiling``) the frames
             and the resolution of the actor head's maps, not trained weights.
+        motion (list[Tensor], optional): Receives, with the stages and an actor head with a ``motion``
+            output, the :func:`motion_errors` rows of each clip.
 
     Returns:
         dict[str, list[Tensor]]: stage -> one ``(F,)`` tensor per GT tube with annotated frames
@@ -309,6 +366,10 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
     if actor_outs:
         where, peak_boxes, _ = actor_head.peak_boxes(actor_outs[0], geom.img_shape)
         peaks = (where.cpu(), peak_boxes.float().cpu(), map_frames)
+        if motion is not None and len(actor_outs[0]) > 3:
+            motion += [motion_errors(actor_outs[0][3][i], ds.gt_instances.tubes.float().cpu(),
+                                     ds.gt_instances.tube_masks.bool().cpu(), map_frames, cells_per_pixel)
+                       for i, ds in enumerate(data_samples)]
         if with_tracker:
             heat_logits, size_map, offset_map = actor_outs[0][:3]
             motion_map = actor_outs[0][3] if len(actor_outs[0]) > 3 else None

@@ -155,6 +155,37 @@ def test_oracle_motion_map_puts_each_gt_displacement_around_its_centre():
     assert motion[0, :, 4, 6].tolist() == [0.0] * 4  # B is not there at map 0
 
 
+def test_motion_errors_against_a_perfect_and_a_still_output():
+    """The scene of the oracle test: A moves 2 cells per map (3 maps, 2 sides), B 1 cell (2 maps, 2 sides).
+    The oracle map is read without error; an output of zeros is off by each GT displacement."""
+    from cfad_mm.analysis.stage_reach import (
+        format_motion_error_table,
+        motion_errors,
+        oracle_motion_map,
+        summarize_motion_errors,
+    )
+    tubes, masks = torch.zeros(2, 12, 4), torch.zeros(2, 12, dtype=torch.bool)
+    for f, cx in ((0, 12.0), (4, 28.0), (8, 44.0)):
+        tubes[0, f] = torch.tensor([cx - 4, 8.0, cx + 4, 16.0])
+        masks[0, f] = True
+    for f, cy in ((4, 36.0), (8, 28.0)):
+        tubes[1, f] = torch.tensor([48.0, cy - 4, 56.0, cy + 4])
+        masks[1, f] = True
+    frames, cpp = torch.tensor([0, 4, 8]), torch.tensor([0.125, 0.125])
+    perfect = motion_errors(oracle_motion_map(tubes, masks, frames, cpp, (6, 8)), tubes, masks, frames, cpp)
+    assert perfect.shape == (10, 2) and perfect[:, 0].abs().max() == 0
+    assert sorted(perfect[:, 1].tolist()) == [1.0] * 4 + [2.0] * 6
+    still = motion_errors(torch.zeros(3, 4, 6, 8), tubes, masks, frames, cpp)
+    assert torch.equal(still[:, 0], still[:, 1])
+    summary = summarize_motion_errors([still[:4], still[4:]])
+    assert summary['pairs'] == 10 and summary['gt_median'] == 2.0 and summary['error_median'] == 2.0
+    assert summary['error_under_1'] == 0.0 and summary['zero_under_1'] == 0.0
+    assert summarize_motion_errors([perfect])['error_under_1'] == 1.0
+    assert summarize_motion_errors([]) is None
+    assert '| error of the actor head\'s learned displacement | 10 | 2.00 | 2.00 | 0.000 |' in \
+        format_motion_error_table(summary)
+
+
 def test_summary_per_class_counts_the_frames_of_each_class():
     per_stage = {'coarse': [torch.tensor([0.6, 0.2]), torch.tensor([0.5]), torch.tensor([0.1, 0.9, 0.9])],
                  'fit_ceiling': [torch.tensor([1.0, 1.0]), torch.tensor([0.0]),
@@ -206,6 +237,19 @@ def test_a_long_window_cfad_reports_every_stage_for_every_gt_tube():
                         'snapped', 'snapped_map_frames', 'snapped_any_extent', 'tracks', 'tracks_gt_motion',
                         'tracker_ceiling', 'tracker_ceiling_gt_motion', 'key_ceiling', 'key_boxes_in',
                         'key_boxes_refined', 'refined_1', 'refined_2'}
+    # no motion output: no displacement errors; with one, a row per GT centre and side at every map
+    motion = []
+    window_stage_reach(model, data['inputs'], data['data_samples'], motion=motion)
+    assert motion == []
+    cfg['roi_head']['actor_head'].update(follow=True, motion=True)
+    with_motion = MODELS.build(cfg)
+    with_motion.init_weights()
+    with_motion.eval()
+    window_stage_reach(with_motion, data['inputs'], data['data_samples'], motion=motion)
+    t_feat = model.extract_feat(data['inputs']).shape[2]
+    maps = feature_step_frames(t_feat, S / t_feat, S)  # the head's maps: one per feature step
+    sides = 2 * sum(int(m[maps].sum()) for m in ds.gt_instances.tube_masks)
+    assert len(motion) == 1 and motion[0].shape == (sides, 2) and sides > 0
     # the refine head's key boxes before and after, on the same frames
     assert [a.shape for a in out['key_boxes_in']] == [b.shape for b in out['key_boxes_refined']]
     assert sum(a.numel() for a in out['key_boxes_in']) > 0

@@ -33,7 +33,9 @@ from mmengine.runner import Runner  # noqa: E402
 
 from cfad_mm.analysis.stage_reach import (  # noqa: E402
     format_class_reach_table,
+    format_motion_error_table,
     format_reach_table,
+    summarize_motion_errors,
     summarize_reach,
     window_stage_reach,
 )
@@ -83,7 +85,7 @@ def main(argv=None):
     loader_cfg.update(batch_size=args.batch_size, num_workers=0, persistent_workers=False)
     loader = Runner.build_dataloader(loader_cfg)
     total = len(loader.dataset) if not args.max_windows else min(args.max_windows, len(loader.dataset))
-    per_stage, labels, seen, start = {}, [], 0, time.time()
+    per_stage, labels, motion, seen, start = {}, [], [], 0, time.time()
     for batch in loader:
         if seen >= total:
             break
@@ -91,7 +93,7 @@ def main(argv=None):
         batch = dict(inputs=batch['inputs'][:keep], data_samples=batch['data_samples'][:keep])
         data = model.data_preprocessor(batch, False)
         for name, ious in window_stage_reach(model, data['inputs'], data['data_samples'], labels,
-                                             with_stages=args.checkpoint is not None).items():
+                                             with_stages=args.checkpoint is not None, motion=motion).items():
             per_stage.setdefault(name, []).extend(ious)
         seen += keep
         print(f'\rwindows {seen}/{total} ({time.time() - start:.0f} s)', end='', file=sys.stderr, flush=True)
@@ -101,11 +103,15 @@ def main(argv=None):
     if labels:
         table += ('\n\nShare of GT frames at IoU >= 0.5 per class of the GT tube:\n\n'
                   + format_class_reach_table(summary, loader.dataset.metainfo.get('classes')))
+    motion_summary = summarize_motion_errors(motion)
+    if motion_summary is not None:
+        table += ("\n\nThe actor head's learned displacements at the GT centres (every map, every GT box "
+                  'there, each side):\n\n' + format_motion_error_table(motion_summary))
     print(table)
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(config=args.config, checkpoint=args.checkpoint, windows=seen, stages=summary), f,
-                      indent=2)
+            json.dump(dict(config=args.config, checkpoint=args.checkpoint, windows=seen, stages=summary,
+                           motion=motion_summary), f, indent=2)
     if args.doc:
         command = 'python tools/analysis/stage_reach.py ' + shlex.join(sys.argv[1:] if argv is None else argv)
         ds = cfg.test_dataloader.dataset
