@@ -381,11 +381,11 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
             oracle_tracks = actor_head.link_peaks(local_max, size_map, offset_map, oracle, geom.img_shape)
     keys = None
     if with_stages and 'refined_1' in stages:  # the key frames of the first refine pass, on its input tubes
-        before = next(stages[k] for k in ('tracked', 'snapped', 'coarse') if k in stages)
+        before = next(k for k in ('tracked', 'snapped', 'coarse') if k in stages)
         with torch.no_grad():
-            ref = model.roi_head.refine(raw['feats'], tube_batch, before, raw['extents'], geom,
+            ref = model.roi_head.refine(raw['feats'], tube_batch, stages[before], raw['extents'], geom,
                                         classify=False, frames=inputs)
-        keys = dict(coeffs=before, frames=ref['key_frames'], valid=ref['key_valid'],
+        keys = dict(stage=before, coeffs=stages[before], frames=ref['key_frames'], valid=ref['key_valid'],
                     boxes_in=ref['key_boxes'], refined=ref['refined'])
     decoded = {}
     for name, coeffs in stages.items():
@@ -406,9 +406,7 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         out['tracker_ceiling'], out['tracker_ceiling_gt_motion'] = [], []
     if keys is not None:
         out['key_ceiling'], out['key_boxes_in'], out['key_boxes_refined'] = [], [], []
-        before_boxes, before_masks = model.coder.decode(keys['coeffs'], raw['extents'], geom.img_shape,
-                                                        num_frames=geom.num_frames)
-        before_boxes = clamp_boxes_to_image(before_boxes, geom.img_shape).float()
+        before_boxes, before_masks = decoded[keys['stage']]  # the tubes entering the first refine pass
     for i, ds in enumerate(data_samples):
         gt = ds.gt_instances
         sel = tube_batch == i if with_stages else None
@@ -448,7 +446,7 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
                     model, keys['coeffs'][sel], raw['extents'][sel], keys['frames'][sel], keys['valid'][sel],
                     gt_tube, gt_mask, geom.img_shape))
                 key_in, key_out = key_box_frame_iou(
-                    before_boxes[sel], before_masks[sel], keys['boxes_in'][sel], keys['refined'][sel],
+                    before_boxes[sel].float(), before_masks[sel], keys['boxes_in'][sel], keys['refined'][sel],
                     keys['frames'][sel], keys['valid'][sel], gt_tube, gt_mask)
                 out['key_boxes_in'].append(key_in)
                 out['key_boxes_refined'].append(key_out)

@@ -130,12 +130,9 @@ def test_tracker_ceiling_links_perfect_peaks_and_breaks_at_a_jump():
     assert [i.tolist() for i in ious] == [[1.0] * 4, [1.0] * 3]
 
 
-def test_oracle_motion_map_puts_each_gt_displacement_around_its_centre():
-    """Map frames 0, 4, 8 of a 12-frame span, 8 px cells, a 6 x 8 map. A (centre cell x 1.5 -> 3.5 -> 5.5,
-    y 1.5) moves 2 cells per map; B (centre x 6.5, y 4.5) only at frames 4 and 8, moving up 1 cell. Cells
-    within 2 of a centre get its displacements (to the map before, to the map after; the missing side
-    mirrored at B's first map and at the window's ends), the others 0."""
-    from cfad_mm.analysis.stage_reach import oracle_motion_map
+def two_movers():
+    """``(tubes (2, 12, 4), masks (2, 12))``: A (8 x 8 px) at frames 0, 4, 8 with centre x 12 -> 28 -> 44,
+    y 12; B (8 x 8 px) at frames 4 and 8 with centre x 52, y 36 -> 28."""
     tubes, masks = torch.zeros(2, 12, 4), torch.zeros(2, 12, dtype=torch.bool)
     for f, cx in ((0, 12.0), (4, 28.0), (8, 44.0)):
         tubes[0, f] = torch.tensor([cx - 4, 8.0, cx + 4, 16.0])
@@ -143,6 +140,16 @@ def test_oracle_motion_map_puts_each_gt_displacement_around_its_centre():
     for f, cy in ((4, 36.0), (8, 28.0)):
         tubes[1, f] = torch.tensor([48.0, cy - 4, 56.0, cy + 4])
         masks[1, f] = True
+    return tubes, masks
+
+
+def test_oracle_motion_map_puts_each_gt_displacement_around_its_centre():
+    """Map frames 0, 4, 8 of a 12-frame span, 8 px cells, a 6 x 8 map. A (centre cell x 1.5 -> 3.5 -> 5.5,
+    y 1.5) moves 2 cells per map; B (centre x 6.5, y 4.5) only at frames 4 and 8, moving up 1 cell. Cells
+    within 2 of a centre get its displacements (to the map before, to the map after; the missing side
+    mirrored at B's first map and at the window's ends), the others 0."""
+    from cfad_mm.analysis.stage_reach import oracle_motion_map
+    tubes, masks = two_movers()
     motion = oracle_motion_map(tubes, masks, torch.tensor([0, 4, 8]), torch.tensor([0.125, 0.125]), (6, 8))
     assert motion.shape == (3, 4, 6, 8)
     # A at map 1 (cell y 1, x 3): -2 cells in x to the map before, +2 to the map after
@@ -164,13 +171,7 @@ def test_motion_errors_against_a_perfect_and_a_still_output():
         oracle_motion_map,
         summarize_motion_errors,
     )
-    tubes, masks = torch.zeros(2, 12, 4), torch.zeros(2, 12, dtype=torch.bool)
-    for f, cx in ((0, 12.0), (4, 28.0), (8, 44.0)):
-        tubes[0, f] = torch.tensor([cx - 4, 8.0, cx + 4, 16.0])
-        masks[0, f] = True
-    for f, cy in ((4, 36.0), (8, 28.0)):
-        tubes[1, f] = torch.tensor([48.0, cy - 4, 56.0, cy + 4])
-        masks[1, f] = True
+    tubes, masks = two_movers()
     frames, cpp = torch.tensor([0, 4, 8]), torch.tensor([0.125, 0.125])
     perfect = motion_errors(oracle_motion_map(tubes, masks, frames, cpp, (6, 8)), tubes, masks, frames, cpp)
     assert perfect.shape == (10, 2) and perfect[:, 0].abs().max() == 0
