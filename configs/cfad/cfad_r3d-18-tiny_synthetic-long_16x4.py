@@ -1,7 +1,8 @@
 # CFAD on 61-frame windows of the long synthetic preset (16 frames sampled every 4, windows every 30 frames)
-# with the settings, the schedule and the seed (0) of the `actor-add-fusion` run, the best-measured
-# long-window recipe (docs/results.md, docs/benchmarks.md: tools/analysis/span_sweep.py --spans 16x4
-# --knot-interval 8 with the actor-head settings below; seed 1 in the `actor-add-fusion-seed1` tables).
+# with the settings, the schedule and the seed (0) of the `actor-add-fusion` run, the long-window recipe
+# chosen in docs/model.md (frame-mAP close to the best 16x4 run's, faster; docs/results.md,
+# docs/benchmarks.md: tools/analysis/span_sweep.py --spans 16x4 --knot-interval 8 with the actor-head
+# settings below; seed 1 in the `actor-add-fusion-seed1` tables).
 #   python tools/data/make_synthetic.py --preset long --out data/synth_long --seed 0
 #   python tools/train.py configs/cfad/cfad_r3d-18-tiny_synthetic-long_16x4.py
 #   python tools/test.py configs/cfad/cfad_r3d-18-tiny_synthetic-long_16x4.py \
