@@ -363,21 +363,23 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
                 map_shape = head(feats, inputs, geom.num_frames)[0].shape
         map_frames = head.map_frames(map_shape[1], geom.num_frames).cpu()
         cells_per_pixel = torch.tensor([map_shape[-1] / geom.img_shape[1], map_shape[-2] / geom.img_shape[0]])
+    # the GT of each clip on the CPU, for the rows that work on the head's maps
+    gt_cpu = [(ds.gt_instances.tubes.float().cpu(), ds.gt_instances.tube_masks.bool().cpu())
+              for ds in data_samples]
     if actor_outs:
         where, peak_boxes, _ = actor_head.peak_boxes(actor_outs[0], geom.img_shape)
         peaks = (where.cpu(), peak_boxes.float().cpu(), map_frames)
         if motion is not None and len(actor_outs[0]) > 3:
-            motion += [motion_errors(actor_outs[0][3][i], ds.gt_instances.tubes.float().cpu(),
-                                     ds.gt_instances.tube_masks.bool().cpu(), map_frames, cells_per_pixel)
-                       for i, ds in enumerate(data_samples)]
+            motion += [motion_errors(actor_outs[0][3][i], tubes, masks, map_frames, cells_per_pixel)
+                       for i, (tubes, masks) in enumerate(gt_cpu)]
         if with_tracker:
             heat_logits, size_map, offset_map = actor_outs[0][:3]
             motion_map = actor_outs[0][3] if len(actor_outs[0]) > 3 else None
             local_max = get_local_maximum(heat_logits.sigmoid())
             tracks = actor_head.link_peaks(local_max, size_map, offset_map, motion_map, geom.img_shape)
-            oracle = torch.stack([oracle_motion_map(
-                ds.gt_instances.tubes.float().cpu(), ds.gt_instances.tube_masks.bool().cpu(), map_frames,
-                cells_per_pixel, tuple(heat_logits.shape[-2:])) for ds in data_samples]).to(size_map)
+            oracle = torch.stack([oracle_motion_map(tubes, masks, map_frames, cells_per_pixel,
+                                                    tuple(heat_logits.shape[-2:]))
+                                  for tubes, masks in gt_cpu]).to(size_map)
             oracle_tracks = actor_head.link_peaks(local_max, size_map, offset_map, oracle, geom.img_shape)
     keys = None
     if with_stages and 'refined_1' in stages:  # the key frames of the first refine pass, on its input tubes
@@ -413,11 +415,10 @@ def window_stage_reach(model, inputs: Tensor, data_samples: list, labels: Option
         out['fit_ceiling'] += coder_fit_frame_iou(model.coder, gt.tubes.float(), gt.tube_masks.bool(),
                                                   geom.img_shape)
         if with_tracker:
-            out['tracker_ceiling'] += tracker_ceiling_frame_iou(
-                head.tracker, gt.tubes.float().cpu(), gt.tube_masks.bool().cpu(), map_frames, cells_per_pixel)
+            out['tracker_ceiling'] += tracker_ceiling_frame_iou(head.tracker, *gt_cpu[i], map_frames,
+                                                                cells_per_pixel)
             out['tracker_ceiling_gt_motion'] += tracker_ceiling_frame_iou(
-                head.tracker, gt.tubes.float().cpu(), gt.tube_masks.bool().cpu(), map_frames, cells_per_pixel,
-                gt_motion=True)
+                head.tracker, *gt_cpu[i], map_frames, cells_per_pixel, gt_motion=True)
         for g in range(gt.tubes.shape[0]):
             gt_tube, gt_mask = gt.tubes[g].float(), gt.tube_masks[g].bool()
             if not bool(gt_mask.any()):
